@@ -1,0 +1,423 @@
+"""Pass/fail checks: each says whether it failed and why, in the sentence the user reads.
+
+Pure code: a Timeline and client totals in, a Verdict out. A check with no data is
+skipped with its reason, never passed silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from .leak import LeakUnknown, estimate_leak
+from .sample import PHASE_FLAPPING, ResourceSample
+from .timeline import ResourceLevels, Timeline
+
+MIB = 1024 * 1024  # "MB" in this pack means MiB, like ps and top
+KIB = 1024  # "KB" means KiB
+
+EXIT_PASS = 0
+EXIT_FAIL = 3
+
+Status = Literal["pass", "fail", "skip"]
+Bound = Literal["max", "min"]
+
+
+_T = TypeVar("_T", int, float)
+
+
+def _threshold(default: _T, unit: str, help: str) -> _T:
+    """A Thresholds field whose metadata carries its unit and one line of help."""
+    return field(default=default, metadata={"unit": unit, "help": help})
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Limits of the verdict; the one place their defaults live."""
+
+    min_connect_success_pct: float = _threshold(100.0, "%", "lowest share of WebSocket connects that must succeed")
+    max_memory_growth_mb: float = _threshold(
+        15.0, "MB", "most the server's resident memory may grow from baseline to settled (MiB)"
+    )
+    max_memory_growth_pct: float = _threshold(
+        0.0, "%", "most the server's resident memory may grow, in % of baseline; 0 turns it off"
+    )
+    max_leak_kb_per_cycle: float = _threshold(
+        16.0, "KB/cycle", "largest sustained memory growth per flap cycle (KiB, Theil-Sen slope)"
+    )
+    max_fd_growth: int = _threshold(10, "fds", "most open file descriptors may grow from baseline to settled")
+    max_lingering_connections: int = _threshold(
+        0, "connections", "most server-side TCP connections still held after settling, over baseline"
+    )
+    max_agents_growth: int = _threshold(
+        0, "agents", "most per-connection server objects (agents metric) left after settling"
+    )
+    max_recovery_ms: float = _threshold(100.0, "ms", "longest recovery time; skipped when not measured")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
+                raise ValueError(f"{f.name} must be a number >= 0, got {value!r}")
+        if self.min_connect_success_pct > 100:
+            raise ValueError(f"min_connect_success_pct must be <= 100, got {self.min_connect_success_pct!r}")
+
+
+@dataclass(frozen=True)
+class ThresholdInfo:
+    """What the options layer needs to offer one threshold."""
+
+    name: str  # field name of Thresholds, e.g. max_memory_growth_mb
+    default: float  # its default value
+    value_type: type  # int or float, for the option parser
+    unit: str  # e.g. "MB"
+    help: str  # one line
+
+
+def threshold_info() -> list[ThresholdInfo]:
+    """Every threshold with its default, type, unit and help, in declaration order."""
+    defaults = Thresholds()
+    return [
+        ThresholdInfo(
+            name=f.name,
+            default=getattr(defaults, f.name),
+            value_type=type(getattr(defaults, f.name)),
+            unit=f.metadata["unit"],
+            help=f.metadata["help"],
+        )
+        for f in dataclasses.fields(Thresholds)
+    ]
+
+
+@dataclass
+class ClientTotals:
+    """What the load generator's clients did, summed over all users."""
+
+    connect_attempts: int
+    connect_failures: int
+    cycles_completed: int
+    users: int
+    recovery_ms: float | None = None  # measured recovery time, when a scenario measures it
+    generator_limited: str | None = None  # why failures were the load generator's own fault
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's outcome; `detail` is the exact sentence shown to the user."""
+
+    name: str  # JSON name, e.g. memory_growth_mb
+    status: Status
+    observed: float | None  # None when not measured
+    limit: float | None  # None when the check has no numeric limit or is off
+    unit: str
+    detail: str
+    bound: Bound = "max"  # whether `limit` is a maximum or a minimum
+
+    @property
+    def passed(self) -> bool | None:
+        """True or False, or None when skipped."""
+        return None if self.status == "skip" else self.status == "pass"
+
+
+@dataclass
+class Verdict:
+    """All check results of a run."""
+
+    checks: list[CheckResult]
+    interrupted: bool = False  # the run stopped early (user or time limit); still judged
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        """The checks that failed."""
+        return [c for c in self.checks if c.status == "fail"]
+
+    @property
+    def skipped(self) -> list[CheckResult]:
+        """The checks that were skipped."""
+        return [c for c in self.checks if c.status == "skip"]
+
+    @property
+    def passed(self) -> bool:
+        """No check failed (skipped checks do not fail the run)."""
+        return not self.failed
+
+    @property
+    def exit_code(self) -> int:
+        """Process exit code: 0 when passed, 3 when a check failed."""
+        return EXIT_PASS if self.passed else EXIT_FAIL
+
+    def summary(self) -> str:
+        """The VERDICT line's text: PASS, or e.g. FAIL (2 of 9 checks failed); "(interrupted)" when so."""
+        text = "PASS" if self.passed else f"FAIL ({len(self.failed)} of {len(self.checks)} checks failed)"
+        return f"{text} (interrupted)" if self.interrupted else text
+
+
+# --- formatting -------------------------------------------------------------
+
+
+def fmt_number(value: float, decimals: int = 1) -> str:
+    """At most `decimals` decimals, trailing zeros dropped: 15.0 -> "15", 23.44 -> "23.4"."""
+    text = f"{value:.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _fmt_against(value: float, limit: float) -> str:
+    """`value` with enough decimals (up to 3) not to print the same as a different limit."""
+    decimals = 1
+    while decimals < 3 and value != limit and fmt_number(value, decimals) == fmt_number(limit, decimals):
+        decimals += 1
+    return fmt_number(value, decimals)
+
+
+def _mb(n_bytes: float) -> str:
+    return f"{fmt_number(n_bytes / MIB)} MB"
+
+
+def _plural(n: float, word: str) -> str:
+    return f"{fmt_number(n)} {word}" + ("" if n == 1 else "s")
+
+
+_NO_SETTLE = "; no settle phase, so measured at the end of flapping"
+
+
+def _no_settle_note(settled: ResourceLevels) -> str:
+    return _NO_SETTLE if settled.source == PHASE_FLAPPING else ""
+
+
+def _status(ok: bool) -> Status:
+    return "pass" if ok else "fail"
+
+
+def _skip(name: str, unit: str, limit: float | None, reason: str, bound: Bound = "max") -> CheckResult:
+    return CheckResult(name, "skip", None, limit, unit, f"skipped: {reason}", bound)
+
+
+def _missing_reason(baseline: float | None, settled: float | None, what: str, monitors: str) -> str | None:
+    """Why a baseline-to-settled comparison cannot be made, or None when it can."""
+    if baseline is None and settled is None:
+        return f"no {what} samples ({monitors})"
+    if baseline is None:
+        return f"no {what} samples in the baseline phase"
+    if settled is None:
+        return f"no {what} samples after flapping"
+    return None
+
+
+# --- checks, in evaluation order ---------------------------------------------
+
+
+def server_alive(timeline: Timeline) -> CheckResult:
+    """Fail if the server went away (process gone or metrics unreachable) or restarted."""
+    name = "server_alive"
+    if not timeline.has_observations():
+        return _skip(name, "", None, "no server samples (no process or metrics monitor)")
+    problems: list[str] = []
+    death = timeline.first_death()
+    if death is not None:
+        when = f"during {death.phase} (t={fmt_number(timeline.relative_t_s(death))} s)"
+        if timeline.knows_pid():
+            problems.append(f"server process exited {when}")
+        else:
+            problems.append(f"server stopped answering its metrics endpoint {when}")
+    change = timeline.pid_change()
+    if change is not None:
+        problems.append(f"server restarted: pid changed {change[0]} → {change[1]}")
+    if problems:
+        return CheckResult(name, "fail", None, None, "", "; ".join(problems))
+    pid = next((s.pid for s in timeline.samples if s.pid is not None), None)
+    count = _plural(len(timeline), "sample")
+    seen = f"pid {pid}, {count}" if pid is not None else count
+    return CheckResult(name, "pass", None, None, "", f"server alive throughout ({seen})")
+
+
+def connect_success_pct(totals: ClientTotals, min_pct: float) -> CheckResult:
+    """Fail if fewer than `min_pct` % of connect attempts succeeded."""
+    name, unit = "connect_success_pct", "%"
+    if totals.connect_attempts <= 0:
+        return CheckResult(name, "fail", None, min_pct, unit, "no connect was attempted", "min")
+    succeeded = totals.connect_attempts - totals.connect_failures
+    pct = 100.0 * succeeded / totals.connect_attempts
+    ok = pct >= min_pct
+    detail = (
+        f"{_fmt_against(pct, min_pct)}% of {totals.connect_attempts} connects succeeded"
+        f" (limit ≥ {fmt_number(min_pct)}%)"
+    )
+    if not ok and totals.generator_limited:
+        detail += f"; the failures came from the load generator itself: {totals.generator_limited}"
+    return CheckResult(name, _status(ok), pct, min_pct, unit, detail, "min")
+
+
+def memory_growth_mb(baseline: ResourceLevels, settled: ResourceLevels, max_mb: float) -> CheckResult:
+    """Fail if resident memory grew more than `max_mb` MiB from baseline to settled."""
+    name, unit = "memory_growth_mb", "MB"
+    reason = _missing_reason(baseline.rss_bytes, settled.rss_bytes, "memory", "no process or metrics monitor")
+    if reason is not None or baseline.rss_bytes is None or settled.rss_bytes is None:
+        return _skip(name, unit, max_mb, reason or "")
+    growth = (settled.rss_bytes - baseline.rss_bytes) / MIB
+    levels = f"{_mb(baseline.rss_bytes)} → {_mb(settled.rss_bytes)}"
+    if growth >= 0:
+        change = f"memory grew {_fmt_against(growth, max_mb)} MB over baseline"
+    else:
+        change = f"memory fell {fmt_number(-growth)} MB below baseline"
+    detail = f"{change} (limit {fmt_number(max_mb)} MB): {levels}{_no_settle_note(settled)}"
+    return CheckResult(name, _status(growth <= max_mb), growth, max_mb, unit, detail)
+
+
+def memory_growth_pct(baseline: ResourceLevels, settled: ResourceLevels, max_pct: float) -> CheckResult:
+    """Fail if resident memory grew more than `max_pct` % of baseline; off when the limit is 0."""
+    name, unit = "memory_growth_pct", "%"
+    if max_pct <= 0:
+        return _skip(name, unit, None, "off (max_memory_growth_pct is 0)")
+    reason = _missing_reason(baseline.rss_bytes, settled.rss_bytes, "memory", "no process or metrics monitor")
+    if reason is not None or baseline.rss_bytes is None or settled.rss_bytes is None:
+        return _skip(name, unit, max_pct, reason or "")
+    if baseline.rss_bytes <= 0:
+        return _skip(name, unit, max_pct, "baseline memory is 0 bytes")
+    growth = 100.0 * (settled.rss_bytes - baseline.rss_bytes) / baseline.rss_bytes
+    levels = f"{_mb(baseline.rss_bytes)} → {_mb(settled.rss_bytes)}"
+    if growth >= 0:
+        change = f"memory grew {_fmt_against(growth, max_pct)}% over baseline"
+    else:
+        change = f"memory fell {fmt_number(-growth)}% below baseline"
+    detail = f"{change} (limit {fmt_number(max_pct)}%): {levels}{_no_settle_note(settled)}"
+    return CheckResult(name, _status(growth <= max_pct), growth, max_pct, unit, detail)
+
+
+def leak_kb_per_cycle(samples: Sequence[ResourceSample], max_kb: float) -> CheckResult:
+    """Fail if memory keeps growing more than `max_kb` KiB per flap cycle (see leak.estimate_leak)."""
+    name, unit = "leak_kb_per_cycle", "KB/cycle"
+    estimate = estimate_leak(samples)
+    if isinstance(estimate, LeakUnknown):
+        return _skip(name, unit, max_kb, estimate.reason)
+    slope = estimate.slope_kb_per_cycle
+    if slope >= 0:
+        change = f"memory grew {_fmt_against(slope, max_kb)} KB per flap cycle"
+    else:
+        change = f"memory fell {fmt_number(-slope)} KB per flap cycle"
+    detail = (
+        f"{change} (limit {fmt_number(max_kb)} KB): sustained trend over"
+        f" {estimate.points} samples, cycles {estimate.first_cycle} → {estimate.last_cycle}"
+    )
+    return CheckResult(name, _status(slope <= max_kb), slope, max_kb, unit, detail)
+
+
+def _count_growth(
+    *,
+    name: str,
+    unit: str,
+    what: str,
+    sampled: str,
+    monitors: str,
+    baseline: float | None,
+    settled: ResourceLevels,
+    settled_value: float | None,
+    limit: float,
+) -> CheckResult:
+    """Shared body of the count checks: `what` grew by N over baseline (limit L): b → s."""
+    reason = _missing_reason(baseline, settled_value, sampled, monitors)
+    if reason is not None or baseline is None or settled_value is None:
+        return _skip(name, unit, float(limit), reason or "")
+    growth = settled_value - baseline
+    direction = "grew by" if growth >= 0 else "fell by"
+    where = "over" if growth >= 0 else "below"
+    detail = (
+        f"{what} {direction} {fmt_number(abs(growth))} {where} baseline"
+        f" (limit {fmt_number(limit)}): {fmt_number(baseline)} → {fmt_number(settled_value)}"
+        f"{_no_settle_note(settled)}"
+    )
+    return CheckResult(name, _status(growth <= limit), growth, float(limit), unit, detail)
+
+
+def fd_growth(baseline: ResourceLevels, settled: ResourceLevels, max_fds: int) -> CheckResult:
+    """Fail if the server's open file descriptors grew by more than `max_fds` after settling."""
+    return _count_growth(
+        name="fd_growth",
+        unit="fds",
+        what="open file descriptors",
+        sampled="file descriptor",
+        monitors="no process monitor",
+        baseline=baseline.open_fds,
+        settled=settled,
+        settled_value=settled.open_fds,
+        limit=max_fds,
+    )
+
+
+def lingering_connections(baseline: ResourceLevels, settled: ResourceLevels, max_connections: int) -> CheckResult:
+    """Fail if the server still holds more TCP connections than at baseline after settling."""
+    name, unit = "lingering_connections", "connections"
+    reason = _missing_reason(
+        baseline.held_connections, settled.held_connections, "TCP connection", "no process monitor"
+    )
+    if reason is not None or baseline.held_connections is None or settled.held_connections is None:
+        return _skip(name, unit, float(max_connections), reason or "")
+    lingering = settled.held_connections - baseline.held_connections
+    when = "after flapping (no settle phase)" if settled.source == PHASE_FLAPPING else "after settling"
+    count = _plural(lingering, "TCP connection") if lingering > 0 else "no TCP connections"
+    detail = (
+        f"{count} lingering {when} (limit {max_connections}):"
+        f" held {fmt_number(baseline.held_connections)} at baseline"
+        f" → {fmt_number(settled.held_connections)} at the end"
+    )
+    if lingering > 0 and settled.held_tcp_states:
+        states = ", ".join(f"{state}={n}" for state, n in sorted(settled.held_tcp_states.items()))
+        detail += f" ({states})"
+    return CheckResult(name, _status(lingering <= max_connections), lingering, float(max_connections), unit, detail)
+
+
+def agents_growth(baseline: ResourceLevels, settled: ResourceLevels, max_agents: int) -> CheckResult:
+    """Fail if the server's per-connection objects (agents metric) grew by more than `max_agents`."""
+    name, unit = "agents_growth", "agents"
+    if baseline.agents is None and settled.agents is None:
+        return _skip(name, unit, float(max_agents), "no agents metric (no metrics monitor)")
+    return _count_growth(
+        name=name,
+        unit=unit,
+        what="server agents",
+        sampled="agents metric",
+        monitors="no metrics monitor",
+        baseline=baseline.agents,
+        settled=settled,
+        settled_value=settled.agents,
+        limit=max_agents,
+    )
+
+
+def recovery_ms(totals: ClientTotals, max_ms: float) -> CheckResult:
+    """Fail if recovery took longer than `max_ms`; skipped when the scenario did not measure it."""
+    name, unit = "recovery_ms", "ms"
+    if totals.recovery_ms is None:
+        return _skip(name, unit, max_ms, "no recovery measurement")
+    observed = totals.recovery_ms
+    detail = f"recovery took {_fmt_against(observed, max_ms)} ms (limit {fmt_number(max_ms)} ms)"
+    return CheckResult(name, _status(observed <= max_ms), observed, max_ms, unit, detail)
+
+
+def evaluate(
+    timeline: Timeline,
+    totals: ClientTotals,
+    thresholds: Thresholds,
+    interrupted: bool = False,
+) -> Verdict:
+    """Run every check in a fixed order: server health first, then clients, memory, handles."""
+    baseline = timeline.baseline()
+    settled = timeline.settled()
+    return Verdict(
+        checks=[
+            server_alive(timeline),
+            connect_success_pct(totals, thresholds.min_connect_success_pct),
+            memory_growth_mb(baseline, settled, thresholds.max_memory_growth_mb),
+            memory_growth_pct(baseline, settled, thresholds.max_memory_growth_pct),
+            leak_kb_per_cycle(timeline.samples, thresholds.max_leak_kb_per_cycle),
+            fd_growth(baseline, settled, thresholds.max_fd_growth),
+            lingering_connections(baseline, settled, thresholds.max_lingering_connections),
+            agents_growth(baseline, settled, thresholds.max_agents_growth),
+            recovery_ms(totals, thresholds.max_recovery_ms),
+        ],
+        interrupted=interrupted,
+    )

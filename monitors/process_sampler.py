@@ -1,0 +1,199 @@
+"""Observe a server process and its descendants on this machine, through psutil."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import psutil
+
+from monitors.sample import ResourceSample, SamplerError
+from monitors.tcp_sockets import listening_pids, tcp_states_on_port
+
+
+class ProcessTreeSampler:
+    """Samples memory, CPU, fds and threads summed over a process tree, and TCP states on its port."""
+
+    def __init__(self, pid: int, port: int | None) -> None:
+        self.pid = pid  # the root of the watched tree
+        self.port = port  # the server's listening port, for TCP states; None to skip them
+        self._root = psutil.Process(pid)  # raises NoSuchProcess; for_pid() turns that into a reason
+        self._name = _name_or_unknown(self._root)  # kept so describe() works after the root dies
+        # Process objects survive across samples because cpu_percent(None) measures
+        # since the previous call on the same object; psutil compares pid and start
+        # time, so a reused pid gets a fresh object.
+        self._procs: dict[int, psutil.Process] = {pid: self._root}
+
+    @classmethod
+    def for_pid(cls, pid: int, port: int | None = None) -> ProcessTreeSampler:
+        """A sampler for the tree rooted at `pid`; SamplerError(fatal) if it cannot be watched."""
+        return cls._checked(pid, port, label=f"--server-pid {pid}")
+
+    @classmethod
+    def for_port(cls, port: int) -> ProcessTreeSampler:
+        """A sampler for the process listening on `port`; SamplerError(fatal) if there is none."""
+        try:
+            pids = listening_pids(port)
+        except psutil.AccessDenied:
+            raise SamplerError(
+                f"--server-port {port}: access denied listing sockets; pass --server-pid", fatal=True
+            ) from None
+        if not pids:
+            if _someone_listens(port):
+                raise SamplerError(
+                    f"--server-port {port}: the listening process is not visible to this user; "
+                    "run as the server's user or pass --server-pid",
+                    fatal=True,
+                )
+            raise SamplerError(f"--server-port {port}: no process listens on this port", fatal=True)
+        root = pick_root_pid(pids, _parent_pid)
+        if root is None:
+            listed = ", ".join(str(pid) for pid in pids)
+            raise SamplerError(
+                f"--server-port {port}: unrelated processes listen (pids {listed}); pass --server-pid",
+                fatal=True,
+            )
+        return cls._checked(root, port, label=f"--server-port {port}: pid {root}")
+
+    @classmethod
+    def _checked(cls, pid: int, port: int | None, label: str) -> ProcessTreeSampler:
+        """A sampler that has sampled once; `label` starts each fatal reason (the user's option)."""
+        if pid <= 0:
+            raise SamplerError(f"{label}: not a process id", fatal=True)
+        try:
+            sampler = cls(pid, port)
+        except psutil.NoSuchProcess:
+            raise SamplerError(f"{label}: no such process", fatal=True) from None
+        except psutil.AccessDenied:
+            raise SamplerError(f"{label}: access denied", fatal=True) from None
+        # One sample now finds permission problems before the run starts, and
+        # gives cpu_percent its first reading.
+        try:
+            first = sampler.sample(0.0)
+        except SamplerError as exc:
+            raise SamplerError(f"{label}: {exc.reason}", fatal=True) from None
+        if not first.alive:
+            raise SamplerError(f"{label}: no such process", fatal=True)
+        return sampler
+
+    def describe(self) -> str:
+        """One line: root pid, its name, the number of processes in the tree, and the port."""
+        try:
+            count = 1 + len(self._root.children(recursive=True))
+            text = f"process tree of pid {self.pid} ({self._name}, {_plural(count, 'process', 'processes')})"
+        except psutil.Error:
+            text = f"process tree of pid {self.pid} ({self._name}, not running)"
+        return text if self.port is None else f"{text}, port {self.port}"
+
+    def sample(self, now_s: float) -> ResourceSample:
+        """Sum the tree's resources now; alive=False once the root is gone or a zombie."""
+        try:
+            if not self._root.is_running() or self._root.status() == psutil.STATUS_ZOMBIE:
+                return self._dead(now_s)
+            children = self._root.children(recursive=True)
+        except psutil.NoSuchProcess:  # ZombieProcess is a subclass
+            return self._dead(now_s)
+        except psutil.AccessDenied:
+            raise SamplerError(f"pid {self.pid} ({self._name}): access denied listing its children") from None
+
+        tree = [self._root, *(self._cached(child) for child in children)]
+        self._procs = {proc.pid: proc for proc in tree}  # forget processes that left the tree
+        rss = fds = threads = 0
+        cpu = 0.0
+        for proc in tree:
+            try:
+                with proc.oneshot():
+                    rss += proc.memory_info().rss
+                    cpu += proc.cpu_percent(None)
+                    fds += proc.num_fds()
+                    threads += proc.num_threads()
+            except psutil.NoSuchProcess:
+                if proc is self._root:
+                    return self._dead(now_s)
+                continue  # a child that exited mid-sample no longer holds anything
+            except psutil.AccessDenied:
+                raise SamplerError(
+                    f"pid {proc.pid} ({_name_or_unknown(proc)}): access denied reading its resources; "
+                    "run as the server's user or as root"
+                ) from None
+
+        tcp_states = None
+        if self.port is not None:
+            try:
+                tcp_states = tcp_states_on_port(self.port)
+            except OSError as exc:
+                raise SamplerError(f"port {self.port}: cannot read TCP sockets: {exc.strerror or exc}") from None
+        return ResourceSample(
+            t_s=now_s,
+            pid=self.pid,
+            rss_bytes=rss,
+            cpu_pct=round(cpu, 1),
+            open_fds=fds,
+            threads=threads,
+            tcp_states=tcp_states,
+        )
+
+    def _cached(self, proc: psutil.Process) -> psutil.Process:
+        """The cached Process object for `proc` when it is the same process (not a reused pid)."""
+        cached = self._procs.get(proc.pid)
+        return cached if cached is not None and cached == proc else proc
+
+    def _dead(self, now_s: float) -> ResourceSample:
+        return ResourceSample(t_s=now_s, alive=False, pid=self.pid)
+
+
+def pick_root_pid(pids: Iterable[int], parent_of: Callable[[int], int | None]) -> int | None:
+    """The one process among `pids` that the others descend from, or None if they are unrelated.
+
+    Pre-fork servers list the master and its workers (the master is the one whose
+    parent is not listening); SO_REUSEPORT workers without a listening master are
+    siblings, and their shared parent is the server. Siblings under pid 1 are
+    unrelated services, not one server.
+    """
+    candidates = set(pids)
+    roots = sorted(pid for pid in candidates if not _has_ancestor_in(pid, candidates, parent_of))
+    if len(roots) == 1:
+        return roots[0]
+    parents = {parent_of(pid) for pid in roots}
+    if len(parents) == 1:
+        (parent,) = parents
+        if parent is not None and parent > 1:
+            return parent
+    return None
+
+
+def _has_ancestor_in(pid: int, candidates: set[int], parent_of: Callable[[int], int | None]) -> bool:
+    seen = {pid}
+    parent = parent_of(pid)
+    while parent is not None and parent not in seen:
+        if parent in candidates:
+            return True
+        seen.add(parent)
+        parent = parent_of(parent)
+    return False
+
+
+def _parent_pid(pid: int) -> int | None:
+    if pid <= 1:
+        return None
+    try:
+        return psutil.Process(pid).ppid() or None
+    except psutil.Error:
+        return None
+
+
+def _someone_listens(port: int) -> bool:
+    try:
+        return tcp_states_on_port(port).get("LISTEN", 0) > 0
+    except OSError:
+        return False
+
+
+def _name_or_unknown(proc: psutil.Process) -> str:
+    try:
+        return proc.name()
+    except psutil.Error:
+        return "?"
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"

@@ -1,0 +1,419 @@
+"""The pack's command-line options: one table, parsed into one validated `PackConfig`.
+
+Every option has an env var (LOCUST_ + upper-case name), works from locust.conf and
+shows in the web UI's custom parameters. The same parse functions run at the command
+line (argparse `type=`) and on values typed into the web UI, so a bad value gets the
+same one-line message either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ipaddress
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from monitors.checks import Thresholds
+from scenarios.schedule import FlapTiming
+
+FAULT_MODES = ("none", "leak-memory", "leak-agents", "leak-fds", "reject-503", "slow-handshake")
+AUTH_PLACES = ("header", "query")
+
+
+class OptionError(ValueError):
+    """A bad option value; the message is the one line the user sees."""
+
+
+# --- parse functions: str (or an already typed value) in, typed value out --------------
+
+
+def _number(value: Any, kind: type[int] | type[float]) -> float:
+    if isinstance(value, bool):
+        raise ValueError("not a number")
+    text = str(value).strip()
+    try:
+        number = kind(text)
+    except ValueError:
+        raise ValueError(f"not {'a whole number' if kind is int else 'a number'}: {text!r}") from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError(f"not a finite number: {text!r}")
+    return number
+
+
+def non_negative_float(value: Any) -> float:
+    """A number >= 0 (durations, sizes, limits)."""
+    number = float(_number(value, float))
+    if number < 0:
+        raise ValueError(f"must be >= 0, got {value}")
+    return number
+
+
+def positive_float(value: Any) -> float:
+    """A number > 0 (intervals, timeouts)."""
+    number = float(_number(value, float))
+    if number <= 0:
+        raise ValueError(f"must be > 0, got {value}")
+    return number
+
+
+def non_negative_int(value: Any) -> int:
+    """A whole number >= 0 (counts)."""
+    number = int(_number(value, int))
+    if number < 0:
+        raise ValueError(f"must be >= 0, got {value}")
+    return number
+
+
+def percentage(value: Any) -> float:
+    """A number in [0, 100]."""
+    number = float(_number(value, float))
+    if not 0 <= number <= 100:
+        raise ValueError(f"must be between 0 and 100, got {value}")
+    return number
+
+
+def jitter_fraction(value: Any) -> float:
+    """A fraction in [0, 1)."""
+    number = float(_number(value, float))
+    if not 0 <= number < 1:
+        raise ValueError(f"must be in [0, 1), got {value}")
+    return number
+
+
+def optional_int(value: Any) -> int | None:
+    """A whole number, or empty for "not set"."""
+    if value is None or str(value).strip() == "":
+        return None
+    return int(_number(value, int))
+
+
+def optional_pid(value: Any) -> int | None:
+    """A process id (> 0), or empty."""
+    pid = optional_int(value)
+    if pid is not None and pid <= 0:
+        raise ValueError(f"must be a process id > 0, got {value}")
+    return pid
+
+
+def optional_port(value: Any) -> int | None:
+    """A TCP port (1-65535), or empty."""
+    port = optional_int(value)
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"must be a port between 1 and 65535, got {value}")
+    return port
+
+
+def text(value: Any) -> str:
+    """Free text (empty means not set)."""
+    return "" if value is None else str(value).strip()
+
+
+def http_url(value: Any) -> str:
+    """An http:// or https:// URL with a host, or empty."""
+    url = text(value)
+    if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
+        raise ValueError("not an http:// or https:// URL")
+    return url
+
+
+def choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    """One of `choices`."""
+
+    def parse(value: Any) -> str:
+        word = text(value)
+        if word not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}; got {word!r}")
+        return word
+
+    return parse
+
+
+def fault_modes(value: Any) -> tuple[str, ...]:
+    """A comma-separated list of the bundled server's fault modes ("none" for none)."""
+    if isinstance(value, (tuple, list)):  # already parsed
+        value = ",".join(value)
+    words = tuple(w.strip() for w in text(value).split(",") if w.strip()) or ("none",)
+    unknown = [w for w in words if w not in FAULT_MODES]
+    if unknown:
+        raise ValueError(f"unknown fault mode {unknown[0]!r}; choose from {', '.join(FAULT_MODES)}")
+    return tuple(w for w in words if w != "none")
+
+
+def boolean(value: Any) -> bool:
+    """true/false, yes/no, on/off, 1/0."""
+    if isinstance(value, bool):
+        return value
+    word = text(value).lower()
+    if word in ("true", "yes", "on", "1"):
+        return True
+    if word in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"must be true or false, got {value!r}")
+
+
+def output_path(value: Any) -> str:
+    """A file path whose folder exists or can be made, or empty."""
+    path = text(value)
+    if path:
+        folder = os.path.dirname(os.path.abspath(path))
+        probe = folder
+        while not os.path.exists(probe):
+            probe = os.path.dirname(probe)
+        if os.path.exists(path) and os.path.isdir(path):
+            raise ValueError(f"{path} is a directory")
+        if not os.access(probe, os.W_OK):
+            raise ValueError(f"cannot write to {folder}")
+    return path
+
+
+# --- the table of options ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option of the pack: its flag, parser, default and help."""
+
+    flag: str  # e.g. "--flap-connected-ms"
+    parse: Callable[[Any], Any]  # str or typed value -> typed value; ValueError on bad input
+    default: Any  # typed default; also decides the web UI's input type
+    help: str  # one line, shown by --help and in the web UI
+    secret: bool = False  # masked in the web UI and never logged
+    boolean_flag: bool = False  # --x / --no-x
+
+    @property
+    def dest(self) -> str:
+        """The attribute name on Locust's parsed options."""
+        return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def env_var(self) -> str:
+        """LOCUST_ + the upper-case name."""
+        return "LOCUST_" + self.dest.upper()
+
+
+_timing = FlapTiming()
+_limits = Thresholds()
+
+OPTIONS: tuple[OptionSpec, ...] = (
+    # What each flapping user does.
+    OptionSpec("--flap-connected-ms", non_negative_float, _timing.connected_ms, "Hold time per cycle, ms"),
+    OptionSpec("--flap-disconnected-ms", non_negative_float, _timing.disconnected_ms, "Pause between cycles, ms"),
+    OptionSpec("--flap-cycles", non_negative_int, _timing.cycles, "Cycles per user (0: until the run ends)"),
+    OptionSpec(
+        "--flap-jitter",
+        jitter_fraction,
+        _timing.jitter,
+        "Jitter, a fraction of each duration applied +/- uniformly, in [0, 1)",
+    ),
+    OptionSpec("--flap-seed", optional_int, "", "Seed for a reproducible schedule (empty: random)"),
+    OptionSpec(
+        "--flap-echo", boolean, True, "Send a text message during each hold and check its echo", boolean_flag=True
+    ),
+    OptionSpec("--ws-timeout-s", positive_float, 5.0, "Timeout of every WebSocket operation, seconds"),
+    OptionSpec("--ws-auth-token", text, "", "Auth token sent to the server (secret; never logged)", secret=True),
+    OptionSpec(
+        "--ws-auth-in",
+        choice(AUTH_PLACES),
+        "header",
+        "Where the token goes: header (Authorization: Bearer) or query (?token=)",
+    ),
+    # The bundled reference server, used when --host is not given.
+    OptionSpec(
+        "--ref-server-fault",
+        fault_modes,
+        "none",
+        f"Fault mode(s) of the bundled server, comma-separated: {', '.join(FAULT_MODES)}",
+    ),
+    # What the monitor watches.
+    OptionSpec("--server-pid", optional_pid, "", "PID of the server process (tree) to watch"),
+    OptionSpec("--server-port", optional_port, "", "Watch the process listening on this local port"),
+    OptionSpec("--server-metrics-url", http_url, "", "Prometheus /metrics URL of the server"),
+    OptionSpec("--agents-metric", text, "", "Gauge at the metrics URL counting per-connection server objects"),
+    OptionSpec("--monitor-interval-s", positive_float, 0.5, "Seconds between resource samples"),
+    OptionSpec("--baseline-s", non_negative_float, 2.0, "Seconds of baseline sampling before any user connects"),
+    OptionSpec(
+        "--settle-s", non_negative_float, 5.0, "Seconds after the last cycle for the server to release resources"
+    ),
+    OptionSpec("--resource-csv", output_path, "", "Write the resource timeline to this CSV file"),
+    # The verdict.
+    OptionSpec(
+        "--min-connect-success-pct",
+        percentage,
+        _limits.min_connect_success_pct,
+        "Fail below this connect success rate, %",
+    ),
+    OptionSpec(
+        "--max-memory-growth-mb",
+        non_negative_float,
+        _limits.max_memory_growth_mb,
+        "Fail when settled memory exceeds baseline by more, MB",
+    ),
+    OptionSpec(
+        "--max-memory-growth-pct",
+        non_negative_float,
+        _limits.max_memory_growth_pct,
+        "Fail when settled memory exceeds baseline by more, % (0: off)",
+    ),
+    OptionSpec(
+        "--max-leak-kb-per-cycle",
+        non_negative_float,
+        _limits.max_leak_kb_per_cycle,
+        "Fail when memory grows faster per completed cycle, KB",
+    ),
+    OptionSpec(
+        "--max-fd-growth", non_negative_int, _limits.max_fd_growth, "Fail when settled open fds exceed baseline by more"
+    ),
+    OptionSpec(
+        "--max-lingering-connections",
+        non_negative_int,
+        _limits.max_lingering_connections,
+        "Fail when more server-side connections remain after settling",
+    ),
+    OptionSpec(
+        "--max-agents-growth",
+        non_negative_int,
+        _limits.max_agents_growth,
+        "Fail when more agents remain after settling than at baseline",
+    ),
+    OptionSpec("--verdict-json", output_path, "", "Write the verdict as JSON to this file"),
+    OptionSpec("--junit-xml", output_path, "", "Write the verdict as JUnit XML to this file"),
+)
+
+SECRET_DESTS = frozenset(spec.dest for spec in OPTIONS if spec.secret)
+
+
+def _argparse_type(spec: OptionSpec) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
+        try:
+            return spec.parse(value)
+        except ValueError as error:
+            # Never echo a secret's value back.
+            raise argparse.ArgumentTypeError("invalid value" if spec.secret else str(error)) from None
+
+    parse.__name__ = spec.dest  # argparse names the type in some messages
+    return parse
+
+
+def add_pack_options(parser: Any) -> None:
+    """Register the pack's options on Locust's parser, in one group."""
+    group = parser.add_argument_group("flapping-pack", "Flapping WebSocket clients, server monitor and verdict")
+    for spec in OPTIONS:
+        kwargs: dict[str, Any] = {
+            "default": spec.default,
+            "help": spec.help + ("" if spec.secret else f" (default: {spec.default!r})"),
+            "env_var": spec.env_var,
+        }
+        if spec.boolean_flag:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = _argparse_type(spec)
+        action = group.add_argument(spec.flag, **kwargs)
+        # What LocustArgumentParser.add_argument would set; groups do not take these keywords.
+        action.include_in_web_ui = True
+        action.is_secret = spec.secret
+        action.is_required = False
+        action.is_multiple = False
+
+
+# --- the validated configuration ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PackConfig:
+    """Everything the pack was told, validated and typed."""
+
+    timing: FlapTiming = field(default_factory=FlapTiming)  # the flap schedule
+    echo: bool = True  # echo a message during each hold
+    ws_timeout_s: float = 5.0  # bound on every socket operation
+    auth_token: str = field(default="", repr=False)  # secret: never in repr, logs or reports
+    auth_in: str = "header"  # header or query
+    ref_server_faults: tuple[str, ...] = ()  # fault modes of the bundled server
+    server_pid: int | None = None  # watch this process tree
+    server_port: int | None = None  # watch the process listening here
+    server_metrics_url: str = ""  # scrape this Prometheus endpoint
+    agents_metric: str = ""  # the agents gauge at that endpoint
+    monitor_interval_s: float = 0.5  # sampling period
+    baseline_s: float = 2.0  # baseline phase length
+    settle_s: float = 5.0  # settle phase length
+    resource_csv: str = ""  # timeline output
+    verdict_json: str = ""  # verdict output
+    junit_xml: str = ""  # verdict output for CI systems
+    thresholds: Thresholds = field(default_factory=Thresholds)  # the verdict's limits
+
+
+_THRESHOLD_FIELDS = {f.name for f in dataclasses.fields(Thresholds)}
+
+
+def _parsed(spec: OptionSpec, options: Any) -> Any:
+    value = getattr(options, spec.dest, spec.default)
+    try:
+        return spec.parse(value)
+    except ValueError as error:
+        shown = "invalid value" if spec.secret else str(error)
+        raise OptionError(f"{spec.flag}: {shown}") from None
+
+
+def config_from_options(options: Any) -> PackConfig:
+    """Build the validated config from Locust's parsed options (or the web UI's values)."""
+    values = {spec.dest: _parsed(spec, options) for spec in OPTIONS}
+    timing = FlapTiming(
+        connected_ms=values["flap_connected_ms"],
+        disconnected_ms=values["flap_disconnected_ms"],
+        jitter=values["flap_jitter"],
+        cycles=values["flap_cycles"],
+        seed=values["flap_seed"],
+    )
+    thresholds = Thresholds(**{name: values[name] for name in _THRESHOLD_FIELDS if name in values})
+    return PackConfig(
+        timing=timing,
+        echo=values["flap_echo"],
+        ws_timeout_s=values["ws_timeout_s"],
+        auth_token=values["ws_auth_token"],
+        auth_in=values["ws_auth_in"],
+        ref_server_faults=values["ref_server_fault"],
+        server_pid=values["server_pid"],
+        server_port=values["server_port"],
+        server_metrics_url=values["server_metrics_url"],
+        agents_metric=values["agents_metric"],
+        monitor_interval_s=values["monitor_interval_s"],
+        baseline_s=values["baseline_s"],
+        settle_s=values["settle_s"],
+        resource_csv=values["resource_csv"],
+        verdict_json=values["verdict_json"],
+        junit_xml=values["junit_xml"],
+        thresholds=thresholds,
+    )
+
+
+def validate_ws_host(host: str) -> str:
+    """Check a --host for the flapping users: ws:// or wss:// with a host name."""
+    parts = urlsplit(host)
+    if parts.scheme not in ("ws", "wss"):
+        raise OptionError(
+            f"--host: must start with ws:// or wss://, got {parts.scheme + '://' if parts.scheme else host!r}"
+        )
+    try:
+        _ = parts.port  # raises on a malformed port
+    except ValueError:
+        raise OptionError("--host: malformed port") from None
+    if not parts.hostname:
+        raise OptionError("--host: no host name")
+    if parts.query and "token=" in parts.query:
+        raise OptionError("--host: pass the token with --ws-auth-token, not in the URL")
+    return host
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when a ws:// URL points at this machine's loopback."""
+    name = urlsplit(host).hostname or ""
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,329 @@
+"""The Locust glue: options, the embedded server, the monitor, the verdict, via event hooks.
+
+`activate()` hooks the pack onto Locust's events; the locustfile calls it once.
+The monitor and the verdict live on the master (or the local runner), never on a
+worker; workers send their connection counts with Locust's own worker reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import gevent
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner, Runner, WorkerRunner
+
+from monitors.checks import ClientTotals, Verdict, evaluate
+from monitors.monitor import ResourceMonitor
+from monitors.sample import PHASE_BASELINE, PHASE_FLAPPING, ResourceSample, SamplerError
+from monitors.verdict_report import (
+    render_table,
+    verdict_to_dict,
+    write_junit_xml,
+    write_timeline_csv,
+    write_verdict_json,
+)
+from pack import embedded, targets
+from pack.options import OptionError, PackConfig, add_pack_options, config_from_options, validate_ws_host
+from scenarios.flapping_user import FlapSettings, flap_context
+from scenarios.phases import PHASE_DONE, PhasePlan
+from scenarios.tracker import FlapCounts
+
+logger = logging.getLogger("flapping_pack")
+
+REPORT_KEY = "flapping_pack_counts"  # key of our counts in a worker's report to the master
+CONNECT_STAT = ("connect", "WS")  # (name, method) of the connect row in Locust's stats
+EXIT_BAD_CONFIG = 2
+
+
+def fail_config(message: str) -> None:
+    """Bad input: one clear line, exit 2, before any load is sent."""
+    sys.stderr.write(f"flapping-pack: {message}\n")
+    sys.stderr.flush()
+    sys.exit(EXIT_BAD_CONFIG)
+
+
+def flap_settings(config: PackConfig) -> FlapSettings:
+    """What the users need from the config."""
+    return FlapSettings(
+        timing=config.timing,
+        echo=config.echo,
+        timeout_s=config.ws_timeout_s,
+        auth_token=config.auth_token,
+        auth_in=config.auth_in,
+    )
+
+
+class FlappingPack:
+    """The pack's state in one Locust process: config, phases, monitor, counts, verdict."""
+
+    def __init__(self, environment: Environment, config: PackConfig) -> None:
+        self.environment = environment  # Locust's environment
+        self.config = config  # validated options
+        self.server: embedded.EmbeddedServer | None = None  # the bundled server, when we started it
+        self.targets: targets.MonitorTargets | None = None  # what the monitor watches
+        self.plan = PhasePlan(config.baseline_s, config.settle_s)  # baseline -> flapping -> settle
+        self.phase = PHASE_BASELINE  # the current phase, tags every sample
+        self.monitor: ResourceMonitor | None = None  # the polling greenlet of this run
+        self.worker_counts: dict[str, FlapCounts] = {}  # latest counts from each worker
+        self.verdict: Verdict | None = None  # the judgement, once made
+        self.stop_reason: str | None = None  # why the run ended early, if it did
+
+    @property
+    def is_worker(self) -> bool:
+        """True in a worker process (no monitor, no verdict there)."""
+        return isinstance(self.environment.runner, WorkerRunner)
+
+    # --- counts ----------------------------------------------------------------------
+
+    def counts(self) -> FlapCounts:
+        """Connection counts of the whole run: local users, or every worker's on the master."""
+        if isinstance(self.environment.runner, MasterRunner):
+            total = FlapCounts()
+            for counts in self.worker_counts.values():
+                total = total.merged(counts)
+            return total
+        return flap_context(self.environment).tracker.snapshot()
+
+    def users_done(self) -> bool:
+        """True when every user asked for has finished its cycles (never with --flap-cycles 0)."""
+        if self.config.timing.cycles == 0:
+            return False
+        target = int(getattr(self.environment.parsed_options, "num_users", 0) or 0)
+        counts = self.counts()
+        if target and counts.users_finished >= target:
+            return True
+        runner = self.environment.runner
+        # Users that ended without finishing (errors) must not keep the run alive.
+        return (
+            not isinstance(runner, MasterRunner)
+            and runner is not None
+            and counts.users_started >= target
+            and runner.user_count == 0
+        )
+
+    def advance_phase(self, elapsed_s: float) -> str:
+        """Called by the load shape every tick: move the plan and remember the phase."""
+        if self.stop_reason is not None:
+            self.phase = PHASE_DONE
+            return PHASE_DONE
+        run_time = getattr(self.environment.parsed_options, "run_time", None)
+        self.plan.run_time_s = float(run_time) if run_time else None
+        phase = self.plan.advance(elapsed_s, self.users_done() if self.plan.phase == PHASE_FLAPPING else False)
+        if phase != self.phase:
+            logger.info("flapping-pack: %s phase", phase)
+        self.phase = phase
+        return phase
+
+    # --- run lifecycle ---------------------------------------------------------------
+
+    def on_test_start(self) -> None:
+        """A new run: fresh counts, fresh plan, and (on the master) a fresh monitor."""
+        flap_context(self.environment).reset()
+        if self.is_worker:
+            return
+        self.worker_counts.clear()
+        self.verdict = None
+        self.stop_reason = None
+        self.plan = PhasePlan(self.config.baseline_s, self.config.settle_s)
+        self.phase = PHASE_BASELINE
+        samplers = self.targets.samplers if self.targets else []
+        self.monitor = ResourceMonitor(
+            samplers,
+            self.config.monitor_interval_s,
+            phase_of=lambda: self.phase,
+            cycles_of=lambda: self.counts().cycles_completed,
+            on_death=self._on_server_death,
+        )
+        if samplers:
+            logger.info("flapping-pack: monitoring %s", self.monitor.describe())
+        self.monitor.start()
+
+    def _on_server_death(self, sample: ResourceSample) -> None:
+        logger.error("flapping-pack: the server is gone (process exited or metrics unreachable); stopping the run")
+        self.stop_reason = "server died"
+        runner = self.environment.runner
+        if runner is not None:
+            headless = getattr(self.environment.parsed_options, "headless", False)
+            gevent.spawn(runner.quit if headless else runner.stop)
+
+    def finish(self, interrupted: bool) -> Verdict | None:
+        """Judge the run once: stop the monitor, evaluate, write the files."""
+        if self.is_worker or self.monitor is None or self.verdict is not None:
+            return self.verdict
+        self.monitor.stop()
+        timeline = self.monitor.timeline
+        connect = self.environment.stats.get(*CONNECT_STAT)
+        counts = self.counts()
+        totals = ClientTotals(
+            connect_attempts=connect.num_requests,
+            connect_failures=connect.num_failures,
+            cycles_completed=counts.cycles_completed,
+            users=counts.users_started,
+            generator_limited=self._generator_limit(),
+        )
+        self.verdict = evaluate(timeline, totals, self.config.thresholds, interrupted=interrupted)
+        data = verdict_to_dict(self.verdict, timeline, totals)
+        data["connections"] = counts.to_dict()
+        data["monitor"] = self.monitor.describe()
+        if self.stop_reason:
+            data["stop_reason"] = self.stop_reason
+        self._write_outputs(data)
+        return self.verdict
+
+    def _generator_limit(self) -> str | None:
+        for error in self.environment.stats.errors.values():
+            if "load generator limit" in str(error.error):
+                return str(error.error)
+        return None
+
+    def _write_outputs(self, data: dict[str, Any]) -> None:
+        assert self.monitor is not None and self.verdict is not None
+        writes = (
+            (self.config.verdict_json, lambda path: write_verdict_json(path, data)),
+            (self.config.junit_xml, lambda path: write_junit_xml(path, self.verdict)),
+            (self.config.resource_csv, lambda path: write_timeline_csv(path, self.monitor.timeline)),
+        )
+        for path, write in writes:
+            if not path:
+                continue
+            try:
+                write(path)
+            except OSError as error:
+                logger.error("flapping-pack: could not write %s: %s", path, error.strerror)
+
+    def close(self) -> None:
+        """Stop what the pack started (monitor, bundled server)."""
+        if self.monitor is not None:
+            self.monitor.stop()
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+def _pack(environment: Environment) -> FlappingPack | None:
+    return getattr(environment, "flapping_pack", None)
+
+
+# --- event listeners -----------------------------------------------------------------
+
+
+def _on_parser(parser: Any, **_kwargs: Any) -> None:
+    add_pack_options(parser)
+
+
+def _on_init(environment: Environment, runner: Runner | None = None, **_kwargs: Any) -> None:
+    try:
+        config = config_from_options(environment.parsed_options)
+        if environment.host:
+            validate_ws_host(environment.host)
+    except OptionError as error:
+        fail_config(str(error))
+        return
+    pack = FlappingPack(environment, config)
+    environment.flapping_pack = pack  # type: ignore[attr-defined]
+    flap_context(environment).settings = flap_settings(config)
+    if isinstance(runner, WorkerRunner):
+        return
+    if not environment.host:
+        try:
+            pack.server = embedded.start(config)
+        except embedded.EmbeddedServerError as error:
+            fail_config(str(error))
+        assert pack.server is not None
+        environment.host = pack.server.url
+        if environment.parsed_options is not None:
+            environment.parsed_options.host = pack.server.url
+        logger.info("flapping-pack: started the bundled reference server (%s)", embedded.describe(pack.server))
+    try:
+        pack.targets = targets.resolve(config, environment.host, pack.server)
+    except SamplerError as error:
+        pack.close()
+        fail_config(str(error))
+    if not pack.targets.samplers:
+        logger.warning(
+            "flapping-pack: no server monitor (give --server-pid, --server-port or --server-metrics-url): "
+            "resource checks will be skipped"
+        )
+
+
+def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
+    pack = _pack(environment)
+    if pack is None:
+        return
+    if environment.parsed_options is not None and not pack.is_worker:
+        # Options may have been edited in the web UI since start-up.
+        try:
+            pack.config = config_from_options(environment.parsed_options)
+            validate_ws_host(environment.host or "")
+        except OptionError as error:
+            logger.error("flapping-pack: %s", error)
+            pack.stop_reason = "bad configuration"
+    flap_context(environment).settings = flap_settings(pack.config)
+    pack.on_test_start()
+
+
+def _on_test_stop(environment: Environment, **_kwargs: Any) -> None:
+    pack = _pack(environment)
+    if pack is None or pack.is_worker:
+        return
+    verdict = pack.finish(interrupted=pack.phase != PHASE_DONE and pack.stop_reason is None)
+    if verdict is not None and not getattr(environment.parsed_options, "headless", False):
+        logger.info("flapping-pack verdict:\n%s", render_table(verdict))
+
+
+def _on_quitting(environment: Environment, **_kwargs: Any) -> None:
+    pack = _pack(environment)
+    if pack is None or pack.is_worker:
+        return
+    verdict = pack.finish(interrupted=pack.phase != PHASE_DONE and pack.stop_reason is None)
+    if verdict is not None:
+        environment.process_exit_code = verdict.exit_code
+    pack.close()
+
+
+def _on_quit(exit_code: int, **_kwargs: Any) -> None:
+    for pack in list(_ACTIVE):
+        if pack.verdict is not None and not pack.is_worker:
+            sys.stdout.write("\n" + render_table(pack.verdict) + "\n")
+            sys.stdout.flush()
+
+
+_ACTIVE: list[FlappingPack] = []
+_activated = False
+
+
+def activate() -> None:
+    """Hook the pack onto Locust's events (idempotent)."""
+    global _activated
+    if _activated:
+        return
+    _activated = True
+    events.init_command_line_parser.add_listener(_on_parser)
+
+    @events.init.add_listener
+    def on_init(environment: Environment, runner: Runner | None = None, **kwargs: Any) -> None:
+        _on_init(environment, runner, **kwargs)
+        pack = _pack(environment)
+        if pack is not None:
+            _ACTIVE.append(pack)
+        if isinstance(runner, WorkerRunner):
+
+            @events.report_to_master.add_listener
+            def report_counts(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+                data[REPORT_KEY] = flap_context(environment).tracker.snapshot().to_dict()
+
+        elif isinstance(runner, MasterRunner):
+
+            @events.worker_report.add_listener
+            def receive_counts(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+                if pack is not None and REPORT_KEY in data:
+                    pack.worker_counts[client_id] = FlapCounts.from_dict(data[REPORT_KEY])
+
+    events.test_start.add_listener(_on_test_start)
+    events.test_stop.add_listener(_on_test_stop)
+    events.quitting.add_listener(_on_quitting)
+    events.quit.add_listener(_on_quit)

@@ -1,0 +1,52 @@
+"""Which server the monitor watches: the bundled one, a PID, a port, a metrics URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from monitors.process_sampler import ProcessTreeSampler
+from monitors.prometheus_sampler import PrometheusSampler
+from monitors.sample import Sampler, SamplerError
+from pack.embedded import REFSERVER_AGENTS_METRIC, EmbeddedServer
+from pack.options import PackConfig, is_loopback_host
+
+
+@dataclass
+class MonitorTargets:
+    """The samplers of one run, and what the pack found out to build them."""
+
+    samplers: list[Sampler] = field(default_factory=list)  # polled by the monitor, merged in order
+    notes: list[str] = field(default_factory=list)  # one line each: what was chosen and why
+
+
+def _host_port(host: str) -> int | None:
+    parts = urlsplit(host)
+    try:
+        return parts.port or (443 if parts.scheme == "wss" else 80)
+    except ValueError:
+        return None
+
+
+def resolve(config: PackConfig, host: str | None, server: EmbeddedServer | None) -> MonitorTargets:
+    """Build the samplers from the options; a bad PID, port or URL raises a fatal SamplerError."""
+    found = MonitorTargets()
+    port = config.server_port or (server.port if server else None) or (_host_port(host) if host else None)
+    if server is not None:
+        found.samplers.append(ProcessTreeSampler.for_pid(server.pid, server.port))
+        found.samplers.append(PrometheusSampler.probe(server.metrics_url, REFSERVER_AGENTS_METRIC))
+        found.notes.append("the bundled reference server")
+    elif config.server_pid is not None:
+        found.samplers.append(ProcessTreeSampler.for_pid(config.server_pid, port))
+    elif config.server_port is not None:
+        found.samplers.append(ProcessTreeSampler.for_port(config.server_port))
+    elif host and is_loopback_host(host) and port is not None:
+        try:
+            found.samplers.append(ProcessTreeSampler.for_port(port))
+            found.notes.append(f"the process listening on port {port} of --host")
+        except SamplerError:
+            found.notes.append(f"no process found listening on port {port} of --host")
+    if config.server_metrics_url and server is None:
+        agents = config.agents_metric or None
+        found.samplers.append(PrometheusSampler.probe(config.server_metrics_url, agents))
+    return found

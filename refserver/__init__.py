@@ -1,0 +1,1 @@
+"""Reference WebSocket echo server with deliberate, switchable resource bugs."""

@@ -1,0 +1,153 @@
+"""Command-line parsing: turns argv and the environment into a ServerConfig."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from refserver.auth import AUTH_TOKEN_ENV
+from refserver.faults import FaultModes
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+DEFAULT_MAX_CONNECTIONS = 10_000
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything a server process needs to know, parsed once."""
+
+    host: str = DEFAULT_HOST
+    port: int = 0  # 0 picks an ephemeral port
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    workers: int = 1
+    log_level: str = "INFO"
+    die_with_parent: bool = False  # ask the kernel to SIGTERM us when our parent dies
+    faults: FaultModes = field(default_factory=FaultModes)
+    auth_token: str | None = field(default=None, repr=False)  # never in a repr, hence never in a log
+
+
+def is_loopback_host(host: str) -> bool:
+    """Tell whether binding to this host keeps the server reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        # Other host names may resolve to anything.
+        return False
+
+
+def _int_in_range(low: int, high: int | None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of ``python -m refserver``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m refserver",
+        description=(
+            "Reference WebSocket echo server with optional, deliberate resource bugs. "
+            f"Set {AUTH_TOKEN_ENV} in the environment to require a bearer token."
+        ),
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default %(default)s)")
+    parser.add_argument("--port", type=_int_in_range(0, 65535), default=0, help="port to bind, 0 = ephemeral")
+    parser.add_argument(
+        "--max-message-bytes",
+        type=_int_in_range(1, None),
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        help="largest incoming message; bigger ones close the connection with 1009 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_int_in_range(1, None),
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="open connections per process beyond which handshakes get HTTP 503 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_int_in_range(1, 1024),
+        default=1,
+        help="worker processes sharing the port with SO_REUSEPORT; metrics are per worker (default 1)",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="stderr log level"
+    )
+    parser.add_argument("--die-with-parent", action="store_true", help="exit when the parent process dies (Linux only)")
+    faults = parser.add_argument_group("fault modes (real bugs, all off by default)")
+    faults.add_argument(
+        "--leak-memory-kb", type=_int_in_range(0, None), default=0, metavar="N", help="leak N KiB per connection"
+    )
+    faults.add_argument(
+        "--leak-agents-on-drop",
+        action="store_true",
+        help="keep the agent of a client that vanished without a close frame",
+    )
+    faults.add_argument("--leak-fds", action="store_true", help="leak one file descriptor per connection")
+    faults.add_argument(
+        "--reject-pct",
+        type=_int_in_range(0, 100),
+        default=0,
+        metavar="P",
+        help="answer exactly P of every 100 WebSocket handshakes with HTTP 503",
+    )
+    faults.add_argument(
+        "--slow-handshake-ms",
+        type=_int_in_range(0, None),
+        default=0,
+        metavar="N",
+        help="delay every WebSocket handshake by N ms",
+    )
+    return parser
+
+
+def parse_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> ServerConfig:
+    """Parse argv and the environment; exit 2 with a usage message on bad input."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    auth_token = environ.get(AUTH_TOKEN_ENV)
+    if auth_token is not None and not auth_token.strip():
+        # Fail closed: an empty token would be easy to mistake for "auth on".
+        parser.error(f"{AUTH_TOKEN_ENV} is set but empty; unset it to disable auth")
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        max_message_bytes=args.max_message_bytes,
+        max_connections=args.max_connections,
+        workers=args.workers,
+        log_level=args.log_level,
+        die_with_parent=args.die_with_parent,
+        faults=FaultModes(
+            leak_memory_kb=args.leak_memory_kb,
+            leak_agents_on_drop=args.leak_agents_on_drop,
+            leak_fds=args.leak_fds,
+            reject_pct=args.reject_pct,
+            slow_handshake_ms=args.slow_handshake_ms,
+        ),
+        auth_token=auth_token,
+    )
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr; keep websockets' own logger quiet since its DEBUG output prints request headers."""
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
+    )
+    # Its DEBUG lines include the Authorization header and the query string with the token.
+    logging.getLogger("websockets").setLevel(logging.WARNING)

@@ -1,0 +1,241 @@
+"""The I/O of one server process: WebSocket echo, agents, /metrics and the fault modes."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import http
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, ProcessCollector, generate_latest
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from refserver.agents import AgentRegistry
+from refserver.auth import is_authorized, path_without_query
+from refserver.cli import ServerConfig
+
+logger = logging.getLogger("refserver")
+
+METRICS_PATH = "/metrics"
+# Lets a client tell which worker process accepted it (handy with --workers).
+PID_HEADER = "X-Refserver-Pid"
+READY_LINE_FORMAT = "refserver ready port={port} pid={pid}"
+# Bounds shutdown: clients get this long to answer our close frame, then the rest is cut.
+CLOSE_TIMEOUT_S = 1.0
+SHUTDOWN_TIMEOUT_S = 1.5
+
+# The fault modes' garbage: module-level so nothing ever frees it, like a real leak.
+_LEAKED_MEMORY: list[bytes] = []
+_LEAKED_FDS: list[int] = []
+
+
+def resolve_bind_address(host: str, port: int) -> tuple[socket.AddressFamily, str]:
+    """Resolve ``host`` to the one address we bind, so the reported port is the only port."""
+    family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    return family, str(sockaddr[0])
+
+
+class ServerMetrics:
+    """The Prometheus metrics of one server process, in a registry of their own."""
+
+    def __init__(self, active_connections: Callable[[], int], active_agents: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry()  # dedicated, so nothing else leaks into /metrics
+        ProcessCollector(registry=self.registry)
+        # Sampled at scrape time from the live counts, so they cannot drift.
+        Gauge("refserver_active_connections", "Open WebSocket connections.", registry=self.registry).set_function(
+            active_connections
+        )
+        Gauge("refserver_active_agents", "Agents in the registry.", registry=self.registry).set_function(active_agents)
+        self.connections_total = Counter(
+            "refserver_connections_total", "Accepted WebSocket connections.", registry=self.registry
+        )  # incremented once per accepted handshake
+        self.handshake_rejections_total = Counter(
+            "refserver_handshake_rejections_total",
+            "WebSocket handshakes answered with an HTTP error, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )  # reasons: auth, capacity, fault
+        for reason in ("auth", "capacity", "fault"):
+            self.handshake_rejections_total.labels(reason=reason)
+
+    def exposition(self) -> bytes:
+        """Render the metrics in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+class RefServer:
+    """Handshake policy and connection handler of one server process."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config  # parsed once by the CLI
+        self.agents = AgentRegistry()  # one agent per connection, freed at close unless a fault leaks it
+        self.active_connections = 0  # connections whose handler is running
+        self._websocket_handshakes = 0  # counts handshakes that reached the reject-pct decision
+        self.metrics = ServerMetrics(lambda: self.active_connections, lambda: len(self.agents))
+
+    async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Answer /metrics, or decide whether a WebSocket handshake goes ahead."""
+        if path_without_query(request.path) == METRICS_PATH and "Upgrade" not in request.headers:
+            return self._metrics_response()
+        faults = self.config.faults
+        if faults.slow_handshake_ms:
+            await asyncio.sleep(faults.slow_handshake_ms / 1000)
+        if self.config.auth_token is not None and not is_authorized(
+            self.config.auth_token, request.headers.get("Authorization"), request.path
+        ):
+            self.metrics.handshake_rejections_total.labels(reason="auth").inc()
+            response = connection.respond(http.HTTPStatus.UNAUTHORIZED, "Missing or wrong bearer token.\n")
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        # Soft cap: handshakes in flight at the same moment may overshoot it slightly.
+        if self.active_connections >= self.config.max_connections:
+            self.metrics.handshake_rejections_total.labels(reason="capacity").inc()
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections.\n")
+        index = self._websocket_handshakes
+        self._websocket_handshakes += 1
+        if faults.should_reject(index):
+            self.metrics.handshake_rejections_total.labels(reason="fault").inc()
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "Rejected by --reject-pct.\n")
+        return None
+
+    def process_response(self, connection: ServerConnection, request: Request, response: Response) -> None:
+        """Tag every response with the pid of the process that answered."""
+        response.headers[PID_HEADER] = str(os.getpid())
+
+    def _metrics_response(self) -> Response:
+        body = self.metrics.exposition()
+        headers = Headers(
+            [
+                ("Date", email.utils.formatdate(usegmt=True)),
+                ("Connection", "close"),
+                ("Content-Length", str(len(body))),
+                ("Content-Type", CONTENT_TYPE_LATEST),
+            ]
+        )
+        return Response(http.HTTPStatus.OK.value, http.HTTPStatus.OK.phrase, headers, body)
+
+    def _inject_connection_faults(self) -> None:
+        faults = self.config.faults
+        if faults.leak_memory_kb:
+            # Repetition writes every byte, so the leak is resident, not just reserved.
+            _LEAKED_MEMORY.append(b"\x5a" * (faults.leak_memory_kb * 1024))
+        if faults.leak_fds:
+            _LEAKED_FDS.append(os.open(os.devnull, os.O_RDONLY))
+
+    async def handle(self, connection: ServerConnection) -> None:
+        """Echo every message back, with an agent registered for the connection's lifetime."""
+        assert connection.request is not None  # the handler only runs after a handshake
+        remote = ":".join(str(part) for part in connection.remote_address[:2])
+        agent = self.agents.open(
+            remote,
+            path_without_query(connection.request.path),
+            {"user_agent": connection.request.headers.get("User-Agent", "")},
+        )
+        self.active_connections += 1
+        self.metrics.connections_total.inc()
+        self._inject_connection_faults()
+        logger.debug("agent %d opened for %s", agent.agent_id, remote)
+        dropped = False
+        try:
+            async for message in connection:
+                agent.record_message(len(message))
+                await connection.send(message)
+        except ConnectionClosed as exc:
+            # No close frame received: the client vanished (crash, network cut, kill -9).
+            dropped = exc.rcvd is None
+        finally:
+            self.active_connections -= 1
+            freed = self.config.faults.should_free_agent(dropped=dropped)
+            if freed:
+                self.agents.close(agent.agent_id)
+            logger.debug(
+                "agent %d %s, %s", agent.agent_id, "dropped" if dropped else "closed", "freed" if freed else "leaked"
+            )
+
+    def serve(self, host: str, port: int, *, reuse_port: bool = False) -> Server:
+        """Create the websockets server; await it to start listening."""
+        return serve(
+            self.handle,
+            host,
+            port,
+            process_request=self.process_request,
+            process_response=self.process_response,
+            max_size=self.config.max_message_bytes,
+            close_timeout=CLOSE_TIMEOUT_S,
+            # The slow-handshake fault must not trip the handshake timeout by itself.
+            open_timeout=10 + self.config.faults.slow_handshake_ms / 1000,
+            backlog=1024,  # flapping clients connect in bursts
+            reuse_port=reuse_port,
+        )
+
+
+async def serve_until_signalled(
+    config: ServerConfig,
+    *,
+    host: str,
+    port: int,
+    announce: Callable[[int], None],
+    stop_signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
+    reuse_port: bool = False,
+) -> None:
+    """Serve until one of ``stop_signals`` arrives; call ``announce(port)`` once listening."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in stop_signals:
+        loop.add_signal_handler(sig, stop.set)
+    refserver = RefServer(config)
+    server = await refserver.serve(host, port, reuse_port=reuse_port)
+    announce(server.sockets[0].getsockname()[1])
+    await stop.wait()
+    server.close()
+    try:
+        await asyncio.wait_for(server.wait_closed(), SHUTDOWN_TIMEOUT_S)
+    except TimeoutError:
+        logger.warning("connections still open after %.1f s; cutting them", SHUTDOWN_TIMEOUT_S)
+
+
+def print_ready_line(port: int, pid: int) -> None:
+    """Print the one stdout line that tells launchers we are listening."""
+    sys.stdout.write(READY_LINE_FORMAT.format(port=port, pid=pid) + "\n")
+    sys.stdout.flush()
+
+
+def log_start(config: ServerConfig, host: str, port: int) -> None:
+    """Log the listening address, limits and every enabled fault mode."""
+    logger.info(
+        "refserver listening on %s port %d (pid %d, workers %d, max connections %d, max message %d bytes, auth %s)",
+        host,
+        port,
+        os.getpid(),
+        config.workers,
+        config.max_connections,
+        config.max_message_bytes,
+        "on" if config.auth_token is not None else "off",
+    )
+    for fault in config.faults.describe():
+        logger.info("fault mode on: %s", fault)
+
+
+def run_single(config: ServerConfig) -> int:
+    """Serve in this process until SIGTERM or SIGINT; return the exit code."""
+
+    def announce(port: int) -> None:
+        log_start(config, address, port)
+        print_ready_line(port, os.getpid())
+
+    try:
+        _, address = resolve_bind_address(config.host, config.port)
+        asyncio.run(serve_until_signalled(config, host=address, port=config.port, announce=announce))
+    except OSError as exc:
+        logger.error("cannot serve on %s port %d: %s", config.host, config.port, exc)
+        return 1
+    logger.info("refserver stopped")
+    return 0

@@ -1,0 +1,141 @@
+"""Connection tracker: counts of what the flapping users did, per user and in total.
+
+Pure bookkeeping. A `FlapCounts` snapshot is mergeable, so counts from several
+Locust workers add up on the master (the monitor and verdict read the total).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class DurationStats:
+    """Count, sum, min and max of a duration, in seconds."""
+
+    count: int = 0  # how many durations were added
+    total_s: float = 0.0  # their sum
+    min_s: float | None = None  # shortest
+    max_s: float | None = None  # longest
+
+    def add(self, seconds: float) -> None:
+        """Record one duration."""
+        self.count += 1
+        self.total_s += seconds
+        self.min_s = seconds if self.min_s is None else min(self.min_s, seconds)
+        self.max_s = seconds if self.max_s is None else max(self.max_s, seconds)
+
+    @property
+    def mean_s(self) -> float | None:
+        """Mean duration, or None before the first one."""
+        return self.total_s / self.count if self.count else None
+
+    def merged(self, other: DurationStats) -> DurationStats:
+        """The stats of both sets of durations together."""
+        mins = [m for m in (self.min_s, other.min_s) if m is not None]
+        maxs = [m for m in (self.max_s, other.max_s) if m is not None]
+        return DurationStats(
+            count=self.count + other.count,
+            total_s=self.total_s + other.total_s,
+            min_s=min(mins) if mins else None,
+            max_s=max(maxs) if maxs else None,
+        )
+
+
+@dataclass
+class FlapCounts:
+    """What one user, one worker or the whole run did."""
+
+    users_started: int = 0  # users that began cycling
+    users_finished: int = 0  # users that completed all their cycles
+    connect_attempts: int = 0  # handshakes begun
+    connect_successes: int = 0  # handshakes completed (HTTP 101)
+    connect_failures: int = 0  # handshakes that failed or timed out
+    open_connections: int = 0  # connections open right now
+    cycles_completed: int = 0  # cycles that reached the end of their pause
+    hold: DurationStats = field(default_factory=DurationStats)  # actual hold times
+    cycle: DurationStats = field(default_factory=DurationStats)  # actual cycle times, connect to reconnect
+
+    def merged(self, other: FlapCounts) -> FlapCounts:
+        """The sum of two snapshots (e.g. two workers)."""
+        sums = {
+            f.name: getattr(self, f.name) + getattr(other, f.name)
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), int)
+        }
+        return FlapCounts(**sums, hold=self.hold.merged(other.hold), cycle=self.cycle.merged(other.cycle))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON- and msgpack-friendly form, for worker-to-master messages and reports."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FlapCounts:
+        """The inverse of `to_dict`."""
+        values = dict(data)
+        hold = DurationStats(**values.pop("hold", {}))
+        cycle = DurationStats(**values.pop("cycle", {}))
+        return cls(**values, hold=hold, cycle=cycle)
+
+
+class ConnectionTracker:
+    """Counts per user and in total; the flapping users report every step here."""
+
+    def __init__(self) -> None:
+        self.total = FlapCounts()  # the sum over all users of this process
+        self.per_user: dict[int, FlapCounts] = {}  # counts by user index
+
+    def _both(self, user: int) -> tuple[FlapCounts, FlapCounts]:
+        counts = self.per_user.get(user)
+        if counts is None:
+            counts = self.per_user[user] = FlapCounts()
+        return counts, self.total
+
+    def user_started(self, user: int) -> None:
+        """A user began cycling."""
+        for counts in self._both(user):
+            counts.users_started += 1
+
+    def user_finished(self, user: int) -> None:
+        """A user completed all its cycles."""
+        for counts in self._both(user):
+            counts.users_finished += 1
+
+    def connect_attempted(self, user: int) -> None:
+        """A handshake began."""
+        for counts in self._both(user):
+            counts.connect_attempts += 1
+
+    def connect_succeeded(self, user: int) -> None:
+        """A handshake completed; the connection is open."""
+        for counts in self._both(user):
+            counts.connect_successes += 1
+            counts.open_connections += 1
+
+    def connect_failed(self, user: int) -> None:
+        """A handshake failed."""
+        for counts in self._both(user):
+            counts.connect_failures += 1
+
+    def disconnected(self, user: int, hold_s: float) -> None:
+        """An open connection was dropped after being held `hold_s` seconds."""
+        for counts in self._both(user):
+            counts.open_connections -= 1
+            counts.hold.add(hold_s)
+
+    def cycle_completed(self, user: int, cycle_s: float) -> None:
+        """A cycle ended (its pause is over) after `cycle_s` seconds."""
+        for counts in self._both(user):
+            counts.cycles_completed += 1
+            counts.cycle.add(cycle_s)
+
+    def snapshot(self) -> FlapCounts:
+        """A copy of the totals, safe to send or keep."""
+        return FlapCounts.from_dict(self.total.to_dict())
+
+    def reset(self) -> None:
+        """Forget everything (a new test run in the same Locust process)."""
+        self.total = FlapCounts()
+        self.per_user.clear()

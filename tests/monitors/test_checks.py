@@ -1,0 +1,461 @@
+"""Tests of the verdict checks: each asserts the exact sentence the user reads."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from monitors.checks import (
+    EXIT_FAIL,
+    EXIT_PASS,
+    CheckResult,
+    ClientTotals,
+    Thresholds,
+    Verdict,
+    agents_growth,
+    connect_success_pct,
+    evaluate,
+    fd_growth,
+    fmt_number,
+    leak_kb_per_cycle,
+    lingering_connections,
+    memory_growth_mb,
+    memory_growth_pct,
+    recovery_ms,
+    server_alive,
+    threshold_info,
+)
+from monitors.sample import PHASE_BASELINE, PHASE_FLAPPING, PHASE_SETTLE, ResourceSample
+from monitors.timeline import ResourceLevels, Timeline
+
+MIB = 1024 * 1024
+KIB = 1024
+
+
+def sample(t_s: float, phase: str = PHASE_BASELINE, **fields: Any) -> ResourceSample:
+    """A sample at `t_s` in `phase` with the given measured fields."""
+    return ResourceSample(t_s=t_s, phase=phase, **fields)
+
+
+def levels(source: str = "baseline", **values: Any) -> ResourceLevels:
+    """Resource levels of one phase."""
+    return ResourceLevels(source=source, sample_count=3, **values)
+
+
+def totals(attempts: int = 200, failures: int = 0, **fields: Any) -> ClientTotals:
+    """Client totals of a run of 10 users."""
+    return ClientTotals(
+        connect_attempts=attempts,
+        connect_failures=failures,
+        cycles_completed=attempts - failures,
+        users=10,
+        **fields,
+    )
+
+
+def scripted_run(leak_kb_per_cycle: float = 0.0, lingering: int = 0, pid: int = 4242) -> Timeline:
+    """Baseline, 200 flapping samples over 1000 cycles, and a settle phase."""
+    held = {"LISTEN": 1}
+    samples = [
+        sample(float(t), rss_bytes=60 * MIB, open_fds=20, threads=4, agents=0, tcp_states=held, pid=pid)
+        for t in range(5)
+    ]
+    for i, cycles in enumerate(range(0, 1000, 5)):
+        samples.append(
+            sample(
+                5.0 + i * 0.5,
+                PHASE_FLAPPING,
+                pid=pid,
+                cycles_completed=cycles,
+                rss_bytes=60 * MIB + int(leak_kb_per_cycle * KIB * cycles),
+                open_fds=120,
+                threads=4,
+                agents=100,
+                tcp_states={"LISTEN": 1, "ESTABLISHED": 100},
+            )
+        )
+    end_rss = 60 * MIB + int(leak_kb_per_cycle * KIB * 1000)
+    for t in range(5):
+        samples.append(
+            sample(
+                110.0 + t,
+                PHASE_SETTLE,
+                pid=pid,
+                cycles_completed=1000,
+                rss_bytes=end_rss,
+                open_fds=20 + lingering,
+                threads=4,
+                agents=lingering,
+                tcp_states={"LISTEN": 1, "CLOSE_WAIT": lingering} if lingering else held,
+            )
+        )
+    return Timeline(samples)
+
+
+class TestFormatting:
+    def test_fmt_number(self) -> None:
+        """Numbers print with one decimal at most and no trailing zeros."""
+        assert fmt_number(15.0) == "15"
+        assert fmt_number(23.44) == "23.4"
+        assert fmt_number(-0.01) == "0"
+        assert fmt_number(0.125, 3) == "0.125"
+
+
+class TestThresholds:
+    def test_defaults(self) -> None:
+        """The defaults are the documented ones."""
+        assert Thresholds() == Thresholds(
+            min_connect_success_pct=100.0,
+            max_memory_growth_mb=15.0,
+            max_memory_growth_pct=0.0,
+            max_leak_kb_per_cycle=16.0,
+            max_fd_growth=10,
+            max_lingering_connections=0,
+            max_agents_growth=0,
+            max_recovery_ms=100.0,
+        )
+
+    def test_info_carries_unit_help_and_type(self) -> None:
+        """Each threshold exposes its default, type, unit and help for the options layer."""
+        info = {i.name: i for i in threshold_info()}
+        assert list(info) == [f.name for f in dataclasses.fields(Thresholds)]
+        assert info["max_memory_growth_mb"].unit == "MB"
+        assert info["max_memory_growth_mb"].default == 15.0
+        assert info["max_fd_growth"].value_type is int
+        assert info["max_leak_kb_per_cycle"].value_type is float
+        assert all(i.help and i.unit for i in info.values())
+
+    def test_negative_limit_refused(self) -> None:
+        """A negative limit fails when the thresholds are built, naming the field."""
+        with pytest.raises(ValueError, match=r"max_fd_growth must be a number >= 0, got -1"):
+            Thresholds(max_fd_growth=-1)
+
+    def test_success_above_100_refused(self) -> None:
+        """A connect success minimum above 100% is refused."""
+        with pytest.raises(ValueError, match="min_connect_success_pct must be <= 100"):
+            Thresholds(min_connect_success_pct=101)
+
+
+class TestServerAlive:
+    def test_pass(self) -> None:
+        """A server seen alive in every sample passes."""
+        result = server_alive(Timeline([sample(0.0, pid=123), sample(1.0, pid=123)]))
+        assert result.status == "pass"
+        assert result.detail == "server alive throughout (pid 123, 2 samples)"
+
+    def test_process_exited(self) -> None:
+        """A dead sample fails, saying when and in which phase, from the first sample."""
+        timeline = Timeline([sample(100.0, pid=123), sample(112.3, PHASE_FLAPPING, alive=False)])
+        result = server_alive(timeline)
+        assert result.status == "fail"
+        assert result.detail == "server process exited during flapping (t=12.3 s)"
+
+    def test_metrics_endpoint_gone(self) -> None:
+        """Without a pid, alive=False means the metrics endpoint stopped answering; still a fail."""
+        timeline = Timeline([sample(0.0, agents=0), sample(2.0, PHASE_SETTLE, alive=False)])
+        result = server_alive(timeline)
+        assert result.passed is False
+        assert result.detail == "server stopped answering its metrics endpoint during settle (t=2 s)"
+
+    def test_restarted(self) -> None:
+        """A pid change fails as a restart."""
+        timeline = Timeline([sample(0.0, pid=123), sample(1.0, PHASE_FLAPPING, pid=456)])
+        assert server_alive(timeline).detail == "server restarted: pid changed 123 → 456"
+
+    def test_exited_and_restarted(self) -> None:
+        """A death followed by a restart reports both."""
+        timeline = Timeline([sample(0.0, pid=1), sample(4.0, PHASE_FLAPPING, alive=False), sample(5.0, pid=2)])
+        assert server_alive(timeline).detail == (
+            "server process exited during flapping (t=4 s); server restarted: pid changed 1 → 2"
+        )
+
+    def test_skip(self) -> None:
+        """Samples that observed nothing skip the check."""
+        result = server_alive(Timeline([sample(0.0), sample(1.0, PHASE_FLAPPING)]))
+        assert result.status == "skip"
+        assert result.passed is None
+        assert result.detail == "skipped: no server samples (no process or metrics monitor)"
+
+
+class TestConnectSuccess:
+    def test_pass(self) -> None:
+        """All connects succeeding passes the default 100% minimum."""
+        result = connect_success_pct(totals(200), 100.0)
+        assert result == CheckResult(
+            "connect_success_pct",
+            "pass",
+            100.0,
+            100.0,
+            "%",
+            "100% of 200 connects succeeded (limit ≥ 100%)",
+            "min",
+        )
+
+    def test_fail(self) -> None:
+        """Three failures in 200 fail the 100% minimum."""
+        result = connect_success_pct(totals(200, 3), 100.0)
+        assert result.status == "fail"
+        assert result.observed == pytest.approx(98.5)
+        assert result.detail == "98.5% of 200 connects succeeded (limit ≥ 100%)"
+
+    def test_near_miss_is_not_printed_as_the_limit(self) -> None:
+        """One failure in 20000 prints enough decimals not to read as 100%."""
+        result = connect_success_pct(totals(20000, 1), 100.0)
+        assert result.detail == "99.995% of 20000 connects succeeded (limit ≥ 100%)"
+
+    def test_generator_limited(self) -> None:
+        """When the load generator caused the failures, the sentence says so."""
+        result = connect_success_pct(totals(200, 3, generator_limited="local ports exhausted (EADDRNOTAVAIL)"), 100.0)
+        assert result.detail == (
+            "98.5% of 200 connects succeeded (limit ≥ 100%); the failures came from the"
+            " load generator itself: local ports exhausted (EADDRNOTAVAIL)"
+        )
+
+    def test_no_attempts_fails(self) -> None:
+        """A run that attempted no connect fails rather than skipping."""
+        result = connect_success_pct(totals(0), 100.0)
+        assert result.status == "fail"
+        assert result.detail == "no connect was attempted"
+
+
+class TestMemoryGrowthMb:
+    def test_fail(self) -> None:
+        """23.4 MB of growth fails the 15 MB limit."""
+        result = memory_growth_mb(levels(rss_bytes=61.7 * MIB), levels("settle", rss_bytes=85.1 * MIB), 15.0)
+        assert result.status == "fail"
+        assert result.observed == pytest.approx(23.4)
+        assert result.detail == ("memory grew 23.4 MB over baseline (limit 15 MB): 61.7 MB → 85.1 MB")
+
+    def test_pass(self) -> None:
+        """2 MB of growth passes."""
+        result = memory_growth_mb(levels(rss_bytes=60 * MIB), levels("settle", rss_bytes=62 * MIB), 15.0)
+        assert result.status == "pass"
+        assert result.detail == "memory grew 2 MB over baseline (limit 15 MB): 60 MB → 62 MB"
+
+    def test_shrank(self) -> None:
+        """Memory below baseline passes and says it fell."""
+        result = memory_growth_mb(levels(rss_bytes=60 * MIB), levels("settle", rss_bytes=58.5 * MIB), 15.0)
+        assert result.status == "pass"
+        assert result.detail == "memory fell 1.5 MB below baseline (limit 15 MB): 60 MB → 58.5 MB"
+
+    def test_no_settle_phase(self) -> None:
+        """Levels taken from flapping say there was no settle phase."""
+        result = memory_growth_mb(levels(rss_bytes=60 * MIB), levels("flapping", rss_bytes=62 * MIB), 15.0)
+        assert result.detail == (
+            "memory grew 2 MB over baseline (limit 15 MB): 60 MB → 62 MB;"
+            " no settle phase, so measured at the end of flapping"
+        )
+
+    @pytest.mark.parametrize(
+        ("baseline", "settled", "reason"),
+        [
+            (None, None, "skipped: no memory samples (no process or metrics monitor)"),
+            (None, MIB, "skipped: no memory samples in the baseline phase"),
+            (MIB, None, "skipped: no memory samples after flapping"),
+        ],
+    )
+    def test_skip(self, baseline: int | None, settled: int | None, reason: str) -> None:
+        """Missing memory data skips with the reason."""
+        result = memory_growth_mb(levels(rss_bytes=baseline), levels("settle", rss_bytes=settled), 15.0)
+        assert result.status == "skip"
+        assert result.detail == reason
+
+
+class TestMemoryGrowthPct:
+    def test_off_by_default(self) -> None:
+        """A 0 limit turns the check off."""
+        result = memory_growth_pct(levels(rss_bytes=MIB), levels("settle", rss_bytes=MIB), 0.0)
+        assert result.status == "skip"
+        assert result.detail == "skipped: off (max_memory_growth_pct is 0)"
+
+    def test_fail(self) -> None:
+        """25% growth fails a 20% limit."""
+        result = memory_growth_pct(levels(rss_bytes=60 * MIB), levels("settle", rss_bytes=75 * MIB), 20.0)
+        assert result.status == "fail"
+        assert result.detail == "memory grew 25% over baseline (limit 20%): 60 MB → 75 MB"
+
+    def test_pass(self) -> None:
+        """10% growth passes a 20% limit."""
+        result = memory_growth_pct(levels(rss_bytes=60 * MIB), levels("settle", rss_bytes=66 * MIB), 20.0)
+        assert result.status == "pass"
+        assert result.observed == pytest.approx(10.0)
+
+    def test_skip_without_data(self) -> None:
+        """No memory data skips even when the check is on."""
+        result = memory_growth_pct(levels(), levels("settle"), 20.0)
+        assert result.detail == "skipped: no memory samples (no process or metrics monitor)"
+
+
+class TestLeak:
+    def test_fail(self) -> None:
+        """A steady 64 KiB per cycle fails the 16 KiB limit."""
+        result = leak_kb_per_cycle(scripted_run(leak_kb_per_cycle=64.0).samples, 16.0)
+        assert result.status == "fail"
+        assert result.observed == pytest.approx(64.0, rel=0.01)
+        assert result.detail == (
+            "memory grew 64 KB per flap cycle (limit 16 KB): sustained trend over 150 samples, cycles 250 → 995"
+        )
+
+    def test_pass(self) -> None:
+        """Flat memory passes."""
+        result = leak_kb_per_cycle(scripted_run().samples, 16.0)
+        assert result.status == "pass"
+        assert result.detail == (
+            "memory grew 0 KB per flap cycle (limit 16 KB): sustained trend over 150 samples, cycles 250 → 995"
+        )
+
+    def test_skip(self) -> None:
+        """Too few flapping samples skip with the estimator's reason."""
+        samples = [sample(float(c), PHASE_FLAPPING, cycles_completed=c, rss_bytes=MIB) for c in (0, 100, 200, 300, 400)]
+        result = leak_kb_per_cycle(samples, 16.0)
+        assert result.status == "skip"
+        assert result.detail == ("skipped: only 4 memory samples during flapping after warm-up (need 6)")
+
+
+class TestFdGrowth:
+    def test_fail(self) -> None:
+        """12 more descriptors fail a limit of 10."""
+        result = fd_growth(levels(open_fds=24), levels("settle", open_fds=36), 10)
+        assert result.status == "fail"
+        assert result.detail == "open file descriptors grew by 12 over baseline (limit 10): 24 → 36"
+
+    def test_pass(self) -> None:
+        """Descriptors back at baseline pass."""
+        result = fd_growth(levels(open_fds=24.5), levels("settle", open_fds=24), 10)
+        assert result.status == "pass"
+        assert result.detail == ("open file descriptors fell by 0.5 below baseline (limit 10): 24.5 → 24")
+
+    def test_skip(self) -> None:
+        """No descriptor data skips."""
+        result = fd_growth(levels(), levels("settle"), 10)
+        assert result.detail == "skipped: no file descriptor samples (no process monitor)"
+
+
+class TestLingeringConnections:
+    def test_fail(self) -> None:
+        """Connections still held after settling fail, naming their states."""
+        result = lingering_connections(
+            levels(held_connections=0),
+            levels("settle", held_connections=3, held_tcp_states={"CLOSE_WAIT": 3}),
+            0,
+        )
+        assert result.status == "fail"
+        assert result.detail == (
+            "3 TCP connections lingering after settling (limit 0): held 0 at baseline → 3 at the end (CLOSE_WAIT=3)"
+        )
+
+    def test_single_without_settle_phase(self) -> None:
+        """One connection held at the end of flapping reads in the singular, without settle."""
+        result = lingering_connections(levels(held_connections=0), levels("flapping", held_connections=1), 0)
+        assert result.detail == (
+            "1 TCP connection lingering after flapping (no settle phase) (limit 0): held 0 at baseline → 1 at the end"
+        )
+
+    def test_pass(self) -> None:
+        """Only the connections already held at baseline pass."""
+        result = lingering_connections(levels(held_connections=1), levels("settle", held_connections=1), 0)
+        assert result.status == "pass"
+        assert result.detail == (
+            "no TCP connections lingering after settling (limit 0): held 1 at baseline → 1 at the end"
+        )
+
+    def test_skip(self) -> None:
+        """No TCP data skips."""
+        result = lingering_connections(levels(), levels("settle"), 0)
+        assert result.detail == "skipped: no TCP connection samples (no process monitor)"
+
+
+class TestAgentsGrowth:
+    def test_fail(self) -> None:
+        """Agents left over after settling fail a limit of 0."""
+        result = agents_growth(levels(agents=0), levels("settle", agents=5), 0)
+        assert result.status == "fail"
+        assert result.detail == "server agents grew by 5 over baseline (limit 0): 0 → 5"
+
+    def test_pass(self) -> None:
+        """Agents back at baseline pass."""
+        result = agents_growth(levels(agents=0), levels("settle", agents=0), 0)
+        assert result.status == "pass"
+        assert result.detail == "server agents grew by 0 over baseline (limit 0): 0 → 0"
+
+    def test_skip(self) -> None:
+        """No agents metric skips."""
+        result = agents_growth(levels(), levels("settle"), 0)
+        assert result.detail == "skipped: no agents metric (no metrics monitor)"
+
+    def test_skip_partial(self) -> None:
+        """An agents metric that vanished after flapping skips with that reason."""
+        result = agents_growth(levels(agents=0), levels("settle"), 0)
+        assert result.detail == "skipped: no agents metric samples after flapping"
+
+
+class TestRecovery:
+    def test_fail(self) -> None:
+        """A 250 ms recovery fails a 100 ms limit."""
+        result = recovery_ms(totals(recovery_ms=250.0), 100.0)
+        assert result.status == "fail"
+        assert result.detail == "recovery took 250 ms (limit 100 ms)"
+
+    def test_pass(self) -> None:
+        """A 40 ms recovery passes."""
+        assert recovery_ms(totals(recovery_ms=40.0), 100.0).status == "pass"
+
+    def test_skip(self) -> None:
+        """No measurement skips."""
+        assert recovery_ms(totals(), 100.0).detail == "skipped: no recovery measurement"
+
+
+class TestEvaluate:
+    NAMES = [
+        "server_alive",
+        "connect_success_pct",
+        "memory_growth_mb",
+        "memory_growth_pct",
+        "leak_kb_per_cycle",
+        "fd_growth",
+        "lingering_connections",
+        "agents_growth",
+        "recovery_ms",
+    ]
+
+    def test_clean_run_passes(self) -> None:
+        """A server that releases everything passes, with off and unmeasured checks skipped."""
+        verdict = evaluate(scripted_run(), totals(1000), Thresholds())
+        assert [c.name for c in verdict.checks] == self.NAMES
+        assert [c.status for c in verdict.checks] == [
+            "pass",
+            "pass",
+            "pass",
+            "skip",
+            "pass",
+            "pass",
+            "pass",
+            "pass",
+            "skip",
+        ]
+        assert verdict.passed
+        assert verdict.exit_code == EXIT_PASS == 0
+        assert verdict.summary() == "PASS"
+
+    def test_leaky_run_fails(self) -> None:
+        """A leak of memory, descriptors, connections and agents fails those checks with 3."""
+        verdict = evaluate(
+            scripted_run(leak_kb_per_cycle=32.0, lingering=4),
+            totals(1000),
+            Thresholds(),
+            interrupted=True,
+        )
+        failed = [c.name for c in verdict.failed]
+        assert failed == ["memory_growth_mb", "leak_kb_per_cycle", "lingering_connections", "agents_growth"]
+        assert not verdict.passed
+        assert verdict.interrupted
+        assert verdict.exit_code == EXIT_FAIL == 3
+        assert verdict.summary() == "FAIL (4 of 9 checks failed) (interrupted)"
+
+    def test_skips_do_not_fail(self) -> None:
+        """A verdict of only skipped checks passes."""
+        verdict = Verdict([CheckResult("x", "skip", None, None, "", "skipped: nothing")])
+        assert verdict.passed
+        assert verdict.exit_code == 0

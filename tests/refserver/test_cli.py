@@ -1,0 +1,105 @@
+"""Command-line parsing and its exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from refserver.auth import AUTH_TOKEN_ENV
+from refserver.cli import ServerConfig, is_loopback_host, parse_config
+from refserver.faults import FaultModes
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults() -> None:
+    """No arguments means loopback, an ephemeral port, one worker and no faults."""
+    assert parse_config([], {}) == ServerConfig()
+    assert ServerConfig().faults == FaultModes()
+    assert (ServerConfig.host, ServerConfig.port, ServerConfig.max_connections) == ("127.0.0.1", 0, 10_000)
+
+
+def test_fault_flags_are_parsed() -> None:
+    """Every fault flag lands in FaultModes."""
+    config = parse_config(
+        [
+            "--leak-memory-kb",
+            "64",
+            "--leak-agents-on-drop",
+            "--leak-fds",
+            "--reject-pct",
+            "25",
+            "--slow-handshake-ms",
+            "100",
+        ],
+        {},
+    )
+    assert config.faults == FaultModes(64, True, True, 25, 100)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--reject-pct", "101"],
+        ["--reject-pct", "-1"],
+        ["--port", "70000"],
+        ["--workers", "0"],
+        ["--leak-memory-kb", "x"],
+        ["--max-connections", "0"],
+        ["--unknown"],
+    ],
+)
+def test_bad_arguments_exit_2(argv: list[str]) -> None:
+    """Out-of-range or unknown arguments are a usage error."""
+    with pytest.raises(SystemExit) as excinfo:
+        parse_config(argv, {})
+    assert excinfo.value.code == 2
+
+
+def test_empty_token_is_a_usage_error() -> None:
+    """An empty REFSERVER_AUTH_TOKEN fails instead of silently meaning 'no auth'."""
+    with pytest.raises(SystemExit) as excinfo:
+        parse_config([], {AUTH_TOKEN_ENV: " "})
+    assert excinfo.value.code == 2
+
+
+def test_token_comes_from_environment_and_stays_out_of_repr() -> None:
+    """The token is read from the environment and never shown in the config's repr."""
+    config = parse_config([], {AUTH_TOKEN_ENV: "s3cret-token"})
+    assert config.auth_token == "s3cret-token"
+    assert "s3cret-token" not in repr(config)
+
+
+def test_module_exits_2_on_bad_arguments() -> None:
+    """`python -m refserver` with a bad flag exits 2 with a usage message."""
+    result = subprocess.run(
+        [sys.executable, "-m", "refserver", "--reject-pct", "150"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "--reject-pct" in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("", False),
+        ("example.org", False),
+        ("10.0.0.1", False),
+    ],
+)
+def test_is_loopback_host(host: str, loopback: bool) -> None:
+    """Only loopback addresses and 'localhost' count as local."""
+    assert is_loopback_host(host) is loopback
