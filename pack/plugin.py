@@ -19,6 +19,7 @@ from locust.runners import MasterRunner, Runner, WorkerRunner
 from monitors.checks import ClientTotals, Verdict, evaluate
 from monitors.monitor import ResourceMonitor
 from monitors.sample import PHASE_BASELINE, PHASE_FLAPPING, ResourceSample, SamplerError
+from monitors.timeline import Timeline
 from monitors.verdict_report import (
     render_table,
     verdict_to_dict,
@@ -150,28 +151,45 @@ class FlappingPack:
             headless = getattr(self.environment.parsed_options, "headless", False)
             gevent.spawn(runner.quit if headless else runner.stop)
 
-    def finish(self, interrupted: bool) -> Verdict | None:
-        """Judge the run once: stop the monitor, evaluate, write the files."""
-        if self.is_worker or self.monitor is None or self.verdict is not None:
-            return self.verdict
-        self.monitor.stop()
-        timeline = self.monitor.timeline
+    def client_totals(self) -> ClientTotals:
+        """The client-side numbers the verdict needs, totalled across workers."""
         connect = self.environment.stats.get(*CONNECT_STAT)
         counts = self.counts()
-        totals = ClientTotals(
+        return ClientTotals(
             connect_attempts=connect.num_requests,
             connect_failures=connect.num_failures,
             cycles_completed=counts.cycles_completed,
             users=counts.users_started,
             generator_limited=self._generator_limit(),
         )
-        self.verdict = evaluate(timeline, totals, self.config.thresholds, interrupted=interrupted)
-        data = verdict_to_dict(self.verdict, timeline, totals)
-        data["connections"] = counts.to_dict()
-        data["monitor"] = self.monitor.describe()
-        if self.stop_reason:
-            data["stop_reason"] = self.stop_reason
-        self._write_outputs(data)
+
+    def report(self, verdict: Verdict) -> dict[str, Any]:
+        """The verdict with its context, as written to --verdict-json and served to the web UI."""
+        timeline = self.monitor.timeline if self.monitor is not None else Timeline()
+        data = verdict_to_dict(verdict, timeline, self.client_totals())
+        data["phase"] = self.phase
+        data["connections"] = self.counts().to_dict()
+        data["monitor"] = self.monitor.describe() if self.monitor is not None else "nothing"
+        data["monitor_error"] = self.monitor.last_error if self.monitor is not None else None
+        data["stop_reason"] = self.stop_reason
+        data["final"] = verdict is self.verdict
+        return data
+
+    def status(self) -> dict[str, Any]:
+        """The live state for the web UI: the final verdict, or the checks as they stand now."""
+        if self.verdict is not None:
+            return self.report(self.verdict)
+        timeline = self.monitor.timeline if self.monitor is not None else Timeline()
+        live = evaluate(timeline, self.client_totals(), self.config.thresholds, interrupted=False)
+        return self.report(live)
+
+    def finish(self, interrupted: bool) -> Verdict | None:
+        """Judge the run once: stop the monitor, evaluate, write the files."""
+        if self.is_worker or self.monitor is None or self.verdict is not None:
+            return self.verdict
+        self.monitor.stop()
+        self.verdict = evaluate(self.monitor.timeline, self.client_totals(), self.config.thresholds, interrupted)
+        self._write_outputs(self.report(self.verdict))
         return self.verdict
 
     def _generator_limit(self) -> str | None:
