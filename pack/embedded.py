@@ -8,7 +8,6 @@ loopback port, and dies with Locust: stopped at quit, at exit, and by the kernel
 from __future__ import annotations
 
 import atexit
-import os
 from typing import Protocol
 
 from pack.options import PackConfig
@@ -53,14 +52,14 @@ def start(config: PackConfig) -> EmbeddedServer:
     """Start the bundled server and wait until it is ready."""
     from refserver.launch import start_refserver
 
-    env = dict(os.environ)
-    env.pop("REFSERVER_AUTH_TOKEN", None)
-    if config.auth_token:
-        env["REFSERVER_AUTH_TOKEN"] = config.auth_token  # by environment: argv is visible in ps
+    # The token goes by environment (argv is visible in ps); None removes an inherited one.
+    env: dict[str, str | None] = {"REFSERVER_AUTH_TOKEN": config.auth_token or None}
     try:
         server = start_refserver(server_args(config), env=env, timeout_s=15)
     except Exception as error:  # any failure to start is a configuration problem for the user
-        raise EmbeddedServerError(f"the bundled reference server did not start: {error}") from None
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        reason = lines[-1] if lines else type(error).__name__
+        raise EmbeddedServerError(f"the bundled reference server did not start: {reason}") from None
     atexit.register(server.stop)
     return server
 

@@ -160,13 +160,13 @@ def output_path(value: Any) -> str:
     """A file path whose folder exists or can be made, or empty."""
     path = text(value)
     if path:
-        folder = os.path.dirname(os.path.abspath(path))
-        probe = folder
-        while not os.path.exists(probe):
-            probe = os.path.dirname(probe)
-        if os.path.exists(path) and os.path.isdir(path):
+        if os.path.isdir(path):
             raise ValueError(f"{path} is a directory")
-        if not os.access(probe, os.W_OK):
+        folder = os.path.dirname(os.path.abspath(path))
+        existing = folder
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
             raise ValueError(f"cannot write to {folder}")
     return path
 

@@ -8,6 +8,7 @@ worker; workers send their connection counts with Locust's own worker reports.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -72,6 +73,7 @@ class FlappingPack:
         self.worker_counts: dict[str, FlapCounts] = {}  # latest counts from each worker
         self.verdict: Verdict | None = None  # the judgement, once made
         self.stop_reason: str | None = None  # why the run ended early, if it did
+        self.sigterm_guard: Any = None  # our SIGTERM handler while Locust has none
 
     @property
     def is_worker(self) -> bool:
@@ -213,8 +215,15 @@ class FlappingPack:
             except OSError as error:
                 logger.error("flapping-pack: could not write %s: %s", path, error.strerror)
 
+    def release_sigterm(self) -> None:
+        """Hand SIGTERM back to Locust."""
+        guard, self.sigterm_guard = self.sigterm_guard, None
+        if guard is not None:
+            guard.cancel()
+
     def close(self) -> None:
         """Stop what the pack started (monitor, bundled server)."""
+        self.release_sigterm()
         if self.monitor is not None:
             self.monitor.stop()
         if self.server is not None:
@@ -261,11 +270,31 @@ def _on_init(environment: Environment, runner: Runner | None = None, **_kwargs: 
     except SamplerError as error:
         pack.close()
         fail_config(str(error))
+    _guard_sigterm(pack)
     if not pack.targets.samplers:
         logger.warning(
             "flapping-pack: no server monitor (give --server-pid, --server-port or --server-metrics-url): "
             "resource checks will be skipped"
         )
+    from pack import html_report, web_ui  # flask only loads here, never on workers
+
+    html_report.register(environment)
+    if _kwargs.get("web_ui") is not None:
+        web_ui.install(environment, _kwargs["web_ui"])
+
+
+def _interrupt_main_greenlet() -> None:
+    """Make SIGTERM act like Ctrl-C while the headless shape runs.
+
+    Locust installs its SIGTERM handler only after a headless shape test returns,
+    so until then SIGTERM would kill the process without a verdict or cleanup.
+    """
+    gevent.get_hub().parent.throw(KeyboardInterrupt())
+
+
+def _guard_sigterm(pack: FlappingPack) -> None:
+    if getattr(pack.environment.parsed_options, "headless", False):
+        pack.sigterm_guard = gevent.signal_handler(signal.SIGTERM, _interrupt_main_greenlet)
 
 
 def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
@@ -288,6 +317,7 @@ def _on_test_stop(environment: Environment, **_kwargs: Any) -> None:
     pack = _pack(environment)
     if pack is None or pack.is_worker:
         return
+    pack.release_sigterm()
     verdict = pack.finish(interrupted=pack.phase != PHASE_DONE and pack.stop_reason is None)
     if verdict is not None and not getattr(environment.parsed_options, "headless", False):
         logger.info("flapping-pack verdict:\n%s", render_table(verdict))

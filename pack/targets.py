@@ -32,21 +32,22 @@ def resolve(config: PackConfig, host: str | None, server: EmbeddedServer | None)
     """Build the samplers from the options; a bad PID, port or URL raises a fatal SamplerError."""
     found = MonitorTargets()
     port = config.server_port or (server.port if server else None) or (_host_port(host) if host else None)
-    if server is not None:
-        found.samplers.append(ProcessTreeSampler.for_pid(server.pid, server.port))
-        found.samplers.append(PrometheusSampler.probe(server.metrics_url, REFSERVER_AGENTS_METRIC))
-        found.notes.append("the bundled reference server")
-    elif config.server_pid is not None:
+    # Explicit options win over the bundled server and over the guess from --host.
+    if config.server_pid is not None:
         found.samplers.append(ProcessTreeSampler.for_pid(config.server_pid, port))
     elif config.server_port is not None:
         found.samplers.append(ProcessTreeSampler.for_port(config.server_port))
+    elif server is not None:
+        found.samplers.append(ProcessTreeSampler.for_pid(server.pid, server.port))
+        found.notes.append("the bundled reference server")
     elif host and is_loopback_host(host) and port is not None:
         try:
             found.samplers.append(ProcessTreeSampler.for_port(port))
             found.notes.append(f"the process listening on port {port} of --host")
         except SamplerError:
             found.notes.append(f"no process found listening on port {port} of --host")
-    if config.server_metrics_url and server is None:
-        agents = config.agents_metric or None
-        found.samplers.append(PrometheusSampler.probe(config.server_metrics_url, agents))
+    if config.server_metrics_url:
+        found.samplers.append(PrometheusSampler.probe(config.server_metrics_url, config.agents_metric or None))
+    elif server is not None:
+        found.samplers.append(PrometheusSampler.probe(server.metrics_url, REFSERVER_AGENTS_METRIC))
     return found

@@ -1,0 +1,94 @@
+"""Issue 2 end to end: real `locust --headless` processes flapping against the bundled server."""
+
+from __future__ import annotations
+
+import csv
+import re
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.locust_process import ROOT, LocustProcess
+
+TOKEN = "tok-3f9c2a7be1d04c58-SECRET"
+
+
+def test_run_ends_by_itself_after_all_cycles(locust) -> None:
+    """Without -t the run ends when every user has done its cycles; connect count is users x cycles."""
+    run = locust("-u", "4", "--flap-cycles", "5")
+    assert run.exit_code == 0, run.output[-3000:]
+    connect = run.stats_row("connect")
+    assert int(connect["Request Count"]) == 4 * 5
+    assert int(connect["Failure Count"]) == 0
+    assert int(run.stats_row("echo")["Request Count"]) == 20
+    assert int(run.stats_row("close")["Request Count"]) == 20
+    assert run.verdict["connections"]["cycles_completed"] == 20
+    assert run.verdict["connections"]["users_finished"] == 4
+    assert run.verdict["connections"]["open_connections"] == 0
+
+
+def test_rejected_handshakes_show_as_stable_failures(locust) -> None:
+    """Against the 503 fault mode the connect failures appear under one stable message."""
+    run = locust("--ref-server-fault", "reject-503", "-u", "5", "--flap-cycles", "4")
+    assert run.exit_code == 3, run.output[-3000:]
+    assert 0 < int(run.stats_row("connect")["Failure Count"]) < 20
+    with open(run.out_dir / "run_failures.csv") as file:
+        failures = list(csv.DictReader(file))
+    assert [(f["Name"], f["Error"]) for f in failures] == [("connect", "handshake rejected: HTTP 503")]
+
+
+def _bundled_server_pid(output: str) -> int:
+    match = re.search(r"started the bundled reference server \(pid (\d+)", output)
+    assert match, output[-2000:]
+    return int(match.group(1))
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("moment", ["hold", "pause"])
+def test_a_stop_mid_cycle_ends_the_run_within_seconds(tmp_path: Path, stop_signal: int, moment: str) -> None:
+    """Ctrl-C or SIGTERM during a hold or a pause ends the run fast, writes the verdict, leaves no server."""
+    # A long hold (or a long pause) makes sure the signal lands in that step.
+    timing = ["--flap-connected-ms", "3000"] if moment == "hold" else ["--flap-disconnected-ms", "3000"]
+    locust = LocustProcess(["--flap-cycles", "0", *timing], tmp_path)
+    try:
+        server_pid = _bundled_server_pid(locust.wait_for("flapping phase", deadline_s=30))
+        time.sleep(0.5)  # 0.5 s into the flapping: users are connecting, holding or pausing
+        stopped_at = time.monotonic()
+        locust.process.send_signal(stop_signal)
+        locust.wait(timeout_s=15)
+        assert time.monotonic() - stopped_at < 10
+    finally:
+        locust.kill()
+    verdict_file = tmp_path / "verdict.json"
+    assert verdict_file.exists()
+    assert '"interrupted": true' in verdict_file.read_text()
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(server_pid) and psutil.Process(server_pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the bundled server outlived Locust"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("place", ["header", "query"])
+def test_the_token_reaches_the_server_and_no_output(locust, place: str) -> None:
+    """The bundled server requires the token, connects succeed, and the token is in no output or file."""
+    run = locust("--ws-auth-token", TOKEN, "--ws-auth-in", place, "--loglevel", "DEBUG", "--html", "report.html")
+    assert run.exit_code == 0, run.output[-3000:]
+    assert int(run.stats_row("connect")["Request Count"]) == 20
+    assert TOKEN not in run.output
+    written = list(run.out_dir.iterdir()) + [ROOT / "report.html"]
+    try:
+        for path in written:
+            if path.is_file():
+                assert TOKEN not in path.read_text(errors="replace"), path.name
+    finally:
+        (ROOT / "report.html").unlink(missing_ok=True)
+
+
+def test_a_token_from_the_environment_is_not_shown_when_connects_fail(locust) -> None:
+    """LOCUST_WS_AUTH_TOKEN is honoured and never echoed, even in failure messages."""
+    run = locust("--host", "ws://127.0.0.1:1/", "--flap-cycles", "1", "-u", "1", env={"LOCUST_WS_AUTH_TOKEN": TOKEN})
+    assert TOKEN not in run.output
+    assert "connection refused" in (run.out_dir / "run_failures.csv").read_text()
