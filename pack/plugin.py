@@ -37,6 +37,8 @@ from scenarios.tracker import FlapCounts
 logger = logging.getLogger("flapping_pack")
 
 REPORT_KEY = "flapping_pack_counts"  # key of our counts in a worker's report to the master
+PROGRESS_MESSAGE = "flapping_pack_progress"  # a worker's counts, sent as they change
+PROGRESS_INTERVAL_S = 0.5
 CONNECT_STAT = ("connect", "WS")  # (name, method) of the connect row in Locust's stats
 EXIT_BAD_CONFIG = 2
 
@@ -74,6 +76,7 @@ class FlappingPack:
         self.verdict: Verdict | None = None  # the judgement, once made
         self.stop_reason: str | None = None  # why the run ended early, if it did
         self.sigterm_guard: Any = None  # our SIGTERM handler while Locust has none
+        self.progress_greenlet: gevent.Greenlet | None = None  # a worker's progress reports
 
     @property
     def is_worker(self) -> bool:
@@ -96,17 +99,7 @@ class FlappingPack:
         if self.config.timing.cycles == 0:
             return False
         target = int(getattr(self.environment.parsed_options, "num_users", 0) or 0)
-        counts = self.counts()
-        if target and counts.users_finished >= target:
-            return True
-        runner = self.environment.runner
-        # Users that ended without finishing (errors) must not keep the run alive.
-        return (
-            not isinstance(runner, MasterRunner)
-            and runner is not None
-            and counts.users_started >= target
-            and runner.user_count == 0
-        )
+        return target > 0 and self.counts().users_finished >= target
 
     def advance_phase(self, elapsed_s: float) -> str:
         """Called by the load shape every tick: move the plan and remember the phase."""
@@ -144,6 +137,33 @@ class FlappingPack:
         if samplers:
             logger.info("flapping-pack: monitoring %s", self.monitor.describe())
         self.monitor.start()
+
+    def start_progress_reports(self) -> None:
+        """On a worker: send the counts to the master whenever they change (twice a second at most).
+
+        Locust's own worker reports come every 3 s; the master needs "all users are done"
+        sooner than that to end the flapping phase on time.
+        """
+        if self.progress_greenlet is not None:
+            return
+        runner = self.environment.runner
+
+        def report() -> None:
+            last: dict[str, Any] | None = None
+            while True:
+                counts = flap_context(self.environment).tracker.snapshot().to_dict()
+                if counts != last and runner is not None:
+                    runner.send_message(PROGRESS_MESSAGE, counts)
+                    last = counts
+                gevent.sleep(PROGRESS_INTERVAL_S)
+
+        self.progress_greenlet = gevent.spawn(report)
+
+    def stop_progress_reports(self) -> None:
+        """Stop the worker's progress reports (the final counts go with Locust's last report)."""
+        greenlet, self.progress_greenlet = self.progress_greenlet, None
+        if greenlet is not None:
+            greenlet.kill(block=False)
 
     def _on_server_death(self, sample: ResourceSample) -> None:
         logger.error("flapping-pack: the server is gone (process exited or metrics unreachable); stopping the run")
@@ -301,23 +321,36 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
     pack = _pack(environment)
     if pack is None:
         return
-    if environment.parsed_options is not None and not pack.is_worker:
-        # Options may have been edited in the web UI since start-up.
+    if environment.parsed_options is not None:
+        # Options may have been edited in the web UI since start-up; a worker gets
+        # the master's options with its first spawn message, just before this event.
         try:
             pack.config = config_from_options(environment.parsed_options)
             validate_ws_host(environment.host or "")
         except OptionError as error:
             logger.error("flapping-pack: %s", error)
-            pack.stop_reason = "bad configuration"
+            if not pack.is_worker:
+                pack.stop_reason = "bad configuration"
     flap_context(environment).settings = flap_settings(pack.config)
     pack.on_test_start()
+    if pack.is_worker:
+        pack.start_progress_reports()
 
 
 def _on_test_stop(environment: Environment, **_kwargs: Any) -> None:
     pack = _pack(environment)
-    if pack is None or pack.is_worker:
+    if pack is None:
+        return
+    if pack.is_worker:
+        pack.stop_progress_reports()
         return
     pack.release_sigterm()
+    if pack.monitor is not None:
+        pack.monitor.stop()
+    if isinstance(environment.runner, MasterRunner) and getattr(environment.parsed_options, "headless", False):
+        # A headless master fires test_stop before the workers' final reports arrive;
+        # the verdict waits for them, at `quitting`.
+        return
     verdict = pack.finish(interrupted=pack.phase != PHASE_DONE and pack.stop_reason is None)
     if verdict is not None and not getattr(environment.parsed_options, "headless", False):
         logger.info("flapping-pack verdict:\n%s", render_table(verdict))
@@ -370,6 +403,12 @@ def activate() -> None:
             def receive_counts(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
                 if pack is not None and REPORT_KEY in data:
                     pack.worker_counts[client_id] = FlapCounts.from_dict(data[REPORT_KEY])
+
+            def receive_progress(environment: Environment, msg: Any, **_kw: Any) -> None:
+                if pack is not None:
+                    pack.worker_counts[msg.node_id] = FlapCounts.from_dict(msg.data)
+
+            runner.register_message(PROGRESS_MESSAGE, receive_progress)
 
     events.test_start.add_listener(_on_test_start)
     events.test_stop.add_listener(_on_test_stop)

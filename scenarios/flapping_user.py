@@ -13,13 +13,13 @@ from typing import Any
 
 import gevent
 from locust import User, constant, task
-from locust.exception import StopUser
 
 from scenarios.schedule import FlapCycle, FlapSchedule, FlapTiming, disconnect_deadline, reconnect_deadline, user_rng
 from scenarios.tracker import ConnectionTracker
 from scenarios.ws_session import WebSocketSession, WsFailure, describe_failure
 
 REQUEST_TYPE = "WS"
+PARK_S = 3600.0  # how long a finished user sleeps before Locust runs its task again
 
 
 @dataclass(frozen=True)
@@ -81,11 +81,12 @@ class FlappingUser(User):
         self._cycles = iter(FlapSchedule(self._settings.timing, rng))  # the remaining planned cycles
         self._session: WebSocketSession | None = None  # the connection being held, if any
         self._connected_at = 0.0  # when the open connection's handshake completed
+        self._finished = False  # all cycles done
         self._tracker.user_started(self._number)
 
     @task
     def flap(self) -> None:
-        """Run every planned cycle, then stop this user."""
+        """Run every planned cycle, then park until the run's next phase stops this user."""
         try:
             for cycle in self._cycles:
                 self._run_cycle(cycle)
@@ -93,8 +94,13 @@ class FlappingUser(User):
             # Reached on a normal end and when the user is killed mid-cycle (GreenletExit):
             # a killed user drops its socket at once instead of blocking shutdown.
             self._drop_open_connection()
-        self._tracker.user_finished(self._number)
-        raise StopUser()
+        if not self._finished:
+            self._finished = True
+            self._tracker.user_finished(self._number)
+        # A user that ended would be replaced by Locust while it still ramps up to -u
+        # users, and the replacement would flap again: so a finished user parks instead.
+        # The load shape sees every user finished and stops them all.
+        gevent.sleep(PARK_S)
 
     def _run_cycle(self, cycle: FlapCycle) -> None:
         started = time.perf_counter()

@@ -92,3 +92,11 @@ def test_a_token_from_the_environment_is_not_shown_when_connects_fail(locust) ->
     run = locust("--host", "ws://127.0.0.1:1/", "--flap-cycles", "1", "-u", "1", env={"LOCUST_WS_AUTH_TOKEN": TOKEN})
     assert TOKEN not in run.output
     assert "connection refused" in (run.out_dir / "run_failures.csv").read_text()
+
+
+def test_a_slow_ramp_up_does_not_replace_finished_users(locust) -> None:
+    """Users that finish while Locust still ramps up are not replaced: exactly users x cycles connects."""
+    run = locust("-u", "6", "-r", "3", "--flap-cycles", "3")
+    assert run.exit_code == 0, run.output[-3000:]
+    assert int(run.stats_row("connect")["Request Count"]) == 6 * 3
+    assert run.verdict["connections"]["users_started"] == 6

@@ -1,0 +1,83 @@
+"""Issue 4: distributed runs judge once, on the master, from every worker's numbers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.locust_process import ROOT, LocustProcess
+
+
+def test_four_worker_processes_pass_against_a_healthy_server(locust) -> None:
+    """--processes 4 with 12 users: every cycle counted on the master, one monitor, exit 0."""
+    run = locust("--processes", "4", "-u", "12", "-r", "12")
+    assert run.exit_code == 0, run.output[-3000:]
+    assert int(run.stats_row("connect")["Request Count"]) == 12 * 5
+    verdict = run.verdict
+    assert verdict["cycles"]["completed"] == 60
+    assert verdict["connections"]["users_finished"] == 12
+    assert run.output.count("flapping-pack: monitoring ") == 1
+    # One monitor sampling every 0.2 s: the sample count fits the run's length, four would not.
+    times = [float(row.split(",")[0]) for row in (run.out_dir / "resources.csv").read_text().splitlines()[1:]]
+    assert len(times) <= (times[-1] - times[0]) / 0.2 + 2
+
+
+def test_four_worker_processes_fail_against_a_leaking_server(locust) -> None:
+    """The master's verdict uses every worker's connections: 60 leaked fds fail the run."""
+    run = locust("--processes", "4", "-u", "12", "-r", "12", "--ref-server-fault", "leak-fds")
+    assert run.exit_code == 3, run.output[-3000:]
+    assert run.check("fd_growth")["status"] == "fail"
+    assert run.check("fd_growth")["observed"] >= 60
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_separate_master_and_two_workers_pass(tmp_path: Path) -> None:
+    """A master started with --master and two --worker processes judge the run once, exit 0."""
+    port = str(_free_port())
+    master = LocustProcess(
+        ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--expect-workers", "2", "-u", "6"],
+        tmp_path,
+    )
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(ROOT / "locustfile.py"),
+                "--worker",
+                "--master-host",
+                "127.0.0.1",
+                "--master-port",
+                port,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    try:
+        code = master.wait(timeout_s=90)
+        for worker in workers:
+            worker.wait(timeout=30)
+    finally:
+        master.kill()
+        for worker in workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+    assert code == 0, master.output[-3000:]
+    verdict = (tmp_path / "verdict.json").read_text()
+    assert '"completed": 30' in verdict
+    assert master.output.count("VERDICT: PASS") == 1
