@@ -6,6 +6,7 @@ Run `locust --headless` (options in locust.conf) or `locust` for the web UI.
 from pack import plugin
 from scenarios.flapping_user import FlappingUser
 from scenarios.phases import FlapPhases
+from scenarios.steady_user import SteadyUser
 
 plugin.activate()
 
@@ -14,4 +15,8 @@ class FlappingClient(FlappingUser):
     """Connects, holds ~100 ms, drops, waits ~50 ms and reconnects (see --flap-* options)."""
 
 
-__all__ = ["FlapPhases", "FlappingClient"]
+class SteadyClient(SteadyUser):
+    """Holds one connection and echoes every 100 ms while the others flap (only with --steady-users)."""
+
+
+__all__ = ["FlapPhases", "FlappingClient", "SteadyClient"]

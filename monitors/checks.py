@@ -56,6 +56,9 @@ class Thresholds:
         0, "agents", "most per-connection server objects (agents metric) left after settling"
     )
     max_recovery_ms: float = _threshold(100.0, "ms", "longest recovery time; skipped when not measured")
+    max_steady_p95_ms: float = _threshold(
+        0.0, "ms", "highest p95 echo latency of the steady users during flapping; 0 turns it off"
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -101,6 +104,9 @@ class ClientTotals:
     cycles_completed: int
     users: int
     recovery_ms: float | None = None  # measured recovery time, when a scenario measures it
+    recovery_failure: str | None = None  # why the recovery probe never got a good round trip
+    steady_p95_ms: float | None = None  # p95 echo latency of the steady users, when there were any
+    steady_echoes: int = 0  # how many echoes the steady users timed
     generator_limited: str | None = None  # why failures were the load generator's own fault
 
 
@@ -391,10 +397,28 @@ def agents_growth(baseline: ResourceLevels, settled: ResourceLevels, max_agents:
 def recovery_ms(totals: ClientTotals, max_ms: float) -> CheckResult:
     """Fail if recovery took longer than `max_ms`; skipped when the scenario did not measure it."""
     name, unit = "recovery_ms", "ms"
+    if totals.recovery_ms is None and totals.recovery_failure is not None:
+        detail = f"no good round trip after flapping: {totals.recovery_failure}"
+        return CheckResult(name, "fail", None, max_ms, unit, detail)
     if totals.recovery_ms is None:
         return _skip(name, unit, max_ms, "no recovery measurement")
     observed = totals.recovery_ms
     detail = f"recovery took {_fmt_against(observed, max_ms)} ms (limit {fmt_number(max_ms)} ms)"
+    return CheckResult(name, _status(observed <= max_ms), observed, max_ms, unit, detail)
+
+
+def steady_p95_ms(totals: ClientTotals, max_ms: float) -> CheckResult:
+    """Fail if the steady users' p95 echo latency exceeded `max_ms`; off at 0, skipped without steady users."""
+    name, unit = "steady_p95_ms", "ms"
+    if max_ms == 0:
+        return _skip(name, unit, None, "off (max_steady_p95_ms is 0)")
+    if totals.steady_p95_ms is None or totals.steady_echoes == 0:
+        return _skip(name, unit, max_ms, "no steady users (give --steady-users)")
+    observed = totals.steady_p95_ms
+    detail = (
+        f"steady users' p95 echo latency {_fmt_against(observed, max_ms)} ms over "
+        f"{totals.steady_echoes} echoes (limit {fmt_number(max_ms)} ms)"
+    )
     return CheckResult(name, _status(observed <= max_ms), observed, max_ms, unit, detail)
 
 
@@ -418,6 +442,7 @@ def evaluate(
             lingering_connections(baseline, settled, thresholds.max_lingering_connections),
             agents_growth(baseline, settled, thresholds.max_agents_growth),
             recovery_ms(totals, thresholds.max_recovery_ms),
+            steady_p95_ms(totals, thresholds.max_steady_p95_ms),
         ],
         interrupted=interrupted,
     )

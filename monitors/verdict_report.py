@@ -105,6 +105,7 @@ def _check_dict(check: CheckResult) -> dict[str, Any]:
         "observed": _number(check.observed),
         "limit": _number(check.limit),
         "unit": check.unit,
+        "bound": check.bound,
         "detail": check.detail,
     }
 

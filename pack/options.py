@@ -19,7 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from monitors.checks import Thresholds
-from scenarios.schedule import FlapTiming
+from scenarios.disconnect import DisconnectMix
+from scenarios.schedule import JITTER_DISTRIBUTIONS, FlapTiming
 
 FAULT_MODES = ("none", "leak-memory", "leak-agents", "leak-fds", "reject-503", "slow-handshake")
 AUTH_PLACES = ("header", "query")
@@ -144,6 +145,14 @@ def fault_modes(value: Any) -> tuple[str, ...]:
     return tuple(w for w in words if w != "none")
 
 
+def disconnect_mix(value: Any) -> str:
+    """Weighted disconnect styles, ``style[:weight],...``; kept as its canonical text.
+
+    Text, not a `DisconnectMix`, so Locust's web UI can show and retype it like any string.
+    """
+    return str(value if isinstance(value, DisconnectMix) else DisconnectMix.parse(text(value)))
+
+
 def boolean(value: Any) -> bool:
     """true/false, yes/no, on/off, 1/0."""
     if isinstance(value, bool):
@@ -208,9 +217,30 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "--flap-jitter",
         jitter_fraction,
         _timing.jitter,
-        "Jitter, a fraction of each duration applied +/- uniformly, in [0, 1)",
+        "Jitter, a fraction of each duration, in [0, 1): how far durations spread (see --flap-jitter-dist)",
+    ),
+    OptionSpec(
+        "--flap-jitter-dist",
+        choice(JITTER_DISTRIBUTIONS),
+        _timing.jitter_dist,
+        "Jitter distribution: uniform (+/- jitter), normal (sigma jitter/2, clipped to +/- jitter) or exponential "
+        "(1 - jitter of the duration plus an exponential part, mean the duration, capped at 1 + 9 x jitter)",
     ),
     OptionSpec("--flap-seed", optional_int, "", "Seed for a reproducible schedule (empty: random)"),
+    OptionSpec(
+        "--flap-disconnect",
+        disconnect_mix,
+        str(DisconnectMix()),
+        "How each cycle disconnects, drawn by weight, e.g. clean:6,abrupt:2,reset:1 (a bare style weighs 1); "
+        "styles: clean, abrupt, reset, half-open, handshake-abort",
+    ),
+    OptionSpec(
+        "--flap-storm",
+        boolean,
+        _timing.storm,
+        "Storm: every user connects on a shared clock grid (period hold + pause) and all drop together; no jitter",
+        boolean_flag=True,
+    ),
     OptionSpec(
         "--flap-echo", boolean, True, "Send a text message during each hold and check its echo", boolean_flag=True
     ),
@@ -240,6 +270,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "--settle-s", non_negative_float, 5.0, "Seconds after the last cycle for the server to release resources"
     ),
     OptionSpec("--resource-csv", output_path, "", "Write the resource timeline to this CSV file"),
+    # After the flapping, and beside it.
+    OptionSpec(
+        "--recovery-timeout-s", positive_float, 10.0, "How long the recovery probe tries for a good round trip, s"
+    ),
+    OptionSpec("--steady-users", non_negative_int, 0, "Users holding one long-lived connection during the flapping"),
+    OptionSpec("--steady-interval-ms", positive_float, 100.0, "Time between a steady user's echoes, ms"),
     # The verdict.
     OptionSpec(
         "--min-connect-success-pct",
@@ -279,6 +315,18 @@ OPTIONS: tuple[OptionSpec, ...] = (
         non_negative_int,
         _limits.max_agents_growth,
         "Fail when more agents remain after settling than at baseline",
+    ),
+    OptionSpec(
+        "--max-recovery-ms",
+        non_negative_float,
+        _limits.max_recovery_ms,
+        "Fail when the first good round trip after flapping comes later, ms",
+    ),
+    OptionSpec(
+        "--max-steady-p95-ms",
+        non_negative_float,
+        _limits.max_steady_p95_ms,
+        "Fail when the steady users' p95 echo latency is higher, ms (0: off)",
     ),
     OptionSpec("--verdict-json", output_path, "", "Write the verdict as JSON to this file"),
     OptionSpec("--junit-xml", output_path, "", "Write the verdict as JUnit XML to this file"),
@@ -328,6 +376,7 @@ class PackConfig:
     """Everything the pack was told, validated and typed."""
 
     timing: FlapTiming = field(default_factory=FlapTiming)  # the flap schedule
+    disconnect: DisconnectMix = field(default_factory=DisconnectMix)  # how each cycle disconnects, by weight
     echo: bool = True  # echo a message during each hold
     ws_timeout_s: float = 5.0  # bound on every socket operation
     auth_token: str = field(default="", repr=False)  # secret: never in repr, logs or reports
@@ -343,6 +392,9 @@ class PackConfig:
     resource_csv: str = ""  # timeline output
     verdict_json: str = ""  # verdict output
     junit_xml: str = ""  # verdict output for CI systems
+    recovery_timeout_s: float = 10.0  # the recovery probe's deadline
+    steady_users: int = 0  # long-lived connections beside the flapping ones
+    steady_interval_ms: float = 100.0  # a steady user's echo period
     thresholds: Thresholds = field(default_factory=Thresholds)  # the verdict's limits
 
 
@@ -361,16 +413,21 @@ def _parsed(spec: OptionSpec, options: Any) -> Any:
 def config_from_options(options: Any) -> PackConfig:
     """Build the validated config from Locust's parsed options (or the web UI's values)."""
     values = {spec.dest: _parsed(spec, options) for spec in OPTIONS}
+    if values["flap_storm"] and values["flap_connected_ms"] + values["flap_disconnected_ms"] <= 0:
+        raise OptionError("--flap-storm: needs --flap-connected-ms or --flap-disconnected-ms above 0")
     timing = FlapTiming(
         connected_ms=values["flap_connected_ms"],
         disconnected_ms=values["flap_disconnected_ms"],
         jitter=values["flap_jitter"],
         cycles=values["flap_cycles"],
         seed=values["flap_seed"],
+        jitter_dist=values["flap_jitter_dist"],
+        storm=values["flap_storm"],
     )
     thresholds = Thresholds(**{name: values[name] for name in _THRESHOLD_FIELDS if name in values})
     return PackConfig(
         timing=timing,
+        disconnect=DisconnectMix.parse(values["flap_disconnect"]),
         echo=values["flap_echo"],
         ws_timeout_s=values["ws_timeout_s"],
         auth_token=values["ws_auth_token"],
@@ -386,6 +443,9 @@ def config_from_options(options: Any) -> PackConfig:
         resource_csv=values["resource_csv"],
         verdict_json=values["verdict_json"],
         junit_xml=values["junit_xml"],
+        recovery_timeout_s=values["recovery_timeout_s"],
+        steady_users=values["steady_users"],
+        steady_interval_ms=values["steady_interval_ms"],
         thresholds=thresholds,
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import time
 from typing import Any
 
 import gevent
@@ -19,7 +20,7 @@ from locust.runners import MasterRunner, Runner, WorkerRunner
 
 from monitors.checks import ClientTotals, Verdict, evaluate
 from monitors.monitor import ResourceMonitor
-from monitors.sample import PHASE_BASELINE, PHASE_FLAPPING, ResourceSample, SamplerError
+from monitors.sample import PHASE_BASELINE, PHASE_FLAPPING, PHASE_SETTLE, ResourceSample, SamplerError
 from monitors.timeline import Timeline
 from monitors.verdict_report import (
     render_table,
@@ -30,9 +31,12 @@ from monitors.verdict_report import (
 )
 from pack import embedded, targets
 from pack.options import OptionError, PackConfig, add_pack_options, config_from_options, validate_ws_host
-from scenarios.flapping_user import FlapSettings, flap_context
+from scenarios.flapping_user import REQUEST_TYPE, FlapSettings, flap_context
 from scenarios.phases import PHASE_DONE, PhasePlan
+from scenarios.recovery import RecoveryResult, probe_recovery
+from scenarios.steady_user import SteadyUser
 from scenarios.tracker import FlapCounts
+from scenarios.ws_session import WebSocketSession, WsFailure
 
 logger = logging.getLogger("flapping_pack")
 
@@ -40,6 +44,7 @@ REPORT_KEY = "flapping_pack_counts"  # key of our counts in a worker's report to
 PROGRESS_MESSAGE = "flapping_pack_progress"  # a worker's counts, sent as they change
 PROGRESS_INTERVAL_S = 0.5
 CONNECT_STAT = ("connect", "WS")  # (name, method) of the connect row in Locust's stats
+STEADY_ECHO_STAT = ("steady-echo", "WS")  # the steady users' echo row
 EXIT_BAD_CONFIG = 2
 
 
@@ -54,6 +59,7 @@ def flap_settings(config: PackConfig) -> FlapSettings:
     """What the users need from the config."""
     return FlapSettings(
         timing=config.timing,
+        disconnect=config.disconnect,
         echo=config.echo,
         timeout_s=config.ws_timeout_s,
         auth_token=config.auth_token,
@@ -77,6 +83,8 @@ class FlappingPack:
         self.stop_reason: str | None = None  # why the run ended early, if it did
         self.sigterm_guard: Any = None  # our SIGTERM handler while Locust has none
         self.progress_greenlet: gevent.Greenlet | None = None  # a worker's progress reports
+        self.recovery_greenlet: gevent.Greenlet | None = None  # the recovery probe, once flapping ends
+        self.recovery: RecoveryResult | None = None  # what the probe found
 
     @property
     def is_worker(self) -> bool:
@@ -109,6 +117,10 @@ class FlappingPack:
         run_time = getattr(self.environment.parsed_options, "run_time", None)
         self.plan.run_time_s = float(run_time) if run_time else None
         phase = self.plan.advance(elapsed_s, self.users_done() if self.plan.phase == PHASE_FLAPPING else False)
+        if self.phase == PHASE_FLAPPING and phase != PHASE_FLAPPING:
+            self._start_recovery_probe()
+        if phase == PHASE_DONE and self.recovery_greenlet is not None and not self.recovery_greenlet.ready():
+            phase = PHASE_SETTLE  # the probe is still trying (bounded by --recovery-timeout-s)
         if phase != self.phase:
             logger.info("flapping-pack: %s phase", phase)
         self.phase = phase
@@ -126,6 +138,10 @@ class FlappingPack:
         self.stop_reason = None
         self.plan = PhasePlan(self.config.baseline_s, self.config.settle_s)
         self.phase = PHASE_BASELINE
+        self.recovery = None
+        if self.recovery_greenlet is not None:
+            self.recovery_greenlet.kill(block=False)
+            self.recovery_greenlet = None
         samplers = self.targets.samplers if self.targets else []
         self.monitor = ResourceMonitor(
             samplers,
@@ -137,6 +153,36 @@ class FlappingPack:
         if samplers:
             logger.info("flapping-pack: monitoring %s", self.monitor.describe())
         self.monitor.start()
+
+    def _start_recovery_probe(self) -> None:
+        """At the end of flapping: measure how soon a stable client gets a good round trip."""
+        if self.is_worker or not self.environment.host:
+            return
+        ended_at = time.perf_counter()
+        settings = flap_context(self.environment).settings
+        host = self.environment.host
+
+        def open_session(timeout_s: float) -> WebSocketSession:
+            return WebSocketSession(
+                host,
+                timeout_s=min(settings.timeout_s, timeout_s),
+                auth_token=settings.auth_token,
+                auth_in=settings.auth_in,
+            )
+
+        def probe() -> None:
+            result = probe_recovery(open_session, ended_at, self.config.recovery_timeout_s, sleep=gevent.sleep)
+            self.recovery = result
+            self.environment.events.request.fire(
+                request_type=REQUEST_TYPE,
+                name="recovery",
+                response_time=result.recovery_ms if result.recovery_ms is not None else 0.0,
+                response_length=0,
+                exception=WsFailure(result.failure) if result.failure else None,
+                context={},
+            )
+
+        self.recovery_greenlet = gevent.spawn(probe)
 
     def start_progress_reports(self) -> None:
         """On a worker: send the counts to the master whenever they change (twice a second at most).
@@ -176,12 +222,18 @@ class FlappingPack:
     def client_totals(self) -> ClientTotals:
         """The client-side numbers the verdict needs, totalled across workers."""
         connect = self.environment.stats.get(*CONNECT_STAT)
+        steady = self.environment.stats.get(*STEADY_ECHO_STAT)
         counts = self.counts()
+        recovery = self.recovery
         return ClientTotals(
             connect_attempts=connect.num_requests,
             connect_failures=connect.num_failures,
             cycles_completed=counts.cycles_completed,
             users=counts.users_started,
+            recovery_ms=recovery.recovery_ms if recovery else None,
+            recovery_failure=recovery.failure if recovery and recovery.recovery_ms is None else None,
+            steady_p95_ms=steady.get_response_time_percentile(0.95) if steady.num_requests else None,
+            steady_echoes=steady.num_requests,
             generator_limited=self._generator_limit(),
         )
 
@@ -210,6 +262,8 @@ class FlappingPack:
         if self.is_worker or self.monitor is None or self.verdict is not None:
             return self.verdict
         self.monitor.stop()
+        if self.recovery_greenlet is not None and not self.recovery_greenlet.ready():
+            self.recovery_greenlet.kill(block=True, timeout=2)  # an interrupted run: no measurement
         self.verdict = evaluate(self.monitor.timeline, self.client_totals(), self.config.thresholds, interrupted)
         self._write_outputs(self.report(self.verdict))
         return self.verdict
@@ -321,6 +375,9 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
     pack = _pack(environment)
     if pack is None:
         return
+    if not environment.host and pack.server is not None:
+        environment.host = pack.server.url  # the web UI's host field was cleared: keep the bundled server
+    bad_config: str | None = None
     if environment.parsed_options is not None:
         # Options may have been edited in the web UI since start-up; a worker gets
         # the master's options with its first spawn message, just before this event.
@@ -328,13 +385,21 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
             pack.config = config_from_options(environment.parsed_options)
             validate_ws_host(environment.host or "")
         except OptionError as error:
-            logger.error("flapping-pack: %s", error)
-            if not pack.is_worker:
-                pack.stop_reason = "bad configuration"
+            bad_config = str(error)
     flap_context(environment).settings = flap_settings(pack.config)
+    for user_class in environment.user_classes:
+        if issubclass(user_class, SteadyUser):
+            user_class.fixed_count = pack.config.steady_users
+            user_class.interval_s = pack.config.steady_interval_ms / 1000.0
     pack.on_test_start()
     if pack.is_worker:
         pack.start_progress_reports()
+    elif bad_config is not None:
+        # Reachable from the web UI only: the command line is checked before any load.
+        logger.error("flapping-pack: %s; stopping the run", bad_config)
+        pack.stop_reason = "bad configuration"
+        if environment.runner is not None:
+            gevent.spawn(environment.runner.stop)
 
 
 def _on_test_stop(environment: Environment, **_kwargs: Any) -> None:

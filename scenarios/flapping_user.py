@@ -1,7 +1,9 @@
 """The flapping Locust user: connect, hold, disconnect, pause, cycle after cycle.
 
 Glue between the pure schedule and tracker and the WebSocket session: each action
-becomes a Locust request event of type `WS` (a row in stats, CSV and HTML reports).
+becomes a Locust request event of type `WS` (a row in stats, CSV and HTML reports):
+`connect`, `echo`, and one row per disconnect style (`close`, `abrupt`, `reset`,
+`half-open`, `handshake-abort`), so the stats show which style hurt the server.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from typing import Any
 import gevent
 from locust import User, constant, task
 
-from scenarios.schedule import FlapCycle, FlapSchedule, FlapTiming, disconnect_deadline, reconnect_deadline, user_rng
+from scenarios.disconnect import ABRUPT, CLEAN, HALF_OPEN, HANDSHAKE_ABORT, REQUEST_NAMES, RESET, DisconnectMix
+from scenarios.schedule import (
+    FlapCycle,
+    FlapSchedule,
+    FlapTiming,
+    disconnect_deadline,
+    reconnect_deadline,
+    storm_grid,
+    user_rng,
+)
 from scenarios.tracker import ConnectionTracker
 from scenarios.ws_session import WebSocketSession, WsFailure, describe_failure
 
@@ -31,6 +42,7 @@ class FlapSettings:
     timeout_s: float = 5.0  # bound on every socket operation
     auth_token: str = field(default="", repr=False)  # secret
     auth_in: str = "header"  # "header" or "query"
+    disconnect: DisconnectMix = field(default_factory=DisconnectMix)  # the styles each cycle's disconnect is drawn from
 
 
 class FlapContext:
@@ -64,6 +76,13 @@ def _sleep_until(deadline: float) -> None:
     gevent.sleep(delay if delay > 0 else 0)
 
 
+def _sleep_until_wall(deadline: float) -> None:
+    # The storm grid is wall-clock time, shared with the other processes; a timer may fire
+    # a little early, so sleep again until the clock has really reached the boundary.
+    while (delay := deadline - time.time()) > 0:
+        gevent.sleep(delay)
+
+
 class FlappingUser(User):
     """A WebSocket client on an unstable network: it flaps its connection on a schedule."""
 
@@ -78,9 +97,15 @@ class FlappingUser(User):
         self._number = context.next_user_number()  # this user's number in its process
         worker = getattr(self.environment.runner, "worker_index", 0) or 0
         rng = user_rng(self._settings.timing.seed, worker * 1_000_000 + self._number)
-        self._cycles = iter(FlapSchedule(self._settings.timing, rng))  # the remaining planned cycles
+        schedule = FlapSchedule(self._settings.timing, rng, self._settings.disconnect)
+        self._cycles = iter(schedule)  # the remaining planned cycles
+        self._grid = storm_grid(self._settings.timing)  # storm mode's shared wall-clock grid, else None
+        self._next_boundary: float | None = None  # storm mode: wall-clock time of the next connect, once planned
         self._session: WebSocketSession | None = None  # the connection being held, if any
         self._connected_at = 0.0  # when the open connection's handshake completed
+        self._half_open: WebSocketSession | None = None  # a connection left half-open until the pause ends
+        self._half_open_since = 0.0  # when the hold of that connection ended
+        self._half_open_hold_s = 0.0  # how long it was held before
         self._finished = False  # all cycles done
         self._tracker.user_started(self._number)
 
@@ -92,8 +117,9 @@ class FlappingUser(User):
                 self._run_cycle(cycle)
         finally:
             # Reached on a normal end and when the user is killed mid-cycle (GreenletExit):
-            # a killed user drops its socket at once instead of blocking shutdown.
+            # a killed user drops its sockets at once instead of blocking shutdown.
             self._drop_open_connection()
+            self._release_half_open(report=False)
         if not self._finished:
             self._finished = True
             self._tracker.user_finished(self._number)
@@ -102,28 +128,38 @@ class FlappingUser(User):
         # The load shape sees every user finished and stops them all.
         gevent.sleep(PARK_S)
 
-    def _run_cycle(self, cycle: FlapCycle) -> None:
-        started = time.perf_counter()
-        session = WebSocketSession(
+    def _new_session(self) -> WebSocketSession:
+        return WebSocketSession(
             self.host or "",
             timeout_s=self._settings.timeout_s,
             auth_token=self._settings.auth_token,
             auth_in=self._settings.auth_in,
         )
+
+    def _run_cycle(self, cycle: FlapCycle) -> None:
+        slot = self._wait_for_slot()
+        started = time.perf_counter()
+        if cycle.disconnect == HANDSHAKE_ABORT:
+            self._abort_handshake(started)
+            self._pause(cycle, time.perf_counter(), 0.0)
+            self._tracker.cycle_completed(self._number, time.perf_counter() - started)
+            return
+        session = self._new_session()
         self._tracker.connect_attempted(self._number)
         try:
             session.connect()
         except WsFailure as failure:
             self._fire("connect", started, failure=failure)
             self._tracker.connect_failed(self._number)
-            _sleep_until(time.perf_counter() + cycle.pause_s)
+            self._pause(cycle, time.perf_counter(), 0.0)
             self._tracker.cycle_completed(self._number, time.perf_counter() - started)
             return
         self._connected_at = time.perf_counter()
         self._session = session
         self._fire("connect", started)
         self._tracker.connect_succeeded(self._number)
-        planned_disconnect = disconnect_deadline(self._connected_at, cycle)
+        # Storm mode: the hold counts from the grid boundary, so every user drops at once.
+        planned_disconnect = disconnect_deadline(slot if self._grid is not None else self._connected_at, cycle)
 
         if self._settings.echo:
             self._echo(session, cycle)
@@ -132,16 +168,75 @@ class FlappingUser(User):
         close_started = time.perf_counter()
         if self._session is not None:  # the echo may have found the connection dead
             self._session = None
-            self._tracker.disconnected(self._number, close_started - self._connected_at)
-            try:
-                session.close_clean()
-                self._fire("close", close_started)
-            except WsFailure as failure:
-                self._fire("close", close_started, failure=failure)
+            self._disconnect(session, cycle.disconnect, close_started)
         close_duration = time.perf_counter() - close_started
 
-        _sleep_until(reconnect_deadline(planned_disconnect, close_duration, cycle))
+        self._pause(cycle, planned_disconnect, close_duration)
+        self._release_half_open(report=True)  # right before the next connect
         self._tracker.cycle_completed(self._number, time.perf_counter() - started)
+
+    def _wait_for_slot(self) -> float:
+        """Storm mode: sleep until this cycle's grid boundary. Returns the planned start, perf clock."""
+        if self._grid is None:
+            return time.perf_counter()
+        boundary = self._next_boundary if self._next_boundary is not None else self._grid.next_boundary(time.time())
+        self._next_boundary = None
+        _sleep_until_wall(boundary)
+        return time.perf_counter() - (time.time() - boundary)
+
+    def _pause(self, cycle: FlapCycle, planned_disconnect: float, close_duration: float) -> None:
+        """Sleep until the next connect may start: after the pause, or at the next grid boundary."""
+        if self._grid is None:
+            _sleep_until(reconnect_deadline(planned_disconnect, close_duration, cycle))
+            return
+        self._next_boundary = self._grid.next_boundary(time.time())
+        _sleep_until_wall(self._next_boundary)
+
+    def _disconnect(self, session: WebSocketSession, style: str, started: float) -> None:
+        """End the held connection in the cycle's style; each style is its own stats row."""
+        if style == HALF_OPEN:
+            # No close frame, no FIN, no reading: the socket stays open until the pause ends.
+            self._half_open = session
+            self._half_open_since = started
+            self._half_open_hold_s = started - self._connected_at
+            return
+        self._tracker.disconnected(self._number, started - self._connected_at)
+        name = REQUEST_NAMES[style]
+        try:
+            if style == ABRUPT:
+                session.close_abrupt()
+            elif style == RESET:
+                session.close_reset()
+            else:
+                assert style == CLEAN, style
+                session.close_clean()
+        except WsFailure as failure:
+            self._fire(name, started, failure=failure)
+            return
+        self._fire(name, started)
+
+    def _release_half_open(self, report: bool) -> None:
+        """Drop a connection left half-open (with a RST); `report` fires its `half-open` row.
+
+        The row's time is how long the connection was left half-open.
+        """
+        session, self._half_open = self._half_open, None
+        if session is None:
+            return
+        session.abort(reset=True)
+        self._tracker.disconnected(self._number, self._half_open_hold_s)
+        if report:
+            self._fire(REQUEST_NAMES[HALF_OPEN], self._half_open_since)
+
+    def _abort_handshake(self, started: float) -> None:
+        """A handshake-abort cycle: send the upgrade request, drop TCP before the 101 (its own row)."""
+        name = REQUEST_NAMES[HANDSHAKE_ABORT]
+        try:
+            self._new_session().abort_handshake()
+        except WsFailure as failure:
+            self._fire(name, started, failure=failure)
+            return
+        self._fire(name, started)
 
     def _echo(self, session: WebSocketSession, cycle: FlapCycle) -> None:
         sent = time.perf_counter()

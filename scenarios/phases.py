@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from locust import LoadTestShape
+from locust import LoadTestShape, User
 
 from monitors.sample import PHASE_BASELINE, PHASE_FLAPPING, PHASE_SETTLE
+from scenarios.steady_user import SteadyUser
 
 PHASE_DONE = "done"
 
@@ -54,8 +55,8 @@ class FlapPhases(LoadTestShape):
 
     use_common_options = True
 
-    def tick(self) -> tuple[int, float] | None:
-        """Ask the pack which phase the run is in and return the user count for it."""
+    def tick(self) -> tuple[int, float, list[type[User]]] | None:
+        """Ask the pack which phase the run is in and return the users for it."""
         assert self.runner is not None
         environment: Any = self.runner.environment
         pack = environment.flapping_pack
@@ -63,5 +64,12 @@ class FlapPhases(LoadTestShape):
         if phase == PHASE_DONE:
             return None
         options = environment.parsed_options
-        users = int(options.num_users or 1) if phase == PHASE_FLAPPING else 0
-        return users, float(options.spawn_rate or 1)
+        steady = pack.config.steady_users
+        all_users = int(options.num_users or 1) + steady
+        # Steady users come only when asked for: their class has a fixed count, set by the pack.
+        classes = [c for c in environment.user_classes if steady or not issubclass(c, SteadyUser)]
+        if phase == PHASE_FLAPPING:
+            return all_users, float(options.spawn_rate or 1), classes
+        # Before and after the flapping, no user at all; stop them in one step, so the
+        # settle phase starts with every connection released by the clients.
+        return 0, float(max(options.spawn_rate or 1, all_users)), classes

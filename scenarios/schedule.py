@@ -1,14 +1,25 @@
 """The flap schedule: how long each user holds a connection and pauses, cycle by cycle.
 
-Pure code (no sockets, no gevent, no clock): it yields durations and deadlines,
-the caller sleeps. Randomness is seeded per user so a seeded run is reproducible.
+Pure code (no sockets, no gevent, no clock): it yields durations, disconnect styles and
+deadlines, the caller sleeps. Randomness is seeded per user so a seeded run is
+reproducible. In storm mode the connects sit on a wall-clock grid shared by all users
+(`StormGrid`); the caller reads the clock and passes it in.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from scenarios.disconnect import CLEAN, DisconnectMix
+
+UNIFORM = "uniform"
+NORMAL = "normal"
+EXPONENTIAL = "exponential"
+JITTER_DISTRIBUTIONS = (UNIFORM, NORMAL, EXPONENTIAL)
+EXPONENTIAL_CAP = 10.0  # the exponential part of a duration is capped at this many times its mean
 
 
 @dataclass(frozen=True)
@@ -17,9 +28,11 @@ class FlapTiming:
 
     connected_ms: float = 100.0  # planned hold time per cycle
     disconnected_ms: float = 50.0  # planned pause between a disconnect and the next connect
-    jitter: float = 0.0  # fraction of each duration applied uniformly +/-, in [0, 1)
+    jitter: float = 0.0  # spread of each duration as a fraction of it, in [0, 1); see `jittered_s`
     cycles: int = 20  # cycles per user; 0 means until the run ends
     seed: int | None = None  # seed for a reproducible schedule; None draws from the OS
+    jitter_dist: str = UNIFORM  # how the jitter is distributed: uniform, normal or exponential
+    storm: bool = False  # all users connect on a shared wall-clock grid (no jitter then)
 
     def __post_init__(self) -> None:
         if self.connected_ms < 0 or self.disconnected_ms < 0:
@@ -28,6 +41,10 @@ class FlapTiming:
             raise ValueError("jitter must be in [0, 1)")
         if self.cycles < 0:
             raise ValueError("cycles must be >= 0")
+        if self.jitter_dist not in JITTER_DISTRIBUTIONS:
+            raise ValueError(f"jitter distribution must be one of {', '.join(JITTER_DISTRIBUTIONS)}")
+        if self.storm and self.connected_ms + self.disconnected_ms <= 0:
+            raise ValueError("storm mode needs a hold or a pause longer than 0 ms")
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,7 @@ class FlapCycle:
     index: int  # 0-based cycle number within the user
     hold_s: float  # planned time between a completed connect and the disconnect
     pause_s: float  # planned time between the disconnect and the next connect
+    disconnect: str = field(default=CLEAN)  # how this cycle ends its connection (a style of scenarios.disconnect)
 
 
 def user_rng(seed: int | None, user_index: int) -> random.Random:
@@ -47,30 +65,90 @@ def user_rng(seed: int | None, user_index: int) -> random.Random:
     return random.Random(f"flap:{seed}:{user_index}")
 
 
-class FlapSchedule:
-    """The cycles of one user, with jitter drawn from its own random source."""
+def jittered_s(duration_ms: float, jitter: float, distribution: str, rng: random.Random) -> float:
+    """One duration drawn around the planned `duration_ms` (d), in seconds.
 
-    def __init__(self, timing: FlapTiming, rng: random.Random) -> None:
+    With jitter j in [0, 1):
+
+    - uniform: d x (1 + U(-j, j)); in [d(1-j), d(1+j)], mean d.
+    - normal: d x (1 + N(0, sigma = j/2)), clamped to [d(1-j), d(1+j)] (two sigmas: about
+      4.6 % of the draws land on a bound); mean d, most durations near it.
+    - exponential: d(1-j) plus an exponential part of mean j x d, the part capped at 10 times
+      its mean; in [d(1-j), d(1+9j)], mean d (less 0.005 %): bursty, mostly short, a few long.
+
+    Jitter 0 gives d exactly whatever the distribution, and no duration is ever negative.
+    """
+    if jitter == 0 or duration_ms == 0:
+        return duration_ms / 1000.0
+    if distribution == UNIFORM:
+        factor = 1.0 + rng.uniform(-jitter, jitter)
+    elif distribution == NORMAL:
+        factor = min(max(rng.gauss(1.0, jitter / 2), 1.0 - jitter), 1.0 + jitter)
+    elif distribution == EXPONENTIAL:
+        factor = 1.0 - jitter + min(rng.expovariate(1.0 / jitter), EXPONENTIAL_CAP * jitter)
+    else:
+        raise ValueError(f"unknown jitter distribution {distribution!r}")
+    return duration_ms * factor / 1000.0
+
+
+class FlapSchedule:
+    """The cycles of one user: jittered durations and disconnect styles from its own random source."""
+
+    def __init__(self, timing: FlapTiming, rng: random.Random, disconnect: DisconnectMix | None = None) -> None:
         self.timing = timing  # what was configured
+        self.disconnect = disconnect or DisconnectMix()  # the styles each cycle's disconnect is drawn from
         self._rng = rng  # this user's random source
 
     def _jittered(self, duration_ms: float) -> float:
-        jitter = self.timing.jitter
-        if jitter == 0 or duration_ms == 0:
+        if self.timing.storm:  # the grid fixes every connect and disconnect: no jitter
             return duration_ms / 1000.0
-        return duration_ms * (1.0 + self._rng.uniform(-jitter, jitter)) / 1000.0
+        return jittered_s(duration_ms, self.timing.jitter, self.timing.jitter_dist, self._rng)
 
     def __iter__(self) -> Iterator[FlapCycle]:
         index = 0
         while self.timing.cycles == 0 or index < self.timing.cycles:
             hold_s = self._jittered(self.timing.connected_ms)
             pause_s = self._jittered(self.timing.disconnected_ms)
-            yield FlapCycle(index=index, hold_s=hold_s, pause_s=pause_s)
+            style = self.disconnect.draw(self._rng)
+            yield FlapCycle(index=index, hold_s=hold_s, pause_s=pause_s, disconnect=style)
             index += 1
 
 
+@dataclass(frozen=True)
+class StormGrid:
+    """The wall-clock grid of storm mode: every user connects on a boundary, all at once.
+
+    Boundaries are the multiples of `period_s` (hold + pause) since the Unix epoch, so every
+    user of every Locust process on the machine agrees on them without talking. A user waits
+    for the next boundary before its first connect and again after each disconnect; its hold
+    counts from the boundary (`disconnect_deadline(boundary, cycle)`), not from the end of its
+    handshake, so all users drop at the same moment too. A cycle that overruns its period
+    (a slow handshake or close) reconnects at the following boundary.
+    """
+
+    period_s: float  # hold + pause, seconds
+
+    def __post_init__(self) -> None:
+        if not self.period_s > 0:
+            raise ValueError("the storm period must be > 0")
+
+    def next_boundary(self, now_s: float) -> float:
+        """The first boundary at or after `now_s` (seconds since the epoch)."""
+        return math.ceil(now_s / self.period_s) * self.period_s
+
+
+def storm_grid(timing: FlapTiming) -> StormGrid | None:
+    """The grid of a storm run (period = planned hold + pause), or None without storm mode."""
+    if not timing.storm:
+        return None
+    return StormGrid((timing.connected_ms + timing.disconnected_ms) / 1000.0)
+
+
 def disconnect_deadline(connected_at: float, cycle: FlapCycle) -> float:
-    """When to disconnect: the hold counts from the moment the handshake completed."""
+    """When to disconnect: the hold counts from the moment the handshake completed.
+
+    (In storm mode the caller passes the grid boundary instead, see `StormGrid`.)
+    """
     return connected_at + cycle.hold_s
 
 

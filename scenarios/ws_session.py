@@ -1,13 +1,18 @@
-"""One WebSocket connection on `websocket-client`: connect, echo, close, abort.
+"""One WebSocket connection on `websocket-client`: connect, echo, and each way to end it.
 
-A thin I/O adapter. Every socket operation is bounded by `timeout_s`. The clean
-close is written here rather than using `WebSocket.close()`, whose bare `except:`
-swallows `GreenletExit` and so lets a killed Locust user run on.
+A thin I/O adapter. Every socket operation is bounded by `timeout_s`. The ways to end a
+connection are the disconnect styles of `scenarios.disconnect`: a clean close, a FIN
+without a close frame, a reset, and (on a raw socket, no `websocket-client`) a handshake
+dropped before its answer. The clean close is written here rather than using
+`WebSocket.close()`, whose bare `except:` swallows `GreenletExit` and so lets a killed
+Locust user run on.
 """
 
 from __future__ import annotations
 
+import base64
 import errno
+import os
 import socket
 import ssl
 import struct
@@ -50,6 +55,8 @@ def describe_failure(error: BaseException, action: str) -> WsFailure:
         return WsFailure(f"connection reset during {action}")
     if isinstance(error, (BrokenPipeError, websocket.WebSocketConnectionClosedException)):
         return WsFailure(f"connection closed by server during {action}")
+    if isinstance(error, OSError) and error.errno == errno.ENOTCONN:
+        return WsFailure(f"connection closed by server during {action}")
     if isinstance(error, (socket.gaierror, websocket.WebSocketAddressException)):
         return WsFailure("host name not resolvable")
     if isinstance(error, ssl.SSLError):
@@ -70,6 +77,35 @@ def url_with_token(url: str, token: str) -> str:
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True) + [("token", token)]
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def upgrade_request(url: str, headers: list[str], key: str) -> bytes:
+    """The HTTP request of a WebSocket handshake for `url`, as `websocket-client` sends it.
+
+    `headers` are extra header lines (the auth header); `key` is the Sec-WebSocket-Key.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    default_port = 443 if parts.scheme == "wss" else 80
+    host_port = host if parts.port in (None, default_port) else f"{host}:{parts.port}"
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    lines = [
+        f"GET {resource} HTTP/1.1",
+        "Upgrade: websocket",
+        f"Host: {host_port}",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        "Connection: Upgrade",
+        *headers,
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def new_websocket_key() -> str:
+    """A fresh random Sec-WebSocket-Key (16 random bytes, base64)."""
+    return base64.b64encode(os.urandom(16)).decode("ascii")
 
 
 class WebSocketSession:
@@ -142,11 +178,50 @@ class WebSocketSession:
         finally:
             _drop(ws)
 
-    def abort(self) -> None:
-        """Drop the connection now, without a close frame; never blocks, never raises."""
+    def close_abrupt(self) -> None:
+        """End with a TCP FIN and no close frame: shut down the sending side, then drop the socket."""
+        ws = self._require_open("abrupt")
+        self._ws = None
+        try:
+            if ws.sock is not None:
+                ws.sock.shutdown(socket.SHUT_WR)
+        except Exception as error:
+            raise describe_failure(error, "abrupt") from None
+        finally:
+            _drop(ws)
+
+    def close_reset(self) -> None:
+        """End with a TCP RST and no close frame (SO_LINGER 0, then close); never blocks."""
+        ws = self._require_open("reset")
+        self._ws = None
+        _drop(ws, reset=True)
+
+    def abort(self, reset: bool = False) -> None:
+        """Drop the connection now, without a close frame (a RST with `reset`); never blocks, never raises."""
         ws, self._ws = self._ws, None
         if ws is not None:
-            _drop(ws)
+            _drop(ws, reset=reset)
+
+    def abort_handshake(self) -> None:
+        """Open a new TCP connection, send the upgrade request, and drop it before reading the answer.
+
+        A plain socket (gevent's under Locust), bounded by the timeout like every other
+        operation; TLS for wss:// URLs. The socket is closed on every path, a kill included.
+        """
+        parts = urlsplit(self._url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        sock: socket.socket | None = None
+        try:
+            sock = socket.create_connection((host, port), timeout=self.timeout_s)
+            if parts.scheme == "wss":
+                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+            sock.sendall(upgrade_request(self._url, self._headers, new_websocket_key()))
+        except Exception as error:
+            raise describe_failure(error, "connect") from None
+        finally:
+            if sock is not None:
+                _close_quietly(sock)
 
     def _require_open(self, action: str) -> websocket.WebSocket:
         if self._ws is None:
@@ -154,13 +229,23 @@ class WebSocketSession:
         return self._ws
 
 
-def _drop(ws: websocket.WebSocket) -> None:
-    """Close the socket immediately; errors (already closed) are irrelevant here."""
+def _drop(ws: websocket.WebSocket, reset: bool = False) -> None:
+    """Close the socket immediately (with a RST when `reset`); errors (already closed) are irrelevant here."""
     sock = ws.sock
     ws.sock = None
     ws.connected = False
     if sock is not None:
+        _close_quietly(sock, reset=reset)
+
+
+def _close_quietly(sock: socket.socket, reset: bool = False) -> None:
+    if reset:
         try:
-            sock.close()
+            # Linger on, timeout 0: close() discards unsent data and sends a RST instead of a FIN.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except OSError:
             pass
+    try:
+        sock.close()
+    except OSError:
+        pass

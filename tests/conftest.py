@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# Locust's import monkey-patches the standard library for gevent; it must come before
+# anything imports ssl or socket (some tests import the Locust glue).
+import locust as _locust_first  # noqa: F401  isort: skip
+
 from collections.abc import Iterator
 
 import pytest

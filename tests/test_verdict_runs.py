@@ -193,3 +193,27 @@ def test_bad_input_gets_one_line_and_exit_2(locust, html_server: str, args: list
     assert error_lines, run.output[-2000:]
     assert "Traceback" not in run.output
     assert "WS" not in run.output  # no request was made
+
+
+def test_recovery_is_measured_and_a_slow_server_fails_it(locust) -> None:
+    """recovery_ms passes against the healthy server and fails when handshakes take 200 ms."""
+    healthy = locust()
+    assert healthy.check("recovery_ms")["status"] == "pass"
+    assert int(healthy.stats_row("recovery")["Request Count"]) == 1
+    slow = locust("--ref-server-fault", "slow-handshake")
+    assert slow.exit_code == 3, slow.output[-3000:]
+    assert slow.check("recovery_ms")["status"] == "fail"
+    assert slow.check("recovery_ms")["observed"] >= 200
+
+
+def test_steady_users_hold_during_flapping_and_are_judged(locust) -> None:
+    """Steady users echo beside the flappers; steady_p95_ms passes a loose limit and fails a tight one."""
+    loose = locust("--steady-users", "2", "--max-steady-p95-ms", "500")
+    assert loose.exit_code == 0, loose.output[-3000:]
+    assert int(loose.stats_row("steady-connect")["Request Count"]) == 2
+    assert int(loose.stats_row("steady-echo")["Request Count"]) >= 5
+    assert loose.check("steady_p95_ms")["status"] == "pass"
+    assert int(loose.stats_row("connect")["Request Count"]) == 20  # the flappers' own count is unchanged
+    tight = locust("--steady-users", "2", "--max-steady-p95-ms", "0.001")
+    assert tight.exit_code == 3
+    assert tight.check("steady_p95_ms")["status"] == "fail"

@@ -418,6 +418,7 @@ class TestEvaluate:
         "lingering_connections",
         "agents_growth",
         "recovery_ms",
+        "steady_p95_ms",
     ]
 
     def test_clean_run_passes(self) -> None:
@@ -433,6 +434,7 @@ class TestEvaluate:
             "pass",
             "pass",
             "pass",
+            "skip",
             "skip",
         ]
         assert verdict.passed
@@ -452,10 +454,34 @@ class TestEvaluate:
         assert not verdict.passed
         assert verdict.interrupted
         assert verdict.exit_code == EXIT_FAIL == 3
-        assert verdict.summary() == "FAIL (4 of 9 checks failed) (interrupted)"
+        assert verdict.summary() == "FAIL (4 of 10 checks failed) (interrupted)"
 
     def test_skips_do_not_fail(self) -> None:
         """A verdict of only skipped checks passes."""
         verdict = Verdict([CheckResult("x", "skip", None, None, "", "skipped: nothing")])
         assert verdict.passed
         assert verdict.exit_code == 0
+
+
+def test_steady_p95_is_off_by_default_and_can_fail_and_pass() -> None:
+    """The steady-user latency check: off at 0, skipped with no steady users, pass and fail by its limit."""
+    from monitors.checks import ClientTotals, steady_p95_ms
+
+    base = ClientTotals(connect_attempts=1, connect_failures=0, cycles_completed=1, users=1)
+    assert steady_p95_ms(base, 0).detail == "skipped: off (max_steady_p95_ms is 0)"
+    assert steady_p95_ms(base, 50).detail == "skipped: no steady users (give --steady-users)"
+    slow = ClientTotals(1, 0, 1, 1, steady_p95_ms=80.0, steady_echoes=200)
+    result = steady_p95_ms(slow, 50)
+    assert result.status == "fail"
+    assert result.detail == "steady users' p95 echo latency 80 ms over 200 echoes (limit 50 ms)"
+    assert steady_p95_ms(slow, 100).status == "pass"
+
+
+def test_a_recovery_probe_that_never_succeeds_fails() -> None:
+    """No good round trip after flapping is a failed recovery, not a skipped one."""
+    from monitors.checks import ClientTotals, recovery_ms
+
+    totals = ClientTotals(1, 0, 1, 1, recovery_failure="connection refused")
+    result = recovery_ms(totals, 100)
+    assert result.status == "fail"
+    assert result.detail == "no good round trip after flapping: connection refused"

@@ -128,6 +128,7 @@ class TestJson:
             "observed": None,
             "limit": None,
             "unit": "",
+            "bound": "max",
             "detail": "server process exited during settle (t=4 s)",
         }
         connects = data["checks"][1]

@@ -1,16 +1,25 @@
-"""The flap schedule: durations, jitter bounds, seeds, cycle counts and deadlines."""
+"""The flap schedule: durations, jitter distributions, disconnect styles, seeds, deadlines, the storm grid."""
 
 import itertools
 import random
+import statistics
 
 import pytest
 
+from scenarios.disconnect import CLEAN, DisconnectMix
 from scenarios.schedule import (
+    EXPONENTIAL,
+    JITTER_DISTRIBUTIONS,
+    NORMAL,
+    UNIFORM,
     FlapCycle,
     FlapSchedule,
     FlapTiming,
+    StormGrid,
     disconnect_deadline,
+    jittered_s,
     reconnect_deadline,
+    storm_grid,
     user_rng,
 )
 
@@ -51,10 +60,18 @@ def test_zero_cycles_means_unbounded() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"connected_ms": -1}, {"disconnected_ms": -0.5}, {"jitter": 1.0}, {"jitter": -0.1}, {"cycles": -2}],
+    [
+        {"connected_ms": -1},
+        {"disconnected_ms": -0.5},
+        {"jitter": 1.0},
+        {"jitter": -0.1},
+        {"cycles": -2},
+        {"jitter_dist": "poisson"},
+        {"storm": True, "connected_ms": 0, "disconnected_ms": 0},
+    ],
 )
 def test_invalid_timing_is_refused(kwargs: dict[str, float]) -> None:
-    """Negative durations, jitter outside [0, 1) and negative cycle counts raise."""
+    """Negative durations, jitter outside [0, 1), negative cycle counts, unknown distributions, a 0 ms storm raise."""
     with pytest.raises(ValueError):
         FlapTiming(**kwargs)  # type: ignore[arg-type]
 
@@ -68,3 +85,135 @@ def test_deadlines_absorb_a_late_wake_up() -> None:
     # The wake-up came 7 ms late and the close took 2 ms: the reconnect stays at
     # 10.100 + 0.002 + 0.050, the 7 ms lateness is not carried forward.
     assert reconnect_deadline(planned, 0.002, cycle) == pytest.approx(10.152)
+
+
+# --- jitter distributions ------------------------------------------------------------------
+
+
+def _draws(distribution: str, jitter: float, count: int = 20_000, seed: int = 1) -> list[float]:
+    rng = random.Random(seed)
+    return [jittered_s(100.0, jitter, distribution, rng) for _ in range(count)]
+
+
+@pytest.mark.parametrize("distribution", JITTER_DISTRIBUTIONS)
+def test_no_jitter_means_the_planned_duration_whatever_the_distribution(distribution: str) -> None:
+    """Jitter 0 gives exactly the planned duration, and so does a planned duration of 0."""
+    rng = random.Random(0)
+    assert jittered_s(100.0, 0.0, distribution, rng) == pytest.approx(0.1)
+    assert jittered_s(0.0, 0.5, distribution, rng) == 0.0
+
+
+def test_uniform_jitter_spreads_evenly_within_its_fraction() -> None:
+    """uniform: every duration in [d(1-j), d(1+j)], mean d, the whole band used."""
+    draws = _draws(UNIFORM, 0.3)
+    assert 0.07 <= min(draws) < 0.072 and 0.128 < max(draws) <= 0.13
+    assert statistics.fmean(draws) == pytest.approx(0.1, rel=0.01)
+
+
+def test_normal_jitter_is_clamped_to_its_fraction_and_centred() -> None:
+    """normal: sigma j/2, clamped to [d(1-j), d(1+j)] (about 4.6 % on the bounds), mean d."""
+    draws = _draws(NORMAL, 0.4)
+    assert min(draws) == pytest.approx(0.06) and max(draws) == pytest.approx(0.14)
+    assert statistics.fmean(draws) == pytest.approx(0.1, rel=0.01)
+    on_bounds = sum(d in (pytest.approx(0.06), pytest.approx(0.14)) for d in draws) / len(draws)
+    assert on_bounds == pytest.approx(0.0455, abs=0.006)
+    within_one_sigma = sum(abs(d - 0.1) <= 0.02 for d in draws) / len(draws)
+    assert within_one_sigma == pytest.approx(0.683, abs=0.02)
+
+
+def test_exponential_jitter_keeps_the_mean_with_a_long_capped_tail() -> None:
+    """exponential: d(1-j) plus an exponential part of mean j x d, capped: in [d(1-j), d(1+9j)], mean d."""
+    draws = _draws(EXPONENTIAL, 0.5, count=50_000)
+    assert min(draws) >= 0.05 and min(draws) < 0.0501
+    assert max(draws) <= 0.1 * (1 + 9 * 0.5)
+    assert statistics.fmean(draws) == pytest.approx(0.1, rel=0.02)
+    assert statistics.median(draws) < 0.09  # skewed: most durations are shorter than the mean
+    assert max(draws) > 0.3  # and a few much longer
+
+
+def test_seeded_distributions_repeat() -> None:
+    """Each distribution draws the same durations from the same seed."""
+    for distribution in JITTER_DISTRIBUTIONS:
+        assert _draws(distribution, 0.5, count=50, seed=9) == _draws(distribution, 0.5, count=50, seed=9)
+
+
+def test_the_schedule_uses_the_configured_distribution() -> None:
+    """FlapSchedule draws holds and pauses from the timing's distribution."""
+    timing = FlapTiming(connected_ms=100, disconnected_ms=100, jitter=0.5, jitter_dist=EXPONENTIAL, cycles=2000)
+    holds = [c.hold_s for c in FlapSchedule(timing, random.Random(2))]
+    assert min(holds) >= 0.05
+    assert statistics.median(holds) < 0.09
+
+
+# --- disconnect styles per cycle ----------------------------------------------------------
+
+
+def test_cycles_draw_their_disconnect_style_reproducibly() -> None:
+    """Each cycle carries a style from the mix; a seeded user gets the same sequence again."""
+    timing = FlapTiming(jitter=0.2, cycles=200, seed=5)
+    mix = DisconnectMix.parse("clean:1,abrupt:1,reset:1")
+    first = [c.disconnect for c in FlapSchedule(timing, user_rng(5, 0), mix)]
+    again = [c.disconnect for c in FlapSchedule(timing, user_rng(5, 0), mix)]
+    assert first == again
+    assert set(first) == {"clean", "abrupt", "reset"}
+
+
+def test_without_a_mix_every_cycle_closes_cleanly_and_jitter_is_unchanged() -> None:
+    """The default mix is `clean` and draws nothing: a seeded schedule is the same as before styles existed."""
+    timing = FlapTiming(jitter=0.3, cycles=20, seed=1)
+    cycles = list(FlapSchedule(timing, user_rng(1, 0)))
+    assert {c.disconnect for c in cycles} == {CLEAN}
+    rng = user_rng(1, 0)
+    expected = []
+    for _ in range(20):  # per cycle: the hold, then the pause, and no style draw
+        expected.append((jittered_s(100, 0.3, UNIFORM, rng), jittered_s(50, 0.3, UNIFORM, rng)))
+    assert [(c.hold_s, c.pause_s) for c in cycles] == expected
+
+
+# --- storm mode ---------------------------------------------------------------------------
+
+
+def test_storm_mode_has_no_jitter() -> None:
+    """In storm mode every hold and pause is the planned one, jitter or not."""
+    timing = FlapTiming(connected_ms=100, disconnected_ms=50, jitter=0.5, storm=True, cycles=50)
+    cycles = list(FlapSchedule(timing, random.Random(3)))
+    assert {(c.hold_s, c.pause_s) for c in cycles} == {(0.1, 0.05)}
+
+
+def test_the_storm_grid_period_is_hold_plus_pause() -> None:
+    """storm_grid gives a grid of period hold + pause, and none without storm mode."""
+    assert storm_grid(FlapTiming(connected_ms=100, disconnected_ms=150, storm=True)) == StormGrid(0.25)
+    assert storm_grid(FlapTiming(connected_ms=100, disconnected_ms=150)) is None
+    with pytest.raises(ValueError):
+        StormGrid(0.0)
+
+
+def test_boundaries_are_multiples_of_the_period_since_the_epoch() -> None:
+    """next_boundary is the first multiple of the period at or after the clock reading."""
+    grid = StormGrid(0.25)
+    assert grid.next_boundary(1000.01) == 1000.25
+    assert grid.next_boundary(1000.25) == 1000.25
+    assert grid.next_boundary(1000.2500001) == 1000.5
+    assert grid.next_boundary(1_700_000_000.3) == pytest.approx(1_700_000_000.5)
+
+
+def test_users_started_apart_connect_and_drop_together() -> None:
+    """Users that start at different moments meet on the same boundaries, cycle after cycle."""
+    grid = StormGrid(0.25)
+    cycle = FlapCycle(index=0, hold_s=0.1, pause_s=0.15)
+    # 1000.01 s, 1000.13 s, 1000.24 s: three users start; all wait for 1000.25 s.
+    connects = [grid.next_boundary(start) for start in (1000.01, 1000.13, 1000.24)]
+    assert connects == [1000.25] * 3
+    # Each holds 0.1 s from the boundary (not from its own handshake) and closes in 1 to 9 ms.
+    disconnects = [disconnect_deadline(boundary, cycle) for boundary in connects]
+    assert disconnects == [pytest.approx(1000.35)] * 3
+    close_times = (0.001, 0.004, 0.009)
+    reconnects = [grid.next_boundary(d + close_s) for d, close_s in zip(disconnects, close_times, strict=True)]
+    assert reconnects == [1000.5] * 3
+
+
+def test_a_cycle_that_overruns_its_period_reconnects_on_the_following_boundary() -> None:
+    """A close that ends after the next boundary moves the reconnect to the boundary after it."""
+    grid = StormGrid(0.25)
+    # 1000.25 s: connect; 1000.35 s: disconnect; the close hangs until 1000.52 s.
+    assert grid.next_boundary(1000.52) == 1000.75

@@ -1,0 +1,99 @@
+"""What the web UI tab and the HTML report show of the server's resources; pure code.
+
+Samples in, rows and chart columns out: no Flask, no Locust, no sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from monitors.checks import MIB, fmt_number
+from monitors.sample import ResourceSample
+from monitors.timeline import ResourceLevels, Timeline
+
+if TYPE_CHECKING:
+    from pack.plugin import FlappingPack
+
+# The tab's table: one row per resource.
+TABLE_STRUCTURE = [
+    {"key": "metric", "title": "Resource"},
+    {"key": "baseline", "title": "Baseline"},
+    {"key": "now", "title": "Now (latest sample)"},
+    {"key": "growth", "title": "Growth"},
+]
+
+# (label, ResourceLevels attribute, value in a sample, divisor to the display unit, unit)
+_Metric = tuple[str, str, Callable[[ResourceSample], int | None], float, str]
+_METRICS: tuple[_Metric, ...] = (
+    ("Memory (RSS)", "rss_bytes", lambda s: s.rss_bytes, MIB, "MB"),
+    ("Open fds", "open_fds", lambda s: s.open_fds, 1, ""),
+    ("Threads", "threads", lambda s: s.threads, 1, ""),
+    ("Held connections", "held_connections", lambda s: s.held_connections, 1, ""),
+    ("Agents", "agents", lambda s: s.agents, 1, ""),
+)
+
+
+def latest_levels(timeline: Iterable[ResourceSample]) -> dict[str, int | None]:
+    """Each metric's most recent known value (None when never observed)."""
+    latest: dict[str, int | None] = {key: None for _, key, _, _, _ in _METRICS}
+    for sample in timeline:
+        for _, key, value_of, _, _ in _METRICS:
+            value = value_of(sample)
+            if value is not None:
+                latest[key] = value
+    return latest
+
+
+def _shown(value: float | None, scale: float, unit: str, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    text = fmt_number(value / scale)
+    if signed and value > 0 and text != "0":
+        text = "+" + text
+    return f"{text} {unit}" if unit else text
+
+
+def resource_rows(baseline: ResourceLevels, latest: dict[str, int | None]) -> list[dict[str, str]]:
+    """The tab's table: baseline (median), now (latest sample) and growth, per resource."""
+    rows = []
+    for label, key, _, scale, unit in _METRICS:
+        before: float | None = getattr(baseline, key)
+        now = latest.get(key)
+        growth = None if before is None or now is None else now - before
+        rows.append(
+            {
+                "metric": label,
+                "baseline": _shown(before, scale, unit),
+                "now": _shown(now, scale, unit),
+                "growth": _shown(growth, scale, unit, signed=True),
+            }
+        )
+    return rows
+
+
+def chart_data(timeline: Timeline) -> dict[str, Any]:
+    """Columns for the chart: seconds, memory (MB), fds, held connections, agents, and phase spans."""
+    samples = timeline.samples
+    t_s = [round(timeline.relative_t_s(s), 3) for s in samples]
+    phases: list[dict[str, Any]] = []
+    for t, sample in zip(t_s, samples, strict=True):
+        if phases and phases[-1]["phase"] == sample.phase:
+            phases[-1]["end_s"] = t
+        else:
+            if phases:
+                phases[-1]["end_s"] = t  # a band reaches the next phase's first sample
+            phases.append({"phase": sample.phase, "start_s": t, "end_s": t})
+    return {
+        "t_s": t_s,
+        "rss_mb": [None if s.rss_bytes is None else round(s.rss_bytes / MIB, 3) for s in samples],
+        "open_fds": [s.open_fds for s in samples],
+        "held_connections": [s.held_connections for s in samples],
+        "agents": [s.agents for s in samples],
+        "phases": phases,
+    }
+
+
+def timeline_of(pack: FlappingPack) -> Timeline:
+    """The current run's timeline, empty before the first run."""
+    return pack.monitor.timeline if pack.monitor is not None else Timeline()
