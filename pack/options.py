@@ -252,6 +252,17 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "header",
         "Where the token goes: header (Authorization: Bearer) or query (?token=)",
     ),
+    # Network conditions: a TCP fault proxy between the users and the server (off by default).
+    OptionSpec("--net-latency-ms", non_negative_float, 0.0, "Added latency per direction through the fault proxy, ms"),
+    OptionSpec("--net-jitter-ms", non_negative_float, 0.0, "Latency jitter, +/- ms (uniform)"),
+    OptionSpec("--net-bandwidth-kbps", non_negative_float, 0.0, "Bandwidth limit per direction, KiB/s (0: none)"),
+    OptionSpec("--net-reset-pct", percentage, 0.0, "Share of connections the proxy resets (TCP RST), %"),
+    OptionSpec(
+        "--net-reset-after-ms",
+        non_negative_float,
+        0.0,
+        "When a chosen connection is reset, ms after its first bytes (0: at once, the handshake fails)",
+    ),
     # The bundled reference server, used when --host is not given.
     OptionSpec(
         "--ref-server-fault",
@@ -393,6 +404,11 @@ class PackConfig:
     verdict_json: str = ""  # verdict output
     junit_xml: str = ""  # verdict output for CI systems
     recovery_timeout_s: float = 10.0  # the recovery probe's deadline
+    net_latency_ms: float = 0.0  # fault proxy: latency per direction
+    net_jitter_ms: float = 0.0  # fault proxy: latency jitter
+    net_bandwidth_kbps: float = 0.0  # fault proxy: bandwidth per direction, KiB/s
+    net_reset_pct: float = 0.0  # fault proxy: share of connections reset
+    net_reset_after_ms: float = 0.0  # fault proxy: when a chosen connection is reset
     steady_users: int = 0  # long-lived connections beside the flapping ones
     steady_interval_ms: float = 100.0  # a steady user's echo period
     thresholds: Thresholds = field(default_factory=Thresholds)  # the verdict's limits
@@ -444,6 +460,11 @@ def config_from_options(options: Any) -> PackConfig:
         verdict_json=values["verdict_json"],
         junit_xml=values["junit_xml"],
         recovery_timeout_s=values["recovery_timeout_s"],
+        net_latency_ms=values["net_latency_ms"],
+        net_jitter_ms=values["net_jitter_ms"],
+        net_bandwidth_kbps=values["net_bandwidth_kbps"],
+        net_reset_pct=values["net_reset_pct"],
+        net_reset_after_ms=values["net_reset_after_ms"],
         steady_users=values["steady_users"],
         steady_interval_ms=values["steady_interval_ms"],
         thresholds=thresholds,

@@ -19,6 +19,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, Runner, WorkerRunner
 
 from monitors.checks import ClientTotals, Verdict, evaluate
+from monitors.generator import GeneratorHealth, sample_generator
 from monitors.monitor import ResourceMonitor
 from monitors.sample import PHASE_BASELINE, PHASE_FLAPPING, PHASE_SETTLE, ResourceSample, SamplerError
 from monitors.timeline import Timeline
@@ -29,7 +30,7 @@ from monitors.verdict_report import (
     write_timeline_csv,
     write_verdict_json,
 )
-from pack import embedded, targets
+from pack import embedded, network, targets
 from pack.options import OptionError, PackConfig, add_pack_options, config_from_options, validate_ws_host
 from scenarios.flapping_user import REQUEST_TYPE, FlapSettings, flap_context
 from scenarios.phases import PHASE_DONE, PhasePlan
@@ -41,10 +42,14 @@ from scenarios.ws_session import WebSocketSession, WsFailure
 logger = logging.getLogger("flapping_pack")
 
 REPORT_KEY = "flapping_pack_counts"  # key of our counts in a worker's report to the master
-PROGRESS_MESSAGE = "flapping_pack_progress"  # a worker's counts, sent as they change
+PROGRESS_MESSAGE = "flapping_pack_progress"  # a worker's counts and health, sent as they change
 PROGRESS_INTERVAL_S = 0.5
 CONNECT_STAT = ("connect", "WS")  # (name, method) of the connect row in Locust's stats
 STEADY_ECHO_STAT = ("steady-echo", "WS")  # the steady users' echo row
+GENERATOR_ADVICE = {  # what to do when a connect failed for the load generator's own reasons
+    "no free local port": "widen net.ipv4.ip_local_port_range, lower the cycle rate or use more source addresses",
+    "too many open files": "raise `ulimit -n` or spread users over more --processes",
+}
 EXIT_BAD_CONFIG = 2
 
 
@@ -74,11 +79,15 @@ class FlappingPack:
         self.environment = environment  # Locust's environment
         self.config = config  # validated options
         self.server: embedded.EmbeddedServer | None = None  # the bundled server, when we started it
+        self.proxy: Any = None  # the fault proxy in front of the server, when network conditions are on
+        self.default_host: str | None = None  # the URL the pack set up (bundled server, proxy)
         self.targets: targets.MonitorTargets | None = None  # what the monitor watches
         self.plan = PhasePlan(config.baseline_s, config.settle_s)  # baseline -> flapping -> settle
         self.phase = PHASE_BASELINE  # the current phase, tags every sample
         self.monitor: ResourceMonitor | None = None  # the polling greenlet of this run
         self.worker_counts: dict[str, FlapCounts] = {}  # latest counts from each worker
+        self.worker_generators: dict[str, GeneratorHealth] = {}  # latest health of each worker process
+        self.generator = GeneratorHealth()  # this process's own fds and the machine's ports
         self.verdict: Verdict | None = None  # the judgement, once made
         self.stop_reason: str | None = None  # why the run ended early, if it did
         self.sigterm_guard: Any = None  # our SIGTERM handler while Locust has none
@@ -134,6 +143,7 @@ class FlappingPack:
         if self.is_worker:
             return
         self.worker_counts.clear()
+        self.worker_generators.clear()
         self.verdict = None
         self.stop_reason = None
         self.plan = PhasePlan(self.config.baseline_s, self.config.settle_s)
@@ -184,8 +194,27 @@ class FlappingPack:
 
         self.recovery_greenlet = gevent.spawn(probe)
 
+    def progress(self) -> dict[str, Any]:
+        """What a worker tells the master: its connection counts and its own health."""
+        return {
+            "counts": flap_context(self.environment).tracker.snapshot().to_dict(),
+            "generator": self.generator.to_dict(),
+        }
+
+    def receive_progress(self, worker_id: str, data: dict[str, Any]) -> None:
+        """On the master: keep a worker's latest progress."""
+        self.worker_counts[worker_id] = FlapCounts.from_dict(data["counts"])
+        self.worker_generators[worker_id] = GeneratorHealth.from_dict(data["generator"])
+
+    def generator_health(self) -> GeneratorHealth:
+        """The load generator's peaks: this process and every worker."""
+        health = self.generator
+        for worker in self.worker_generators.values():
+            health = health.merged(worker)
+        return health
+
     def start_progress_reports(self) -> None:
-        """On a worker: send the counts to the master whenever they change (twice a second at most).
+        """Watch this process's own health; on a worker also send progress to the master.
 
         Locust's own worker reports come every 3 s; the master needs "all users are done"
         sooner than that to end the flapping phase on time.
@@ -195,18 +224,19 @@ class FlappingPack:
         runner = self.environment.runner
 
         def report() -> None:
-            last: dict[str, Any] | None = None
+            last_counts: dict[str, Any] | None = None
             while True:
-                counts = flap_context(self.environment).tracker.snapshot().to_dict()
-                if counts != last and runner is not None:
-                    runner.send_message(PROGRESS_MESSAGE, counts)
-                    last = counts
+                self.generator.add(sample_generator())
+                progress = self.progress()
+                if self.is_worker and progress["counts"] != last_counts and runner is not None:
+                    runner.send_message(PROGRESS_MESSAGE, progress)
+                    last_counts = progress["counts"]
                 gevent.sleep(PROGRESS_INTERVAL_S)
 
         self.progress_greenlet = gevent.spawn(report)
 
     def stop_progress_reports(self) -> None:
-        """Stop the worker's progress reports (the final counts go with Locust's last report)."""
+        """Stop the progress reports (a worker's final counts go with Locust's last report)."""
         greenlet, self.progress_greenlet = self.progress_greenlet, None
         if greenlet is not None:
             greenlet.kill(block=False)
@@ -246,6 +276,8 @@ class FlappingPack:
         data["monitor"] = self.monitor.describe() if self.monitor is not None else "nothing"
         data["monitor_error"] = self.monitor.last_error if self.monitor is not None else None
         data["stop_reason"] = self.stop_reason
+        health = self.generator_health()
+        data["generator"] = {**health.to_dict(), "warnings": health.warnings()}
         data["final"] = verdict is self.verdict
         return data
 
@@ -265,13 +297,21 @@ class FlappingPack:
         if self.recovery_greenlet is not None and not self.recovery_greenlet.ready():
             self.recovery_greenlet.kill(block=True, timeout=2)  # an interrupted run: no measurement
         self.verdict = evaluate(self.monitor.timeline, self.client_totals(), self.config.thresholds, interrupted)
+        for warning in self.generator_health().warnings():
+            logger.warning("flapping-pack: %s", warning)
         self._write_outputs(self.report(self.verdict))
         return self.verdict
 
     def _generator_limit(self) -> str | None:
+        """Why connect failures were the generator's own fault, if they were."""
         for error in self.environment.stats.errors.values():
-            if "load generator limit" in str(error.error):
-                return str(error.error)
+            message = str(error.error)
+            if "load generator limit" in message:
+                return f"{message}: {GENERATOR_ADVICE.get(message.split(' (')[0], 'see the generator section')}"
+        if self.environment.stats.get(*CONNECT_STAT).num_failures:
+            warnings = self.generator_health().warnings()
+            if warnings:
+                return warnings[0]
         return None
 
     def _write_outputs(self, data: dict[str, Any]) -> None:
@@ -298,6 +338,9 @@ class FlappingPack:
     def close(self) -> None:
         """Stop what the pack started (monitor, bundled server)."""
         self.release_sigterm()
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy = None
         if self.monitor is not None:
             self.monitor.stop()
         if self.server is not None:
@@ -344,6 +387,17 @@ def _on_init(environment: Environment, runner: Runner | None = None, **_kwargs: 
     except SamplerError as error:
         pack.close()
         fail_config(str(error))
+    if network.wanted(config):
+        try:
+            pack.proxy, environment.host = network.start(config, environment.host)
+        except (OptionError, network.NetworkConditionsError) as error:
+            pack.close()
+            fail_config(str(error))
+        if environment.parsed_options is not None:
+            environment.parsed_options.host = environment.host
+        logger.info("flapping-pack: network conditions through a fault proxy: %s", network.describe(config))
+    if pack.server is not None or pack.proxy is not None:
+        pack.default_host = environment.host
     _guard_sigterm(pack)
     if not pack.targets.samplers:
         logger.warning(
@@ -375,8 +429,8 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
     pack = _pack(environment)
     if pack is None:
         return
-    if not environment.host and pack.server is not None:
-        environment.host = pack.server.url  # the web UI's host field was cleared: keep the bundled server
+    if not environment.host and pack.default_host:
+        environment.host = pack.default_host  # the web UI's host field was cleared: keep the bundled server
     bad_config: str | None = None
     if environment.parsed_options is not None:
         # Options may have been edited in the web UI since start-up; a worker gets
@@ -392,9 +446,8 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
             user_class.fixed_count = pack.config.steady_users
             user_class.interval_s = pack.config.steady_interval_ms / 1000.0
     pack.on_test_start()
-    if pack.is_worker:
-        pack.start_progress_reports()
-    elif bad_config is not None:
+    pack.start_progress_reports()
+    if bad_config is not None and not pack.is_worker:
         # Reachable from the web UI only: the command line is checked before any load.
         logger.error("flapping-pack: %s; stopping the run", bad_config)
         pack.stop_reason = "bad configuration"
@@ -406,8 +459,8 @@ def _on_test_stop(environment: Environment, **_kwargs: Any) -> None:
     pack = _pack(environment)
     if pack is None:
         return
+    pack.stop_progress_reports()
     if pack.is_worker:
-        pack.stop_progress_reports()
         return
     pack.release_sigterm()
     if pack.monitor is not None:
@@ -460,18 +513,19 @@ def activate() -> None:
 
             @events.report_to_master.add_listener
             def report_counts(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
-                data[REPORT_KEY] = flap_context(environment).tracker.snapshot().to_dict()
+                if pack is not None:
+                    data[REPORT_KEY] = pack.progress()
 
         elif isinstance(runner, MasterRunner):
 
             @events.worker_report.add_listener
             def receive_counts(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
                 if pack is not None and REPORT_KEY in data:
-                    pack.worker_counts[client_id] = FlapCounts.from_dict(data[REPORT_KEY])
+                    pack.receive_progress(client_id, data[REPORT_KEY])
 
             def receive_progress(environment: Environment, msg: Any, **_kw: Any) -> None:
                 if pack is not None:
-                    pack.worker_counts[msg.node_id] = FlapCounts.from_dict(msg.data)
+                    pack.receive_progress(msg.node_id, msg.data)
 
             runner.register_message(PROGRESS_MESSAGE, receive_progress)
 

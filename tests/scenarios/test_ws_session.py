@@ -64,3 +64,17 @@ def test_a_socket_the_server_already_dropped_is_described_stably() -> None:
     """ENOTCONN (shutting down a connection the server reset) reads as closed by the server."""
     failure = describe_failure(OSError(errno.ENOTCONN, "Transport endpoint is not connected"), "abrupt")
     assert failure.message == "connection closed by server during abrupt"
+
+
+def test_local_port_exhaustion_is_the_generators_limit_not_the_servers() -> None:
+    """EADDRNOTAVAIL and EMFILE are reported as load-generator limits, with stable messages."""
+    import errno
+
+    from scenarios.ws_session import describe_failure
+
+    ports = describe_failure(OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"), "connect")
+    assert (ports.message, ports.generator_limit) == ("no free local port (load generator limit)", True)
+    files = describe_failure(OSError(errno.EMFILE, "Too many open files"), "connect")
+    assert (files.message, files.generator_limit) == ("too many open files (load generator limit)", True)
+    refused = describe_failure(ConnectionRefusedError(), "connect")
+    assert (refused.message, refused.generator_limit) == ("connection refused", False)
