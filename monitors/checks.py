@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 from .leak import LeakUnknown, estimate_leak
-from .sample import PHASE_FLAPPING, ResourceSample
+from .sample import PHASE_FLAPPING, PHASE_SETTLE, ResourceSample
 from .timeline import ResourceLevels, Timeline
 
 MIB = 1024 * 1024  # "MB" in this pack means MiB, like ps and top
@@ -104,7 +104,7 @@ class ClientTotals:
     cycles_completed: int
     users: int
     recovery_ms: float | None = None  # measured recovery time, when a scenario measures it
-    recovery_failure: str | None = None  # why the recovery probe never got a good round trip
+    recovery_failure: str | None = None  # why the recovery probe never got a good round trip, or broke after one
     steady_p95_ms: float | None = None  # p95 echo latency of the steady users, when there were any
     steady_echoes: int = 0  # how many echoes the steady users timed
     generator_limited: str | None = None  # why failures were the load generator's own fault
@@ -404,6 +404,8 @@ def recovery_ms(totals: ClientTotals, max_ms: float) -> CheckResult:
         return _skip(name, unit, max_ms, "no recovery measurement")
     observed = totals.recovery_ms
     detail = f"recovery took {_fmt_against(observed, max_ms)} ms (limit {fmt_number(max_ms)} ms)"
+    if totals.recovery_failure is not None:  # e.g. the server never answered the probe's close frame
+        return CheckResult(name, "fail", observed, max_ms, unit, f"{detail}, then {totals.recovery_failure}")
     return CheckResult(name, _status(observed <= max_ms), observed, max_ms, unit, detail)
 
 
@@ -431,18 +433,30 @@ def evaluate(
     """Run every check in a fixed order: server health first, then clients, memory, handles."""
     baseline = timeline.baseline()
     settled = timeline.settled()
-    return Verdict(
-        checks=[
-            server_alive(timeline),
-            connect_success_pct(totals, thresholds.min_connect_success_pct),
-            memory_growth_mb(baseline, settled, thresholds.max_memory_growth_mb),
-            memory_growth_pct(baseline, settled, thresholds.max_memory_growth_pct),
-            leak_kb_per_cycle(timeline.samples, thresholds.max_leak_kb_per_cycle),
-            fd_growth(baseline, settled, thresholds.max_fd_growth),
-            lingering_connections(baseline, settled, thresholds.max_lingering_connections),
-            agents_growth(baseline, settled, thresholds.max_agents_growth),
-            recovery_ms(totals, thresholds.max_recovery_ms),
-            steady_p95_ms(totals, thresholds.max_steady_p95_ms),
-        ],
-        interrupted=interrupted,
-    )
+    checks = [
+        server_alive(timeline),
+        connect_success_pct(totals, thresholds.min_connect_success_pct),
+        memory_growth_mb(baseline, settled, thresholds.max_memory_growth_mb),
+        memory_growth_pct(baseline, settled, thresholds.max_memory_growth_pct),
+        leak_kb_per_cycle(timeline.samples, thresholds.max_leak_kb_per_cycle),
+        fd_growth(baseline, settled, thresholds.max_fd_growth),
+        lingering_connections(baseline, settled, thresholds.max_lingering_connections),
+        agents_growth(baseline, settled, thresholds.max_agents_growth),
+        recovery_ms(totals, thresholds.max_recovery_ms),
+        steady_p95_ms(totals, thresholds.max_steady_p95_ms),
+    ]
+    if interrupted and settled.source != PHASE_SETTLE:
+        # Stopped mid-flap: what the server holds then is the load, not a leak.
+        checks = [
+            _skip(c.name, c.unit, c.limit, "the run was interrupted before the settle phase", c.bound)
+            if c.name in SETTLED_LEVEL_CHECKS and c.status != "skip"
+            else c
+            for c in checks
+        ]
+    return Verdict(checks=checks, interrupted=interrupted)
+
+
+# Checks that compare settled levels with the baseline: meaningless without a settle phase.
+SETTLED_LEVEL_CHECKS = frozenset(
+    {"memory_growth_mb", "memory_growth_pct", "fd_growth", "lingering_connections", "agents_growth"}
+)

@@ -7,6 +7,7 @@ when the generator came close to a limit. Reading is cheap (/proc, no socket sca
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 from dataclasses import asdict, dataclass
@@ -34,11 +35,12 @@ def _read(path: str) -> str | None:
 
 def sample_generator() -> GeneratorSample:
     """Read this process's fds and the machine's port state."""
-    try:
-        open_fds = len(os.listdir("/proc/self/fd"))
-    except OSError:
-        open_fds = 0
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        open_fds = len(os.listdir("/proc/self/fd")) - 1  # less the listing's own descriptor
+    except OSError as error:
+        # Listing needs a descriptor too: with none left, the process is at its limit.
+        open_fds = soft if error.errno == errno.EMFILE and soft != resource.RLIM_INFINITY else 0
     time_wait = None
     sockstat = _read("/proc/net/sockstat") or ""
     for line in sockstat.splitlines():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable, Iterable
 
 import psutil
@@ -13,9 +15,12 @@ from monitors.tcp_sockets import listening_pids, tcp_states_on_port
 class ProcessTreeSampler:
     """Samples memory, CPU, fds and threads summed over a process tree, and TCP states on its port."""
 
-    def __init__(self, pid: int, port: int | None) -> None:
-        self.pid = pid  # the root of the watched tree
+    def __init__(self, pid: int, port: int | None, follow_port: bool = False) -> None:
+        self.pid = pid  # the root of the watched tree (changes when a followed port gets a new server)
         self.port = port  # the server's listening port, for TCP states; None to skip them
+        # Watching "whoever listens on the port": when the root dies and another process
+        # listens there, the sampler moves to it (a restart; the timeline sees the new pid).
+        self.follow_port = follow_port and port is not None
         self._root = psutil.Process(pid)  # raises NoSuchProcess; for_pid() turns that into a reason
         self._name = _name_or_unknown(self._root)  # kept so describe() works after the root dies
         # Process objects survive across samples because cpu_percent(None) measures
@@ -52,15 +57,15 @@ class ProcessTreeSampler:
                 f"--server-port {port}: unrelated processes listen (pids {listed}); pass --server-pid",
                 fatal=True,
             )
-        return cls._checked(root, port, label=f"--server-port {port}: pid {root}")
+        return cls._checked(root, port, label=f"--server-port {port}: pid {root}", follow_port=True)
 
     @classmethod
-    def _checked(cls, pid: int, port: int | None, label: str) -> ProcessTreeSampler:
+    def _checked(cls, pid: int, port: int | None, label: str, follow_port: bool = False) -> ProcessTreeSampler:
         """A sampler that has sampled once; `label` starts each fatal reason (the user's option)."""
         if pid <= 0:
             raise SamplerError(f"{label}: not a process id", fatal=True)
         try:
-            sampler = cls(pid, port)
+            sampler = cls(pid, port, follow_port)
         except psutil.NoSuchProcess:
             raise SamplerError(f"{label}: no such process", fatal=True) from None
         except psutil.AccessDenied:
@@ -85,13 +90,17 @@ class ProcessTreeSampler:
         return text if self.port is None else f"{text}, port {self.port}"
 
     def sample(self, now_s: float) -> ResourceSample:
-        """Sum the tree's resources now; alive=False once the root is gone or a zombie."""
+        """Sum the tree's resources now; alive=False once the root is gone or a zombie.
+
+        When following the port, a gone root is replaced by the process now listening
+        there, if there is one (a restarted server), and that one is sampled.
+        """
         try:
             if not self._root.is_running() or self._root.status() == psutil.STATUS_ZOMBIE:
-                return self._dead(now_s)
-            children = self._root.children(recursive=True)
+                return self._gone(now_s)
+            children = _children(self._root)
         except psutil.NoSuchProcess:  # ZombieProcess is a subclass
-            return self._dead(now_s)
+            return self._gone(now_s)
         except psutil.AccessDenied:
             raise SamplerError(f"pid {self.pid} ({self._name}): access denied listing its children") from None
 
@@ -104,7 +113,7 @@ class ProcessTreeSampler:
                 with proc.oneshot():
                     rss += proc.memory_info().rss
                     cpu += proc.cpu_percent(None)
-                    fds += proc.num_fds()
+                    fds += _open_fds(proc)
                     threads += proc.num_threads()
             except psutil.NoSuchProcess:
                 if proc is self._root:
@@ -137,8 +146,93 @@ class ProcessTreeSampler:
         cached = self._procs.get(proc.pid)
         return cached if cached is not None and cached == proc else proc
 
+    def _gone(self, now_s: float) -> ResourceSample:
+        """The root is gone: move to the port's new server when following it, else report it dead."""
+        successor = self._port_successor() if self.follow_port else None
+        if successor is None:
+            return self._dead(now_s)
+        self.pid = successor.pid
+        self._root = successor
+        self._name = _name_or_unknown(successor)
+        self._procs = {successor.pid: successor}
+        return self.sample(now_s)
+
+    def _port_successor(self) -> psutil.Process | None:
+        """The live process (tree root) listening on the port now, if it is not the old root."""
+        assert self.port is not None
+        try:
+            root = pick_root_pid(listening_pids(self.port), _parent_pid)
+            if root is None or root == self.pid:
+                return None
+            successor = psutil.Process(root)
+            return None if successor.status() == psutil.STATUS_ZOMBIE else successor
+        except (psutil.Error, OSError):
+            return None
+
     def _dead(self, now_s: float) -> ResourceSample:
         return ResourceSample(t_s=now_s, alive=False, pid=self.pid)
+
+
+# /proc/<pid>/task/<tid>/children lists a thread's children: walking the tree with it
+# reads a few files, where psutil's children() reads /proc/<pid>/stat of every process
+# on the machine (a millisecond per sample with a hundred processes).
+_PROC_CHILDREN = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
+def _descendant_pids(pid: int) -> list[int]:
+    """Pids of every descendant of `pid`, from the children files of each thread of the tree."""
+    found: list[int] = []
+    parents = [pid]
+    while parents:
+        parent = parents.pop()
+        try:
+            threads = os.listdir(f"/proc/{parent}/task")
+        except OSError as error:
+            _raise_if_out_of_fds(error)
+            continue  # exited meanwhile
+        for thread in threads:
+            try:
+                with open(f"/proc/{parent}/task/{thread}/children", "rb") as listing:
+                    kids = [int(word) for word in listing.read().split()]
+            except OSError as error:
+                _raise_if_out_of_fds(error)
+                continue  # the thread exited meanwhile
+            found += kids
+            parents += kids
+    return found
+
+
+def _raise_if_out_of_fds(error: OSError) -> None:
+    """Re-raise an error of our own fd limit: a tree read without descriptors is not an exited process."""
+    if error.errno in (errno.EMFILE, errno.ENFILE):
+        raise error
+
+
+def _children(root: psutil.Process) -> list[psutil.Process]:
+    """Every descendant of `root`; none once `root` is gone (the caller finds it gone)."""
+    if not _PROC_CHILDREN:
+        return root.children(recursive=True)
+    children = []
+    for pid in _descendant_pids(root.pid):
+        try:
+            children.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue  # exited since it was listed
+    return children
+
+
+def _open_fds(proc: psutil.Process) -> int:
+    """The process's open fds: the size of /proc/<pid>/fd (Linux 6.2+), else psutil counts the entries.
+
+    The size is the kernel's own count, read in microseconds where listing 5,000 entries
+    takes milliseconds; it also counts an fd number reserved by a call in progress (a
+    thread blocked in accept()), so it may read one above the listing for such a server.
+    """
+    try:
+        size = os.stat(f"/proc/{proc.pid}/fd").st_size
+    except OSError:
+        size = 0
+    return size if size > 0 else proc.num_fds()
 
 
 def pick_root_pid(pids: Iterable[int], parent_of: Callable[[int], int | None]) -> int | None:

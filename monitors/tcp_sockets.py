@@ -46,6 +46,10 @@ _INET_DIAG_BC_S_LE = 3
 # States 1..12 only: bit 13 (TCP_BOUND_INACTIVE, kernel >= 6.5) would add bound-only
 # sockets that /proc/net/tcp never shows, and the two implementations must agree.
 _ALL_STATES_MASK = sum(1 << state for state in TCP_STATE_NAMES)
+_LISTEN_MASK = 1 << 10
+_TIME_WAIT_MASK = 1 << 6
+_FIRST_LOOK = 16  # messages looked at before a run is followed to the end of its batch
+_FAMILIES = (_socket.AF_INET, _socket.AF_INET6)
 _NLMSG_HDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _RECV_BUFFER_BYTES = 65536  # the kernel fills at most 32 KiB per dump message batch
 
@@ -70,11 +74,11 @@ def _source_port_filter(port: int) -> bytes:
     )
 
 
-def _diag_request(family: int, port: int, seq: int) -> bytes:
-    """One SOCK_DIAG_BY_FAMILY dump request for TCP sockets of `family` with local port `port`."""
+def _diag_request(family: int, port: int, seq: int, states: int = _ALL_STATES_MASK) -> bytes:
+    """One SOCK_DIAG_BY_FAMILY dump request for TCP sockets of `family` in `states` with local port `port`."""
     # inet_diag_req_v2: family, protocol, ext, pad, states, then inet_diag_sockid
     # (ports, addresses, interface, cookie), which a dump ignores: the bytecode filters.
-    req = struct.pack("=BBBBI", family, _socket.IPPROTO_TCP, 0, 0, _ALL_STATES_MASK) + bytes(48)
+    req = struct.pack("=BBBBI", family, _socket.IPPROTO_TCP, 0, 0, states) + bytes(48)
     bytecode = _source_port_filter(port)
     attr = struct.pack("=HH", 4 + len(bytecode), _INET_DIAG_REQ_BYTECODE) + bytecode
     body = req + attr
@@ -82,9 +86,37 @@ def _diag_request(family: int, port: int, seq: int) -> bytes:
     return header + body
 
 
-def _netlink_dump_states(sock: _socket.socket, family: int, port: int, seq: int, counts: Counter[int]) -> None:
+def _run_length(buf: bytearray, offset: int, count: int, step: int, header: bytes) -> int:
+    """How many of the `count` messages from `offset`, `step` bytes apart, start with `header`'s length, type, seq."""
+    stop = offset + count * step
+    for index in (0, 1, 2, 3, 4, 5, 8, 9, 10, 11):  # flags and pid may differ
+        column = buf[offset + index : stop : step]
+        count = min(count, len(column) - len(column.lstrip(header[index : index + 1])))
+        if count == 0:
+            break
+    return count
+
+
+def _uniform_run(buf: bytearray, offset: int, end: int, header: bytes) -> int:
+    """How many messages from `offset` (up to `end`) repeat `header` (its length, type and seq).
+
+    Works on stride slices (one byte of every message at a time) in C, not message by
+    message: a batch of 300 sockets in one state is a few slices instead of 300 unpacks.
+    A short run (sockets of mixed states) costs a look at the next `_FIRST_LOOK` only.
+    """
+    step = (int.from_bytes(header[0:4], "little") + 3) & ~3
+    available = (end - offset) // step
+    run = _run_length(buf, offset, min(available, _FIRST_LOOK), step, header)
+    if run == _FIRST_LOOK and available > _FIRST_LOOK:
+        run = _run_length(buf, offset, available, step, header)
+    return run
+
+
+def _netlink_dump_states(
+    sock: _socket.socket, family: int, port: int, seq: int, counts: Counter[int], states: int = _ALL_STATES_MASK
+) -> None:
     """Send one dump request and add the state of every socket it returns to `counts`."""
-    sock.sendto(_diag_request(family, port, seq), (0, 0))
+    sock.sendto(_diag_request(family, port, seq, states), (0, 0))
     buf = bytearray(_RECV_BUFFER_BYTES)
     view = memoryview(buf)
     unpack_header = _NLMSG_HDR.unpack_from
@@ -97,6 +129,7 @@ def _netlink_dump_states(sock: _socket.socket, family: int, port: int, seq: int,
             msg_len, msg_type, _flags, msg_seq, _pid = unpack_header(buf, offset)
             if msg_len < _NLMSG_HDR.size:
                 raise OSError(errno.EPROTO, "malformed sock_diag reply")
+            step = (msg_len + 3) & ~3
             if msg_seq == seq:
                 if msg_type == _NLMSG_DONE:
                     return
@@ -106,9 +139,15 @@ def _netlink_dump_states(sock: _socket.socket, family: int, port: int, seq: int,
                         return  # an acknowledgement, not an error
                     raise OSError(-code, f"sock_diag: {errno.errorcode.get(-code, -code)}")
                 if msg_type == _SOCK_DIAG_BY_FAMILY:
-                    # inet_diag_msg starts with family, state: the state is the second byte.
-                    counts[buf[offset + _NLMSG_HDR.size + 1]] += 1
-            offset += (msg_len + 3) & ~3
+                    # Equal messages come in runs: count a run at once. inet_diag_msg starts
+                    # with family, state: the state is its second byte.
+                    run = _uniform_run(buf, offset, n, bytes(buf[offset : offset + _NLMSG_HDR.size]))
+                    states = bytes(buf[offset + _NLMSG_HDR.size + 1 : offset + run * step : step])
+                    for state in set(states):
+                        counts[state] += states.count(state)
+                    offset += run * step
+                    continue
+            offset += step
 
 
 def tcp_states_on_port_netlink(port: int) -> dict[str, int]:
@@ -116,8 +155,22 @@ def tcp_states_on_port_netlink(port: int) -> dict[str, int]:
     counts: Counter[int] = Counter()
     sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, _NETLINK_SOCK_DIAG)
     try:
-        for seq, family in enumerate((_socket.AF_INET, _socket.AF_INET6), start=1):
-            _netlink_dump_states(sock, family, port, seq, counts)
+        # Each dump walks every TCP socket of the machine, whatever its family: a family with
+        # no listener on the port (IPv6 for most servers) is not dumped. Listeners alone are
+        # cheap to dump; with none at all (a dead server) both families are, for what it left.
+        listening = []
+        for seq, family in enumerate(_FAMILIES, start=1):
+            listeners: Counter[int] = Counter()
+            _netlink_dump_states(sock, family, port, seq, listeners, states=_LISTEN_MASK)
+            if listeners:
+                listening.append(family)
+        # TIME_WAIT sockets and full sockets make messages of two sizes; dumped apart, each
+        # dump is runs of equal messages that are counted a batch at a time (see _uniform_run).
+        seq = len(_FAMILIES)
+        for family in listening or _FAMILIES:
+            for states in (_TIME_WAIT_MASK, _ALL_STATES_MASK & ~_TIME_WAIT_MASK):
+                seq += 1
+                _netlink_dump_states(sock, family, port, seq, counts, states=states)
     finally:
         sock.close()
     return {_state_name(state): n for state, n in counts.items()}

@@ -22,6 +22,7 @@ FAULT_ARGS: dict[str, list[str]] = {
     "leak-fds": ["--leak-fds"],
     "reject-503": ["--reject-pct", "20"],
     "slow-handshake": ["--slow-handshake-ms", "200"],
+    "block-loop": ["--block-loop-ms", "30"],
 }
 
 

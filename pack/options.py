@@ -20,9 +20,10 @@ from urllib.parse import urlsplit
 
 from monitors.checks import Thresholds
 from scenarios.disconnect import DisconnectMix
+from scenarios.fast_handshake import MAX_SOURCE_ADDRESSES
 from scenarios.schedule import JITTER_DISTRIBUTIONS, FlapTiming
 
-FAULT_MODES = ("none", "leak-memory", "leak-agents", "leak-fds", "reject-503", "slow-handshake")
+FAULT_MODES = ("none", "leak-memory", "leak-agents", "leak-fds", "reject-503", "slow-handshake", "block-loop")
 AUTH_PLACES = ("header", "query")
 
 
@@ -67,6 +68,14 @@ def non_negative_int(value: Any) -> int:
     number = int(_number(value, int))
     if number < 0:
         raise ValueError(f"must be >= 0, got {value}")
+    return number
+
+
+def source_address_count(value: Any) -> int:
+    """How many loopback source addresses to spread connections over: 1 to 254."""
+    number = int(_number(value, int))
+    if not 1 <= number <= MAX_SOURCE_ADDRESSES:
+        raise ValueError(f"must be between 1 and {MAX_SOURCE_ADDRESSES}, got {value}")
     return number
 
 
@@ -252,6 +261,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "header",
         "Where the token goes: header (Authorization: Bearer) or query (?token=)",
     ),
+    OptionSpec(
+        "--flap-source-addresses",
+        source_address_count,
+        1,
+        "Connect from this many source addresses in turn, 127.0.0.1 to 127.0.0.N (a server on loopback only): "
+        "N times the connections per minute when the client keeps the TIME_WAIT entries",
+    ),
     # Network conditions: a TCP fault proxy between the users and the server (off by default).
     OptionSpec("--net-latency-ms", non_negative_float, 0.0, "Added latency per direction through the fault proxy, ms"),
     OptionSpec("--net-jitter-ms", non_negative_float, 0.0, "Latency jitter, +/- ms (uniform)"),
@@ -392,6 +408,7 @@ class PackConfig:
     ws_timeout_s: float = 5.0  # bound on every socket operation
     auth_token: str = field(default="", repr=False)  # secret: never in repr, logs or reports
     auth_in: str = "header"  # header or query
+    source_addresses: int = 1  # loopback source addresses the users connect from in turn
     ref_server_faults: tuple[str, ...] = ()  # fault modes of the bundled server
     server_pid: int | None = None  # watch this process tree
     server_port: int | None = None  # watch the process listening here
@@ -448,6 +465,7 @@ def config_from_options(options: Any) -> PackConfig:
         ws_timeout_s=values["ws_timeout_s"],
         auth_token=values["ws_auth_token"],
         auth_in=values["ws_auth_in"],
+        source_addresses=values["flap_source_addresses"],
         ref_server_faults=values["ref_server_fault"],
         server_pid=values["server_pid"],
         server_port=values["server_port"],

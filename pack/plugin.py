@@ -32,11 +32,12 @@ from monitors.verdict_report import (
 )
 from pack import embedded, network, targets
 from pack.options import OptionError, PackConfig, add_pack_options, config_from_options, validate_ws_host
-from scenarios.flapping_user import REQUEST_TYPE, FlapSettings, flap_context
+from scenarios.flapping_user import FlapSettings, flap_context
 from scenarios.phases import PHASE_DONE, PhasePlan
 from scenarios.recovery import RecoveryResult, probe_recovery
 from scenarios.steady_user import SteadyUser
 from scenarios.tracker import FlapCounts
+from scenarios.ws_events import fire_ws_request
 from scenarios.ws_session import WebSocketSession, WsFailure
 
 logger = logging.getLogger("flapping_pack")
@@ -50,6 +51,10 @@ GENERATOR_ADVICE = {  # what to do when a connect failed for the load generator'
     "no free local port": "widen net.ipv4.ip_local_port_range, lower the cycle rate or use more source addresses",
     "too many open files": "raise `ulimit -n` or spread users over more --processes",
 }
+GENERATOR_CPU_SATURATED = (
+    "load generator CPU above 90% for seconds: its timings may be off and its timeouts its own; "
+    "spread users over more --processes"
+)
 EXIT_BAD_CONFIG = 2
 
 
@@ -69,6 +74,7 @@ def flap_settings(config: PackConfig) -> FlapSettings:
         timeout_s=config.ws_timeout_s,
         auth_token=config.auth_token,
         auth_in=config.auth_in,
+        source_addresses=config.source_addresses,
     )
 
 
@@ -128,8 +134,12 @@ class FlappingPack:
         phase = self.plan.advance(elapsed_s, self.users_done() if self.plan.phase == PHASE_FLAPPING else False)
         if self.phase == PHASE_FLAPPING and phase != PHASE_FLAPPING:
             self._start_recovery_probe()
-        if phase == PHASE_DONE and self.recovery_greenlet is not None and not self.recovery_greenlet.ready():
-            phase = PHASE_SETTLE  # the probe is still trying (bounded by --recovery-timeout-s)
+        probing = self.recovery_greenlet is not None and not self.recovery_greenlet.ready()
+        within_run_time = self.plan.run_time_s is None or elapsed_s < self.plan.run_time_s
+        if phase == PHASE_DONE and probing and within_run_time:
+            # The probe is still trying (bounded by --recovery-timeout-s); -t is a hard limit:
+            # Locust arms its own -t timer only after a shape ends, so the shape must end.
+            phase = PHASE_SETTLE
         if phase != self.phase:
             logger.info("flapping-pack: %s phase", phase)
         self.phase = phase
@@ -159,6 +169,7 @@ class FlappingPack:
             phase_of=lambda: self.phase,
             cycles_of=lambda: self.counts().cycles_completed,
             on_death=self._on_server_death,
+            death_grace_s=self.targets.restart_grace_s if self.targets else 0.0,
         )
         if samplers:
             logger.info("flapping-pack: monitoring %s", self.monitor.describe())
@@ -183,13 +194,9 @@ class FlappingPack:
         def probe() -> None:
             result = probe_recovery(open_session, ended_at, self.config.recovery_timeout_s, sleep=gevent.sleep)
             self.recovery = result
-            self.environment.events.request.fire(
-                request_type=REQUEST_TYPE,
-                name="recovery",
-                response_time=result.recovery_ms if result.recovery_ms is not None else 0.0,
-                response_length=0,
-                exception=WsFailure(result.failure) if result.failure else None,
-                context={},
+            failure = WsFailure(result.failure) if result.failure else None
+            fire_ws_request(
+                self.environment, "recovery", ended_at, 0, failure, response_time_ms=result.recovery_ms or 0.0
             )
 
         self.recovery_greenlet = gevent.spawn(probe)
@@ -261,7 +268,7 @@ class FlappingPack:
             cycles_completed=counts.cycles_completed,
             users=counts.users_started,
             recovery_ms=recovery.recovery_ms if recovery else None,
-            recovery_failure=recovery.failure if recovery and recovery.recovery_ms is None else None,
+            recovery_failure=recovery.failure if recovery else None,
             steady_p95_ms=steady.get_response_time_percentile(0.95) if steady.num_requests else None,
             steady_echoes=steady.num_requests,
             generator_limited=self._generator_limit(),
@@ -277,7 +284,11 @@ class FlappingPack:
         data["monitor_error"] = self.monitor.last_error if self.monitor is not None else None
         data["stop_reason"] = self.stop_reason
         health = self.generator_health()
-        data["generator"] = {**health.to_dict(), "warnings": health.warnings()}
+        data["generator"] = {
+            **health.to_dict(),
+            "cpu_saturated": self._generator_cpu_saturated(),
+            "warnings": self.generator_warnings(),
+        }
         data["final"] = verdict is self.verdict
         return data
 
@@ -297,10 +308,36 @@ class FlappingPack:
         if self.recovery_greenlet is not None and not self.recovery_greenlet.ready():
             self.recovery_greenlet.kill(block=True, timeout=2)  # an interrupted run: no measurement
         self.verdict = evaluate(self.monitor.timeline, self.client_totals(), self.config.thresholds, interrupted)
-        for warning in self.generator_health().warnings():
+        for warning in self.generator_warnings():
             logger.warning("flapping-pack: %s", warning)
         self._write_outputs(self.report(self.verdict))
         return self.verdict
+
+    def interrupted(self) -> bool:
+        """Whether the run ended early: stopped before its end, or -t cut the planned cycles short.
+
+        With --flap-cycles 0 the users flap until -t: that end is the plan, not an interruption.
+        A server that died ends the run too, but that is the verdict's own failure.
+        """
+        if self.stop_reason is not None:
+            return False
+        cut_short = self.plan.flapping_cut_short and self.config.timing.cycles > 0
+        return self.phase != PHASE_DONE or cut_short
+
+    def _generator_cpu_saturated(self) -> bool:
+        """Locust's own CPU warning (over 90 % across 10 s) in this process or any worker."""
+        runner = self.environment.runner
+        return bool(
+            runner is not None
+            and (getattr(runner, "cpu_warning_emitted", False) or getattr(runner, "worker_cpu_warning_emitted", False))
+        )
+
+    def generator_warnings(self) -> list[str]:
+        """Sentences, with advice, for each limit the load generator came near (fds, ports, CPU)."""
+        warnings = self.generator_health().warnings()
+        if self._generator_cpu_saturated():
+            warnings.append(GENERATOR_CPU_SATURATED)
+        return warnings
 
     def _generator_limit(self) -> str | None:
         """Why connect failures were the generator's own fault, if they were."""
@@ -309,7 +346,7 @@ class FlappingPack:
             if "load generator limit" in message:
                 return f"{message}: {GENERATOR_ADVICE.get(message.split(' (')[0], 'see the generator section')}"
         if self.environment.stats.get(*CONNECT_STAT).num_failures:
-            warnings = self.generator_health().warnings()
+            warnings = self.generator_warnings()
             if warnings:
                 return warnings[0]
         return None
@@ -370,6 +407,7 @@ def _on_init(environment: Environment, runner: Runner | None = None, **_kwargs: 
     pack = FlappingPack(environment, config)
     environment.flapping_pack = pack  # type: ignore[attr-defined]
     flap_context(environment).settings = flap_settings(config)
+    _route_sigint()
     if isinstance(runner, WorkerRunner):
         return
     if not environment.host:
@@ -412,12 +450,29 @@ def _on_init(environment: Environment, runner: Runner | None = None, **_kwargs: 
 
 
 def _interrupt_main_greenlet() -> None:
-    """Make SIGTERM act like Ctrl-C while the headless shape runs.
+    """Raise KeyboardInterrupt in the main greenlet (Locust's way to stop), whatever greenlet runs.
 
-    Locust installs its SIGTERM handler only after a headless shape test returns,
-    so until then SIGTERM would kill the process without a verdict or cleanup.
+    For SIGTERM while the headless shape runs: Locust installs its SIGTERM handler only
+    after a headless shape test returns, so until then SIGTERM would kill the process
+    without a verdict or cleanup. For SIGINT: see `_route_sigint`.
     """
     gevent.get_hub().parent.throw(KeyboardInterrupt())
+
+
+_sigint_route: Any = None  # our SIGINT handler, kept for the life of the process
+
+
+def _route_sigint() -> None:
+    """Deliver Ctrl-C to the main greenlet, where Locust expects it, in every Locust process.
+
+    Python raises KeyboardInterrupt in whichever greenlet runs when the signal comes: with
+    hundreds of busy users, usually a user, which dies with a traceback (gevent passes the
+    interrupt on, so the run still stops). A terminal's Ctrl-C also reaches the workers of
+    --processes, where a user's traceback also sets exit code 2.
+    """
+    global _sigint_route
+    if _sigint_route is None:
+        _sigint_route = gevent.signal_handler(signal.SIGINT, _interrupt_main_greenlet)
 
 
 def _guard_sigterm(pack: FlappingPack) -> None:
@@ -469,7 +524,7 @@ def _on_test_stop(environment: Environment, **_kwargs: Any) -> None:
         # A headless master fires test_stop before the workers' final reports arrive;
         # the verdict waits for them, at `quitting`.
         return
-    verdict = pack.finish(interrupted=pack.phase != PHASE_DONE and pack.stop_reason is None)
+    verdict = pack.finish(interrupted=pack.interrupted())
     if verdict is not None and not getattr(environment.parsed_options, "headless", False):
         logger.info("flapping-pack verdict:\n%s", render_table(verdict))
 
@@ -478,7 +533,7 @@ def _on_quitting(environment: Environment, **_kwargs: Any) -> None:
     pack = _pack(environment)
     if pack is None or pack.is_worker:
         return
-    verdict = pack.finish(interrupted=pack.phase != PHASE_DONE and pack.stop_reason is None)
+    verdict = pack.finish(interrupted=pack.interrupted())
     if verdict is not None:
         environment.process_exit_code = verdict.exit_code
     pack.close()

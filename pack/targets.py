@@ -11,6 +11,11 @@ from monitors.sample import Sampler, SamplerError
 from pack.embedded import REFSERVER_AGENTS_METRIC, EmbeddedServer
 from pack.options import PackConfig, is_loopback_host
 
+# A server watched through its port (--server-port, or --host on this machine) that exits
+# gets this long to listen again (a new pid: a restart, reported by server_alive) before
+# the run stops with the server dead. A server watched by pid stops the run at once.
+RESTART_GRACE_S = 5.0
+
 
 @dataclass
 class MonitorTargets:
@@ -18,6 +23,7 @@ class MonitorTargets:
 
     samplers: list[Sampler] = field(default_factory=list)  # polled by the monitor, merged in order
     notes: list[str] = field(default_factory=list)  # one line each: what was chosen and why
+    restart_grace_s: float = 0.0  # how long the server may be gone (restarting) before the run stops
 
 
 def _host_port(host: str) -> int | None:
@@ -37,6 +43,7 @@ def resolve(config: PackConfig, host: str | None, server: EmbeddedServer | None)
         found.samplers.append(ProcessTreeSampler.for_pid(config.server_pid, port))
     elif config.server_port is not None:
         found.samplers.append(ProcessTreeSampler.for_port(config.server_port))
+        found.restart_grace_s = RESTART_GRACE_S
     elif server is not None:
         found.samplers.append(ProcessTreeSampler.for_pid(server.pid, server.port))
         found.notes.append("the bundled reference server")
@@ -44,6 +51,7 @@ def resolve(config: PackConfig, host: str | None, server: EmbeddedServer | None)
         try:
             found.samplers.append(ProcessTreeSampler.for_port(port))
             found.notes.append(f"the process listening on port {port} of --host")
+            found.restart_grace_s = RESTART_GRACE_S
         except SamplerError:
             found.notes.append(f"no process found listening on port {port} of --host")
     if config.server_metrics_url:

@@ -113,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="delay every WebSocket handshake by N ms",
     )
+    faults.add_argument(
+        "--block-loop-ms",
+        type=_int_in_range(0, None),
+        default=0,
+        metavar="N",
+        help="block the event loop N ms per handshake (synchronous work): every connection waits",
+    )
     return parser
 
 
@@ -138,6 +145,7 @@ def parse_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Serv
             leak_fds=args.leak_fds,
             reject_pct=args.reject_pct,
             slow_handshake_ms=args.slow_handshake_ms,
+            block_loop_ms=args.block_loop_ms,
         ),
         auth_token=auth_token,
     )

@@ -28,6 +28,7 @@ class FaultModes:
     leak_fds: bool = False  # open one file descriptor per connection and never close it
     reject_pct: int = 0  # share of WebSocket handshakes answered with HTTP 503, 0-100
     slow_handshake_ms: int = 0  # delay added to every WebSocket handshake
+    block_loop_ms: int = 0  # synchronous work per handshake that stalls the event loop for every connection
 
     def should_reject(self, handshake_index: int) -> bool:
         """Tell whether the handshake with this 0-based index gets a fault 503."""
@@ -53,4 +54,6 @@ class FaultModes:
             enabled.append(f"--reject-pct {self.reject_pct}")
         if self.slow_handshake_ms:
             enabled.append(f"--slow-handshake-ms {self.slow_handshake_ms}")
+        if self.block_loop_ms:
+            enabled.append(f"--block-loop-ms {self.block_loop_ms}")
         return enabled

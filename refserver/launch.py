@@ -1,29 +1,19 @@
 """Start ``python -m refserver`` as a child process and wait until it listens.
 
-Plain ``subprocess`` plus polling of temporary files: no threads, no pipes
-that can fill up, nothing that breaks under gevent's monkey-patching. Free of
-pytest, gevent and Locust so tests and the Locust plugin can share it.
+The process handling is shared with the fault proxy (`childproc.ready`): plain
+``subprocess`` plus polling of unlinked temporary files, safe under gevent.
+Free of pytest, gevent and Locust so tests and the Locust plugin can share it.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from types import TracebackType
-from typing import BinaryIO
+
+from childproc import ready
+from childproc.ready import ReadyProcess
 
 READY_LINE = re.compile(r"^refserver ready port=(\d+) pid=(\d+)$")
-_POLL_S = 0.02
-_STDERR_TAIL_CHARS = 4000
-# The folder that holds the refserver package, so `-m refserver` works from any cwd.
-_IMPORT_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 class RefServerStartError(RuntimeError):
@@ -32,8 +22,7 @@ class RefServerStartError(RuntimeError):
 
 def parse_ready_line(line: str) -> tuple[int, int] | None:
     """Return ``(port, pid)`` from a readiness line, or None for any other line."""
-    match = READY_LINE.match(line.strip())
-    return (int(match.group(1)), int(match.group(2))) if match else None
+    return ready.parse_ready_line(READY_LINE, line)
 
 
 def connect_host(args: Sequence[str]) -> str:
@@ -48,83 +37,18 @@ def connect_host(args: Sequence[str]) -> str:
     return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
 
 
-def _open_capture() -> tuple[int, BinaryIO]:
-    # Separate open file descriptions: the child writes at its own offset, we read at ours.
-    write_fd, path = tempfile.mkstemp(prefix="refserver-", suffix=".log")
-    reader = open(path, "rb")  # noqa: SIM115 - lives as long as the server
-    os.unlink(path)  # nothing to clean up later; gone once both ends close
-    return write_fd, reader
-
-
-def _read_all(reader: BinaryIO) -> str:
-    reader.seek(0)
-    return reader.read().decode("utf-8", errors="replace")
-
-
-class RunningRefServer:
+class RunningRefServer(ReadyProcess):
     """A started refserver process; stop it with ``stop()`` or by leaving a ``with`` block."""
-
-    def __init__(
-        self, process: subprocess.Popen[bytes], host: str, port: int, pid: int, stdout: BinaryIO, stderr: BinaryIO
-    ) -> None:
-        self.process = process  # the `python -m refserver` child
-        self.host = host  # address clients dial
-        self.port = port  # the port the server reported as bound
-        self.pid = pid  # pid from the readiness line (the supervisor's with --workers)
-        self._stdout = stdout  # read end of the child's stdout capture
-        self._stderr = stderr  # read end of the child's stderr capture
-        self._final_output: tuple[str, str] | None = None  # captures, kept after stop()
-
-    @property
-    def _netloc(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
 
     @property
     def url(self) -> str:
         """WebSocket URL of the server, e.g. ``ws://127.0.0.1:PORT/``."""
-        return f"ws://{self._netloc}/"
+        return f"ws://{self.netloc}/"
 
     @property
     def metrics_url(self) -> str:
         """HTTP URL of the Prometheus metrics on the same port."""
-        return f"http://{self._netloc}/metrics"
-
-    @property
-    def returncode(self) -> int | None:
-        """Exit code once the process has ended, else None."""
-        return self.process.poll()
-
-    def stdout_text(self) -> str:
-        """Everything the server wrote to stdout so far."""
-        return self._final_output[0] if self._final_output else _read_all(self._stdout)
-
-    def stderr_text(self) -> str:
-        """Everything the server logged to stderr so far."""
-        return self._final_output[1] if self._final_output else _read_all(self._stderr)
-
-    def stop(self, timeout_s: float = 5.0) -> int:
-        """Send SIGTERM, SIGKILL after ``timeout_s``; return the exit code (idempotent)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout_s)
-        if self._final_output is None:
-            self._final_output = (_read_all(self._stdout), _read_all(self._stderr))
-            self._stdout.close()
-            self._stderr.close()
-        return self.process.returncode
-
-    def __enter__(self) -> RunningRefServer:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        return f"http://{self.netloc}/metrics"
 
     def __repr__(self) -> str:
         return f"RunningRefServer(url={self.url!r}, pid={self.pid})"
@@ -148,49 +72,14 @@ def start_refserver(
     Raises RefServerStartError with the server's stderr if it exits or
     stays silent for ``timeout_s``.
     """
-    child_env = dict(os.environ)
-    for name, value in (env or {}).items():
-        if value is None:
-            child_env.pop(name, None)
-        else:
-            child_env[name] = value
-    python_path = child_env.get("PYTHONPATH")
-    child_env["PYTHONPATH"] = _IMPORT_ROOT + (os.pathsep + python_path if python_path else "")
-    command = [sys.executable, "-m", "refserver", *(["--die-with-parent"] if die_with_parent else []), *args]
-
-    stdout_fd, stdout_reader = _open_capture()
-    stderr_fd, stderr_reader = _open_capture()
-    try:
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=stdout_fd, stderr=stderr_fd, env=child_env, start_new_session=True
-        )
-    except BaseException:
-        stdout_reader.close()
-        stderr_reader.close()
-        raise
-    finally:
-        os.close(stdout_fd)
-        os.close(stderr_fd)
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        first_line = _read_all(stdout_reader).partition("\n")
-        if first_line[1]:
-            ready = parse_ready_line(first_line[0])
-            if ready is not None:
-                port, pid = ready
-                return RunningRefServer(process, connect_host(args), port, pid, stdout_reader, stderr_reader)
-            problem = f"printed {first_line[0]!r} instead of the readiness line"
-            break
-        if process.poll() is not None:
-            problem = f"exited with code {process.returncode} before it was ready"
-            break
-        if time.monotonic() > deadline:
-            problem = f"was not ready after {timeout_s:g} s"
-            break
-        time.sleep(_POLL_S)
-
-    server = RunningRefServer(process, connect_host(args), 0, process.pid, stdout_reader, stderr_reader)
-    server.stop(timeout_s=2.0)
-    stderr = server.stderr_text()[-_STDERR_TAIL_CHARS:]
-    raise RefServerStartError(f"refserver {' '.join(args)} {problem}; its stderr:\n{stderr}")
+    return ready.start_ready_process(
+        "refserver",
+        args,
+        ready_line=READY_LINE,
+        host=connect_host(args),
+        wrap=RunningRefServer,
+        error=RefServerStartError,
+        env=env,
+        timeout_s=timeout_s,
+        die_with_parent=die_with_parent,
+    )

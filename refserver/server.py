@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, ProcessCollector, generate_latest
@@ -88,6 +89,10 @@ class RefServer:
         faults = self.config.faults
         if faults.slow_handshake_ms:
             await asyncio.sleep(faults.slow_handshake_ms / 1000)
+        if faults.block_loop_ms:
+            # The bug: synchronous work on the event loop (a blocking call in a handler),
+            # so every other connection waits while a client connects.
+            time.sleep(faults.block_loop_ms / 1000)
         if self.config.auth_token is not None and not is_authorized(
             self.config.auth_token, request.headers.get("Authorization"), request.path
         ):

@@ -7,6 +7,7 @@ The schedule draws one style per cycle from the user's seeded random source.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from dataclasses import dataclass
@@ -72,12 +73,18 @@ class DisconnectMix:
         """The styles that can be drawn (weight > 0), in the order given."""
         return tuple(style for style, weight in self.weights if weight > 0)
 
+    @functools.cached_property
+    def _drawable(self) -> tuple[tuple[tuple[str, float], ...], float]:
+        """The styles with a weight > 0, and the sum of their weights (worked out once per mix)."""
+        drawable = tuple((style, weight) for style, weight in self.weights if weight > 0)
+        return drawable, sum(weight for _, weight in drawable)
+
     def draw(self, rng: random.Random) -> str:
         """One style, drawn in proportion to the weights; a single possible style uses no randomness."""
-        drawable = [(style, weight) for style, weight in self.weights if weight > 0]
+        drawable, total = self._drawable
         if len(drawable) == 1:
             return drawable[0][0]  # keeps a seeded schedule's jitter the same as without a mix
-        point = rng.random() * sum(weight for _, weight in drawable)
+        point = rng.random() * total
         for style, weight in drawable:
             point -= weight
             if point < 0:

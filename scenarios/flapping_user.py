@@ -9,14 +9,18 @@ becomes a Locust request event of type `WS` (a row in stats, CSV and HTML report
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import gevent
 from locust import User, constant, task
+from locust.user.users import LOCUST_STATE_STOPPING
 
 from scenarios.disconnect import ABRUPT, CLEAN, HALF_OPEN, HANDSHAKE_ABORT, REQUEST_NAMES, RESET, DisconnectMix
+from scenarios.fast_handshake import loopback_source_addresses
 from scenarios.schedule import (
     FlapCycle,
     FlapSchedule,
@@ -27,10 +31,12 @@ from scenarios.schedule import (
     user_rng,
 )
 from scenarios.tracker import ConnectionTracker
+from scenarios.ws_events import fire_ws_request
 from scenarios.ws_session import WebSocketSession, WsFailure, describe_failure
 
-REQUEST_TYPE = "WS"
-PARK_S = 3600.0  # how long a finished user sleeps before Locust runs its task again
+PARK_CHECK_S = 0.5  # how often a parked (finished) user looks whether Locust is stopping it
+
+logger = logging.getLogger("flapping_pack")
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,7 @@ class FlapSettings:
     auth_token: str = field(default="", repr=False)  # secret
     auth_in: str = "header"  # "header" or "query"
     disconnect: DisconnectMix = field(default_factory=DisconnectMix)  # the styles each cycle's disconnect is drawn from
+    source_addresses: int = 1  # connect from 127.0.0.1 .. 127.0.0.N in turn (server on loopback); 1: kernel picks
 
 
 class FlapContext:
@@ -52,6 +59,37 @@ class FlapContext:
         self.settings = settings or FlapSettings()  # replaced when the web UI changes options
         self.tracker = ConnectionTracker()  # counts of this process's users
         self._user_numbers = itertools.count()  # per-process user numbers, for seeds and tracking
+        self._sources_for: tuple[str, int] | None = None  # the (URL, count) `_sources` was made for
+        self._sources: tuple[str, ...] = ()  # the source addresses connections take in turn; () for none
+        self._source_turns = itertools.count()  # round-robin over `_sources`
+
+    def source_address(self, url: str) -> str | None:
+        """The local address for this process's next connection to `url`, in turn; None to let the kernel pick.
+
+        Logs once per URL whether connections are spread (only for a server on 127.0.0.0/8).
+        """
+        count = self.settings.source_addresses
+        if count <= 1:
+            return None
+        if self._sources_for != (url, count):
+            self._sources_for = (url, count)
+            self._sources = loopback_source_addresses(urlsplit(url).hostname or "", count)
+            if self._sources:
+                logger.info(
+                    "flapping-pack: spreading connections over %d source addresses (%s-%s)",
+                    len(self._sources),
+                    self._sources[0],
+                    self._sources[-1],
+                )
+            else:
+                logger.warning(
+                    "flapping-pack: not spreading connections over source addresses: "
+                    "the server is not on 127.0.0.0/8 (--flap-source-addresses %d)",
+                    count,
+                )
+        if not self._sources:
+            return None
+        return self._sources[next(self._source_turns) % len(self._sources)]
 
     def next_user_number(self) -> int:
         """A new user's number within this process."""
@@ -92,6 +130,7 @@ class FlappingUser(User):
     def on_start(self) -> None:
         """Set up this user's schedule and counters."""
         context = flap_context(self.environment)
+        self._context = context  # shared with the process's other users: source addresses
         self._settings = context.settings  # fixed for this user's life
         self._tracker = context.tracker  # where every step is counted
         self._number = context.next_user_number()  # this user's number in its process
@@ -101,6 +140,7 @@ class FlappingUser(User):
         self._cycles = iter(schedule)  # the remaining planned cycles
         self._grid = storm_grid(self._settings.timing)  # storm mode's shared wall-clock grid, else None
         self._next_boundary: float | None = None  # storm mode: wall-clock time of the next connect, once planned
+        self._next_connect: float | None = None  # the deadline of the next connect, perf clock, once planned
         self._session: WebSocketSession | None = None  # the connection being held, if any
         self._connected_at = 0.0  # when the open connection's handshake completed
         self._half_open: WebSocketSession | None = None  # a connection left half-open until the pause ends
@@ -114,6 +154,8 @@ class FlappingUser(User):
         """Run every planned cycle, then park until the run's next phase stops this user."""
         try:
             for cycle in self._cycles:
+                if self._stopping():
+                    return  # a graceful stop (--stop-timeout): no new cycle
                 self._run_cycle(cycle)
         finally:
             # Reached on a normal end and when the user is killed mid-cycle (GreenletExit):
@@ -126,7 +168,11 @@ class FlappingUser(User):
         # A user that ended would be replaced by Locust while it still ramps up to -u
         # users, and the replacement would flap again: so a finished user parks instead.
         # The load shape sees every user finished and stops them all.
-        gevent.sleep(PARK_S)
+        while not self._stopping():
+            gevent.sleep(PARK_CHECK_S)
+
+    def _stopping(self) -> bool:
+        return self._state == LOCUST_STATE_STOPPING
 
     def _new_session(self) -> WebSocketSession:
         return WebSocketSession(
@@ -134,14 +180,16 @@ class FlappingUser(User):
             timeout_s=self._settings.timeout_s,
             auth_token=self._settings.auth_token,
             auth_in=self._settings.auth_in,
+            source_address=self._context.source_address(self.host or ""),
         )
 
     def _run_cycle(self, cycle: FlapCycle) -> None:
         slot = self._wait_for_slot()
         started = time.perf_counter()
+        late_s = started - slot  # how late the wake-up for this connect was: the pause absorbs it
         if cycle.disconnect == HANDSHAKE_ABORT:
             self._abort_handshake(started)
-            self._pause(cycle, time.perf_counter(), 0.0)
+            self._pause(cycle, time.perf_counter(), 0.0, late_s)
             self._tracker.cycle_completed(self._number, time.perf_counter() - started)
             return
         session = self._new_session()
@@ -151,7 +199,7 @@ class FlappingUser(User):
         except WsFailure as failure:
             self._fire("connect", started, failure=failure)
             self._tracker.connect_failed(self._number)
-            self._pause(cycle, time.perf_counter(), 0.0)
+            self._pause(cycle, time.perf_counter(), 0.0, late_s)
             self._tracker.cycle_completed(self._number, time.perf_counter() - started)
             return
         self._connected_at = time.perf_counter()
@@ -171,23 +219,30 @@ class FlappingUser(User):
             self._disconnect(session, cycle.disconnect, close_started)
         close_duration = time.perf_counter() - close_started
 
-        self._pause(cycle, planned_disconnect, close_duration)
+        self._pause(cycle, planned_disconnect, close_duration, late_s)
         self._release_half_open(report=True)  # right before the next connect
         self._tracker.cycle_completed(self._number, time.perf_counter() - started)
 
     def _wait_for_slot(self) -> float:
-        """Storm mode: sleep until this cycle's grid boundary. Returns the planned start, perf clock."""
+        """The planned start of this cycle, perf clock; storm mode sleeps until its grid boundary first.
+
+        Without storm mode the pause has already slept until the planned start (now, for the first cycle).
+        """
         if self._grid is None:
-            return time.perf_counter()
+            return self._next_connect if self._next_connect is not None else time.perf_counter()
         boundary = self._next_boundary if self._next_boundary is not None else self._grid.next_boundary(time.time())
         self._next_boundary = None
         _sleep_until_wall(boundary)
         return time.perf_counter() - (time.time() - boundary)
 
-    def _pause(self, cycle: FlapCycle, planned_disconnect: float, close_duration: float) -> None:
-        """Sleep until the next connect may start: after the pause, or at the next grid boundary."""
+    def _pause(self, cycle: FlapCycle, planned_disconnect: float, close_duration: float, late_s: float) -> None:
+        """Sleep until the next connect may start: after the pause, or at the next grid boundary.
+
+        `late_s` is how late this cycle's connect started; the pause is that much shorter.
+        """
         if self._grid is None:
-            _sleep_until(reconnect_deadline(planned_disconnect, close_duration, cycle))
+            self._next_connect = reconnect_deadline(planned_disconnect, close_duration, cycle, late_s)
+            _sleep_until(self._next_connect)
             return
         self._next_boundary = self._grid.next_boundary(time.time())
         _sleep_until_wall(self._next_boundary)
@@ -255,14 +310,7 @@ class FlappingUser(User):
             self._tracker.disconnected(self._number, time.perf_counter() - self._connected_at)
 
     def _fire(self, name: str, started: float, length: int = 0, failure: WsFailure | None = None) -> None:
-        self.environment.events.request.fire(
-            request_type=REQUEST_TYPE,
-            name=name,
-            response_time=(time.perf_counter() - started) * 1000.0,
-            response_length=length,
-            exception=failure,
-            context={"generator_limit": True} if failure is not None and failure.generator_limit else {},
-        )
+        fire_ws_request(self.environment, name, started, length, failure)
 
 
 __all__ = ["FlapContext", "FlapSettings", "FlappingUser", "describe_failure", "flap_context"]

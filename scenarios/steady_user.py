@@ -11,7 +11,8 @@ import time
 import gevent
 from locust import User, constant, task
 
-from scenarios.flapping_user import REQUEST_TYPE, FlapSettings, flap_context
+from scenarios.flapping_user import FlapSettings, flap_context
+from scenarios.ws_events import fire_ws_request
 from scenarios.ws_session import WebSocketSession, WsFailure
 
 CLOSE_ON_STOP_S = 1.0  # a stopped steady user closes cleanly within this, else drops
@@ -78,11 +79,4 @@ class SteadyUser(User):
             session.abort()
 
     def _fire(self, name: str, started: float, length: int = 0, failure: WsFailure | None = None) -> None:
-        self.environment.events.request.fire(
-            request_type=REQUEST_TYPE,
-            name=name,
-            response_time=(time.perf_counter() - started) * 1000.0,
-            response_length=length,
-            exception=failure,
-            context={},
-        )
+        fire_ws_request(self.environment, name, started, length, failure)

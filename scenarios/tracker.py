@@ -24,8 +24,10 @@ class DurationStats:
         """Record one duration."""
         self.count += 1
         self.total_s += seconds
-        self.min_s = seconds if self.min_s is None else min(self.min_s, seconds)
-        self.max_s = seconds if self.max_s is None else max(self.max_s, seconds)
+        if self.min_s is None or seconds < self.min_s:
+            self.min_s = seconds
+        if self.max_s is None or seconds > self.max_s:
+            self.max_s = seconds
 
     @property
     def mean_s(self) -> float | None:
@@ -87,49 +89,58 @@ class ConnectionTracker:
         self.total = FlapCounts()  # the sum over all users of this process
         self.per_user: dict[int, FlapCounts] = {}  # counts by user index
 
-    def _both(self, user: int) -> tuple[FlapCounts, FlapCounts]:
+    # Called several times per cycle by every user: each method updates the user's counts
+    # and the total directly, without loops or temporaries.
+
+    def _user(self, user: int) -> FlapCounts:
         counts = self.per_user.get(user)
         if counts is None:
             counts = self.per_user[user] = FlapCounts()
-        return counts, self.total
+        return counts
 
     def user_started(self, user: int) -> None:
         """A user began cycling."""
-        for counts in self._both(user):
-            counts.users_started += 1
+        self._user(user).users_started += 1
+        self.total.users_started += 1
 
     def user_finished(self, user: int) -> None:
         """A user completed all its cycles."""
-        for counts in self._both(user):
-            counts.users_finished += 1
+        self._user(user).users_finished += 1
+        self.total.users_finished += 1
 
     def connect_attempted(self, user: int) -> None:
         """A handshake began."""
-        for counts in self._both(user):
-            counts.connect_attempts += 1
+        self._user(user).connect_attempts += 1
+        self.total.connect_attempts += 1
 
     def connect_succeeded(self, user: int) -> None:
         """A handshake completed; the connection is open."""
-        for counts in self._both(user):
-            counts.connect_successes += 1
-            counts.open_connections += 1
+        counts, total = self._user(user), self.total
+        counts.connect_successes += 1
+        counts.open_connections += 1
+        total.connect_successes += 1
+        total.open_connections += 1
 
     def connect_failed(self, user: int) -> None:
         """A handshake failed."""
-        for counts in self._both(user):
-            counts.connect_failures += 1
+        self._user(user).connect_failures += 1
+        self.total.connect_failures += 1
 
     def disconnected(self, user: int, hold_s: float) -> None:
         """An open connection was dropped after being held `hold_s` seconds."""
-        for counts in self._both(user):
-            counts.open_connections -= 1
-            counts.hold.add(hold_s)
+        counts, total = self._user(user), self.total
+        counts.open_connections -= 1
+        counts.hold.add(hold_s)
+        total.open_connections -= 1
+        total.hold.add(hold_s)
 
     def cycle_completed(self, user: int, cycle_s: float) -> None:
         """A cycle ended (its pause is over) after `cycle_s` seconds."""
-        for counts in self._both(user):
-            counts.cycles_completed += 1
-            counts.cycle.add(cycle_s)
+        counts, total = self._user(user), self.total
+        counts.cycles_completed += 1
+        counts.cycle.add(cycle_s)
+        total.cycles_completed += 1
+        total.cycle.add(cycle_s)
 
     def snapshot(self) -> FlapCounts:
         """A copy of the totals, safe to send or keep."""

@@ -1,6 +1,8 @@
 """One WebSocket connection on `websocket-client`: connect, echo, and each way to end it.
 
-A thin I/O adapter. Every socket operation is bounded by `timeout_s`. The ways to end a
+A thin I/O adapter. Every socket operation is bounded by `timeout_s`. The connect (TCP and
+the HTTP upgrade) is `scenarios.fast_handshake`'s, which hands the upgraded socket to
+`websocket-client` for frames. The ways to end a
 connection are the disconnect styles of `scenarios.disconnect`: a clean close, a FIN
 without a close frame, a reset, and (on a raw socket, no `websocket-client`) a handshake
 dropped before its answer. The clean close is written here rather than using
@@ -10,17 +12,22 @@ Locust user run on.
 
 from __future__ import annotations
 
-import base64
 import errno
-import os
 import socket
 import ssl
 import struct
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import gevent
 import websocket
 from websocket import ABNF
+
+from scenarios import fast_handshake
+from scenarios.fast_handshake import HandshakeError, new_websocket_key
+
+MAX_MESSAGE_BYTES = 1024 * 1024  # largest message the client reads (the reference server's cap too)
 
 
 class WsFailure(Exception):
@@ -80,43 +87,32 @@ def url_with_token(url: str, token: str) -> str:
 
 
 def upgrade_request(url: str, headers: list[str], key: str) -> bytes:
-    """The HTTP request of a WebSocket handshake for `url`, as `websocket-client` sends it.
+    """The HTTP request of a WebSocket handshake for `url`, as `websocket-client` sends it (no Origin).
 
     `headers` are extra header lines (the auth header); `key` is the Sec-WebSocket-Key.
     """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6
-        host = f"[{host}]"
-    default_port = 443 if parts.scheme == "wss" else 80
-    host_port = host if parts.port in (None, default_port) else f"{host}:{parts.port}"
-    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    lines = [
-        f"GET {resource} HTTP/1.1",
-        "Upgrade: websocket",
-        f"Host: {host_port}",
-        f"Sec-WebSocket-Key: {key}",
-        "Sec-WebSocket-Version: 13",
-        "Connection: Upgrade",
-        *headers,
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def new_websocket_key() -> str:
-    """A fresh random Sec-WebSocket-Key (16 random bytes, base64)."""
-    return base64.b64encode(os.urandom(16)).decode("ascii")
+    return fast_handshake.target(url, tuple(headers)).request(key)
 
 
 class WebSocketSession:
     """One connection's life; the caller times each call and fires Locust events."""
 
-    def __init__(self, url: str, timeout_s: float, auth_token: str = "", auth_in: str = "header") -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float,
+        auth_token: str = "",
+        auth_in: str = "header",
+        source_address: str | None = None,
+        subprotocols: tuple[str, ...] = (),
+    ) -> None:
         self._url = (
             url_with_token(url, auth_token) if auth_token and auth_in == "query" else url
         )  # may hold the token: never shown
         self._headers = [f"Authorization: Bearer {auth_token}"] if auth_token and auth_in == "header" else []  # ditto
         self.timeout_s = timeout_s  # bound on every socket operation
+        self.source_address = source_address  # the local address to connect from; None: the kernel's choice
+        self.subprotocols = subprotocols  # offered in the handshake; the server must pick one of them
         self._ws: websocket.WebSocket | None = None  # the open connection, if any
 
     @property
@@ -126,30 +122,32 @@ class WebSocketSession:
 
     def connect(self) -> None:
         """Open the connection: TCP connect and WebSocket handshake, within the timeout."""
-        ws = websocket.WebSocket(skip_utf8_validation=True)
         try:
-            ws.connect(self._url, header=self._headers, timeout=self.timeout_s, suppress_origin=True)
-        except BaseException as error:
-            ws.shutdown()
-            if isinstance(error, Exception):
-                raise describe_failure(error, "connect") from None
-            raise
-        self._ws = ws
+            self._ws = fast_handshake.open_websocket(
+                self._url, tuple(self._headers), self.timeout_s, self.subprotocols, self.source_address
+            )
+        except HandshakeError as error:
+            raise WsFailure(error.message) from None
+        except Exception as error:
+            raise describe_failure(error, "connect") from None
 
     def echo(self, message: str) -> int:
-        """Send a text message and wait for the same text back; returns its length."""
+        """Send a text message and wait for the same text back; returns its length.
+
+        Bounded as a whole by the timeout (not only each read), and no incoming message may
+        exceed MAX_MESSAGE_BYTES: a server that trickles a frame or announces 100 MB is a
+        failure, not a hang or a big allocation.
+        """
         ws = self._require_open("echo")
         try:
-            ws.send(message)
-            deadline = time.monotonic() + self.timeout_s
-            while time.monotonic() < deadline:
-                opcode, data = ws.recv_data(control_frame=False)
-                if opcode == ABNF.OPCODE_TEXT:
-                    break
-                if opcode == ABNF.OPCODE_CLOSE:
-                    raise WsFailure("connection closed by server during echo")
-            else:
-                raise WsFailure("echo timed out")
+            with _deadline(self.timeout_s, "echo timed out"):
+                ws.send(message)
+                while True:
+                    opcode, data = _recv_message(ws, "echo")
+                    if opcode == ABNF.OPCODE_TEXT:
+                        break
+                    if opcode == ABNF.OPCODE_CLOSE:
+                        raise WsFailure("connection closed by server during echo")
         except WsFailure:
             raise
         except Exception as error:
@@ -159,18 +157,16 @@ class WebSocketSession:
         return len(data)
 
     def close_clean(self) -> None:
-        """Send a close frame, wait (bounded) for the server's close frame, then drop TCP."""
+        """Send a close frame, wait (bounded as a whole) for the server's close frame, then drop TCP."""
         ws = self._require_open("close")
         self._ws = None
         try:
-            ws.send_close(websocket.STATUS_NORMAL, b"")
-            deadline = time.monotonic() + self.timeout_s
-            while True:
-                frame = ws.recv_frame()
-                if frame is not None and frame.opcode == ABNF.OPCODE_CLOSE:
-                    break
-                if time.monotonic() > deadline:  # a server that streams and never closes
-                    raise WsFailure("close timed out")
+            with _deadline(self.timeout_s, "close timed out"):  # also a server that streams and never closes
+                ws.send_close(websocket.STATUS_NORMAL, b"")
+                while True:
+                    opcode, _data = _recv_message(ws, "close")
+                    if opcode == ABNF.OPCODE_CLOSE:
+                        break
         except (websocket.WebSocketConnectionClosedException, struct.error):
             pass  # the server closed TCP right after its close frame: a clean end
         except Exception as error:
@@ -208,15 +204,15 @@ class WebSocketSession:
         A plain socket (gevent's under Locust), bounded by the timeout like every other
         operation; TLS for wss:// URLs. The socket is closed on every path, a kill included.
         """
-        parts = urlsplit(self._url)
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "wss" else 80)
         sock: socket.socket | None = None
         try:
-            sock = socket.create_connection((host, port), timeout=self.timeout_s)
-            if parts.scheme == "wss":
-                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
-            sock.sendall(upgrade_request(self._url, self._headers, new_websocket_key()))
+            where = fast_handshake.target(self._url, tuple(self._headers))
+            sock = fast_handshake.open_tcp(where.host, where.port, self.timeout_s, self.source_address)
+            if where.secure:
+                sock = fast_handshake.tls_context().wrap_socket(sock, server_hostname=where.host)
+            sock.sendall(where.request(new_websocket_key()))
+        except HandshakeError as error:
+            raise WsFailure(error.message) from None
         except Exception as error:
             raise describe_failure(error, "connect") from None
         finally:
@@ -227,6 +223,60 @@ class WebSocketSession:
         if self._ws is None:
             raise WsFailure(f"{action} without an open connection")
         return self._ws
+
+
+@contextmanager
+def _deadline(timeout_s: float, message: str) -> Iterator[None]:
+    """Bound a whole operation, not only each read: raises WsFailure(message) when the time is up.
+
+    A gevent timeout (Locust runs on gevent): it fires in whichever read the operation waits,
+    even inside `websocket-client`, whose reads each restart the socket's own timeout.
+    """
+    timer = gevent.Timeout(timeout_s)
+    timer.start()
+    try:
+        yield
+    except gevent.Timeout as fired:
+        if fired is not timer:
+            raise
+        raise WsFailure(message) from None
+    finally:
+        timer.close()
+
+
+def _recv_message(ws: websocket.WebSocket, action: str) -> tuple[int, bytes]:
+    """The next whole message (opcode, payload), answering pings; a close frame is returned as one.
+
+    Each frame's announced length is read before its payload: a frame, or a fragmented
+    message, over MAX_MESSAGE_BYTES is refused unread (`frame too large during <action>`).
+    """
+    opcode: int | None = None
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        reader = ws.frame_buffer  # not public API; pinned with websocket-client's version (see fast_handshake)
+        if reader.needs_header():
+            reader.recv_header()
+        if reader.needs_length():
+            reader.recv_length()
+        if size + (reader.length or 0) > MAX_MESSAGE_BYTES:
+            raise WsFailure(f"frame too large during {action}")
+        frame = ws.recv_frame()
+        if frame.opcode == ABNF.OPCODE_PING:
+            ws.pong(frame.data)
+            continue
+        if frame.opcode == ABNF.OPCODE_PONG:
+            continue
+        if frame.opcode == ABNF.OPCODE_CLOSE:
+            return frame.opcode, frame.data
+        if frame.opcode != ABNF.OPCODE_CONT:
+            opcode, parts, size = frame.opcode, [], 0
+        elif opcode is None:
+            raise WsFailure(f"protocol error during {action}")  # a continuation with no message to continue
+        parts.append(frame.data)
+        size += len(frame.data)
+        if frame.fin:
+            return opcode, b"".join(parts)
 
 
 def _drop(ws: websocket.WebSocket, reset: bool = False) -> None:

@@ -12,9 +12,16 @@ from pathlib import Path
 from tests.locust_process import ROOT, LocustProcess
 
 
+def _processes(count: int) -> list[str]:
+    """--processes with the master on a free loopback port (not the shared default 5557)."""
+    port = str(_free_port())
+    return ["--processes", str(count), "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+            "--master-host", "127.0.0.1", "--master-port", port]  # fmt: skip
+
+
 def test_four_worker_processes_pass_against_a_healthy_server(locust) -> None:
     """--processes 4 with 12 users: every cycle counted on the master, one monitor, exit 0."""
-    run = locust("--processes", "4", "-u", "12", "-r", "12")
+    run = locust(*_processes(4), "-u", "12", "-r", "12")
     assert run.exit_code == 0, run.output[-3000:]
     assert int(run.stats_row("connect")["Request Count"]) == 12 * 5
     verdict = run.verdict
@@ -28,7 +35,7 @@ def test_four_worker_processes_pass_against_a_healthy_server(locust) -> None:
 
 def test_four_worker_processes_fail_against_a_leaking_server(locust) -> None:
     """The master's verdict uses every worker's connections: 60 leaked fds fail the run."""
-    run = locust("--processes", "4", "-u", "12", "-r", "12", "--ref-server-fault", "leak-fds")
+    run = locust(*_processes(4), "-u", "12", "-r", "12", "--ref-server-fault", "leak-fds")
     assert run.exit_code == 3, run.output[-3000:]
     assert run.check("fd_growth")["status"] == "fail"
     assert run.check("fd_growth")["observed"] >= 60

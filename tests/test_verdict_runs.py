@@ -207,13 +207,51 @@ def test_recovery_is_measured_and_a_slow_server_fails_it(locust) -> None:
 
 
 def test_steady_users_hold_during_flapping_and_are_judged(locust) -> None:
-    """Steady users echo beside the flappers; steady_p95_ms passes a loose limit and fails a tight one."""
-    loose = locust("--steady-users", "2", "--max-steady-p95-ms", "500")
-    assert loose.exit_code == 0, loose.output[-3000:]
-    assert int(loose.stats_row("steady-connect")["Request Count"]) == 2
-    assert int(loose.stats_row("steady-echo")["Request Count"]) >= 5
-    assert loose.check("steady_p95_ms")["status"] == "pass"
-    assert int(loose.stats_row("connect")["Request Count"]) == 20  # the flappers' own count is unchanged
-    tight = locust("--steady-users", "2", "--max-steady-p95-ms", "0.001")
-    assert tight.exit_code == 3
-    assert tight.check("steady_p95_ms")["status"] == "fail"
+    """Steady users echo beside the flappers; steady_p95_ms passes on a healthy server."""
+    run = locust("--steady-users", "2", "--max-steady-p95-ms", "500")
+    assert run.exit_code == 0, run.output[-3000:]
+    assert int(run.stats_row("steady-connect")["Request Count"]) == 2
+    assert int(run.stats_row("steady-echo")["Request Count"]) >= 5
+    assert run.check("steady_p95_ms")["status"] == "pass"
+    assert int(run.stats_row("connect")["Request Count"]) == 20  # the flappers' own count is unchanged
+
+
+def test_a_server_that_blocks_its_loop_on_connects_fails_the_steady_users(locust) -> None:
+    """A server doing synchronous work per handshake slows everyone's echoes: steady_p95_ms fails."""
+    args = ["-u", "10", "-r", "10", "--flap-cycles", "10", "--steady-users", "2", "--max-steady-p95-ms", "20"]
+    run = locust("--ref-server-fault", "block-loop", *args)
+    assert run.exit_code == 3, run.output[-3000:]
+    assert run.check("steady_p95_ms")["status"] == "fail"
+    assert run.check("steady_p95_ms")["observed"] > 20
+
+
+@pytest.fixture
+def leaky_socket_server() -> Iterator[tuple[str, int]]:
+    """A server process whose connections linger in CLOSE_WAIT after the clients leave."""
+    import subprocess
+    import sys
+
+    from tests.locust_process import ROOT
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.leaky_socket_server"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline().strip().split("=")[1])
+        yield f"ws://127.0.0.1:{port}/", process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_connections_left_open_by_the_server_fail_lingering_connections(locust, leaky_socket_server) -> None:
+    """A server that never closes its side keeps CLOSE_WAIT sockets: lingering_connections fails."""
+    url, pid = leaky_socket_server
+    run = locust("--host", url, "--server-pid", str(pid))
+    assert run.exit_code == 3, run.output[-3000:]
+    lingering = run.check("lingering_connections")
+    assert lingering["status"] == "fail"
+    # 4 users x 5 cycles, and the recovery probe's connection.
+    assert lingering["observed"] == 21
+    assert "CLOSE_WAIT=21" in lingering["detail"]

@@ -485,3 +485,37 @@ def test_a_recovery_probe_that_never_succeeds_fails() -> None:
     result = recovery_ms(totals, 100)
     assert result.status == "fail"
     assert result.detail == "no good round trip after flapping: connection refused"
+
+
+def test_a_recovery_probe_whose_service_broke_again_fails() -> None:
+    """A probe that recovered fast but could not finish its exchange (e.g. no close reply) fails recovery."""
+    from monitors.checks import ClientTotals, recovery_ms
+
+    broke = "service broke again after recovering: close timed out"
+    result = recovery_ms(ClientTotals(1, 0, 1, 1, recovery_ms=3.0, recovery_failure=broke), 100)
+    assert result.status == "fail"
+    assert result.detail == f"recovery took 3 ms (limit 100 ms), then {broke}"
+
+
+def test_an_interrupted_run_without_settle_skips_the_settled_level_checks() -> None:
+    """Stopped mid-flap, held connections are the load itself: settled-level checks are skipped, not failed."""
+    from monitors.checks import ClientTotals, Thresholds, evaluate
+    from monitors.sample import ResourceSample
+    from monitors.timeline import Timeline
+
+    timeline = Timeline(
+        [
+            ResourceSample(t_s=0, pid=1, rss_bytes=10_000_000, open_fds=10, tcp_states={}, agents=0, phase="baseline"),
+            ResourceSample(
+                t_s=1, pid=1, rss_bytes=90_000_000, open_fds=60, tcp_states={"ESTABLISHED": 50}, agents=50,
+                phase="flapping", cycles_completed=10,
+            ),
+        ]
+    )  # fmt: skip
+    totals = ClientTotals(connect_attempts=50, connect_failures=0, cycles_completed=10, users=50)
+    interrupted = {c.name: c for c in evaluate(timeline, totals, Thresholds(), interrupted=True).checks}
+    for name in ("memory_growth_mb", "fd_growth", "lingering_connections", "agents_growth"):
+        assert interrupted[name].status == "skip"
+        assert interrupted[name].detail == "skipped: the run was interrupted before the settle phase"
+    judged = {c.name: c for c in evaluate(timeline, totals, Thresholds(), interrupted=False).checks}
+    assert judged["lingering_connections"].status == "fail"  # a run that ended on its own is judged as it is

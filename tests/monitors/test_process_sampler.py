@@ -189,6 +189,19 @@ def test_tree_includes_grandchild(child: Child) -> None:
     assert "2 processes" in sampler.describe()
 
 
+def test_the_tree_walk_and_fd_count_agree_with_psutil(child: Child) -> None:
+    """The sampler's own tree walk and fd count (the cheap /proc ways) find what psutil finds."""
+    from monitors.process_sampler import _children, _open_fds
+
+    child.command("spawn 1")
+    child.command("fds 5")
+    root = psutil.Process(child.pid)
+    assert sorted(p.pid for p in _children(root)) == sorted(p.pid for p in root.children(recursive=True))
+    # The kernel's count also holds the fd number a thread blocked in accept() has reserved
+    # (the child has one such thread): one more than the entries psutil lists.
+    assert root.num_fds() <= _open_fds(root) <= root.num_fds() + 1
+
+
 def test_grandchild_exit_shrinks_the_tree(child: Child) -> None:
     """When a descendant exits, later samples leave it out without failing."""
     sampler = ProcessTreeSampler.for_pid(child.pid)

@@ -114,6 +114,18 @@ def test_netlink_and_proc_agree(server: Server, server6: Server) -> None:
         assert tcp_states_on_port_netlink(port) == tcp_states_on_port_proc(port)
 
 
+def test_netlink_and_proc_agree_on_many_sockets_in_mixed_states(server: Server) -> None:
+    """Hundreds of sockets, ESTABLISHED, CLOSE_WAIT and TIME_WAIT mixed, spanning several netlink batches."""
+    server.connect(600)
+    for sock in server.accepted[:200] + server.clients[:200]:  # the server closes first: TIME_WAIT on its side
+        sock.close()
+    for sock in server.clients[200:350]:  # the client closes first: CLOSE_WAIT on the server's side
+        sock.close()
+    expected = {"LISTEN": 1, "TIME_WAIT": 200, "CLOSE_WAIT": 150, "ESTABLISHED": 250}
+    wait_for(lambda: tcp_states_on_port_proc(server.port), lambda s: s == expected)
+    assert tcp_states_on_port_netlink(server.port) == expected
+
+
 def test_port_with_no_sockets_is_empty() -> None:
     """A port nobody uses has no states at all."""
     probe = socket.socket()

@@ -87,6 +87,18 @@ def test_deadlines_absorb_a_late_wake_up() -> None:
     assert reconnect_deadline(planned, 0.002, cycle) == pytest.approx(10.152)
 
 
+def test_a_late_connect_is_absorbed_by_the_pause_so_later_cycles_keep_their_deadlines() -> None:
+    """A connect that started late shortens this cycle's pause by as much, never below zero."""
+    cycle = FlapCycle(index=3, hold_s=0.1, pause_s=0.05)
+    # 9.980 s: planned connect; 9.992 s: the wake-up (12 ms late); 10.000 s: handshake done;
+    # 10.100 s: disconnect; the close takes 2 ms; the pause ends 12 ms early, at 10.140 s.
+    planned = disconnect_deadline(10.0, cycle)
+    assert reconnect_deadline(planned, 0.002, cycle, late_start_s=0.012) == pytest.approx(10.140)
+    # 80 ms late: more than the whole pause; the next connect comes right after the close, no earlier.
+    assert reconnect_deadline(planned, 0.002, cycle, late_start_s=0.08) == pytest.approx(10.102)
+    assert reconnect_deadline(planned, 0.002, cycle, late_start_s=-1.0) == pytest.approx(10.152)
+
+
 # --- jitter distributions ------------------------------------------------------------------
 
 

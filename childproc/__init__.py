@@ -1,0 +1,1 @@
+"""Child processes that announce readiness with one stdout line (refserver, faultproxy)."""
