@@ -10,14 +10,15 @@ socket, so a test never hangs on the server's side.
 from __future__ import annotations
 
 import base64
-import hashlib
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable
 
-WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+from tests.ws_frames import FrameReader, accept_for_key
+from tests.ws_frames import frame as server_frame
+
 POLL_S = 0.1  # how often blocked threads look at `stop`
 IO_TIMEOUT_S = 30.0  # bound on a read the client should answer long before
 HUGE_FRAME_BYTES = 100 * 1024 * 1024  # the length the huge frame announces
@@ -211,7 +212,7 @@ class HostileServer:
 
     def _converse(self, sock: socket.socket, buffered: bytes) -> None:
         """Read client frames and answer in the server's mode, until the client leaves."""
-        reader = _FrameReader(lambda: self._recv(sock, 65536), buffered)
+        reader = FrameReader(lambda: self._recv(sock, 65536), buffered)
         while True:
             frame = reader.next_frame()
             if frame is None:
@@ -221,12 +222,12 @@ class HostileServer:
                 if self.mode == NO_CLOSE_REPLY:
                     self._hold(sock)
                     return
-                sock.sendall(_frame(0x8, payload[:2]))
+                sock.sendall(server_frame(0x8, payload[:2]))
                 return
             if opcode not in (0x1, 0x2):
                 continue
             if self.mode == NO_CLOSE_REPLY:
-                sock.sendall(_frame(opcode, payload))
+                sock.sendall(server_frame(opcode, payload))
             elif self.mode == HUGE_FRAME:
                 sock.sendall(struct.pack("!BBQ", 0x80 | opcode, 127, HUGE_FRAME_BYTES))
                 self._trickle(sock, HUGE_FRAME_BYTES)
@@ -254,7 +255,7 @@ def _accept_for(head: bytes) -> str:
         name, _, value = line.partition(":")
         if name.strip().lower() == "sec-websocket-key":
             key = value.strip()
-    return base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+    return accept_for_key(key)
 
 
 def _switching(accept: str) -> bytes:
@@ -269,58 +270,11 @@ def _http(status: int, reason: str, body: bytes) -> bytes:
     return head.encode() + body
 
 
-def _frame(opcode: int, payload: bytes) -> bytes:
-    """An unmasked server frame (FIN set)."""
-    length = len(payload)
-    if length < 126:
-        header = struct.pack("!BB", 0x80 | opcode, length)
-    elif length < 1 << 16:
-        header = struct.pack("!BBH", 0x80 | opcode, 126, length)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 127, length)
-    return header + payload
-
-
 def _close(sock: socket.socket) -> None:
     try:
         sock.close()
     except OSError:
         pass
-
-
-class _FrameReader:
-    """Reads masked client frames through `recv`; None at EOF."""
-
-    def __init__(self, recv: Callable[[], bytes], buffered: bytes) -> None:
-        self._recv = recv  # one read from the socket; b"" at EOF
-        self._buffer = buffered  # bytes read but not yet parsed
-
-    def _read(self, size: int) -> bytes | None:
-        while len(self._buffer) < size:
-            chunk = self._recv()
-            if not chunk:
-                return None
-            self._buffer += chunk
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
-
-    def next_frame(self) -> tuple[int, bytes] | None:
-        head = self._read(2)
-        if head is None:
-            return None
-        opcode = head[0] & 0x0F
-        masked = head[1] & 0x80
-        length = head[1] & 0x7F
-        if length in (126, 127):
-            extended = self._read(2 if length == 126 else 8)
-            if extended is None:
-                return None
-            length = struct.unpack("!H" if length == 126 else "!Q", extended)[0]
-        mask = self._read(4) if masked else b"\0\0\0\0"
-        payload = self._read(length) if length else b""
-        if mask is None or payload is None:
-            return None
-        return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 # --- as a process of its own ------------------------------------------------------------

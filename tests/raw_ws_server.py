@@ -8,16 +8,15 @@ connection, on 127.0.0.1 port 0; every blocking call has a timeout.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import socket
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+from tests.ws_frames import FrameReader, accept_for_key
+from tests.ws_frames import frame as server_frame
+
 IO_TIMEOUT_S = 10.0  # bound on every server-side read; a test never waits this long
 
 # How a connection ended, from the server's side.
@@ -147,9 +146,7 @@ class RawWsServer:
         if not rest and self._client_vanished(sock):
             self._end(record, VANISHED_BEFORE_101)
             return
-        accept = base64.b64encode(
-            hashlib.sha1((record.headers.get("sec-websocket-key", "") + WS_GUID).encode()).digest()
-        ).decode()
+        accept = accept_for_key(record.headers.get("sec-websocket-key", ""))
         sock.sendall(
             (
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -157,7 +154,7 @@ class RawWsServer:
             ).encode()
         )
         record.answered = True
-        reader = _FrameReader(sock, rest)
+        reader = FrameReader(lambda: sock.recv(4096), rest)
         while True:
             frame = reader.next_frame()
             if frame is None:
@@ -167,16 +164,16 @@ class RawWsServer:
             if opcode == 0x8:
                 self._end(record, CLOSE_FRAME)
                 if self.answer_close:
-                    sock.sendall(_frame(0x8, payload[:2]))
+                    sock.sendall(server_frame(0x8, payload[:2]))
                 else:  # a server that hangs in the closing handshake: hold on until the client leaves
                     while not self._stopping.is_set() and reader.next_frame() is not None:
                         pass
                 return
             if opcode == 0x9:
-                sock.sendall(_frame(0xA, payload))
+                sock.sendall(server_frame(0xA, payload))
             elif opcode in (0x1, 0x2):
                 record.messages.append(payload.decode("utf-8", "replace"))
-                sock.sendall(_frame(opcode, payload))
+                sock.sendall(server_frame(opcode, payload))
 
     def _client_vanished(self, sock: socket.socket) -> bool:
         """Peek for an EOF or a reset within `answer_delay_s`; data or silence means the client is there."""
@@ -189,55 +186,3 @@ class RawWsServer:
             return True
         finally:
             sock.settimeout(IO_TIMEOUT_S)
-
-
-def _frame(opcode: int, payload: bytes) -> bytes:
-    """An unmasked server frame (FIN set)."""
-    length = len(payload)
-    if length < 126:
-        header = struct.pack("!BB", 0x80 | opcode, length)
-    elif length < 1 << 16:
-        header = struct.pack("!BBH", 0x80 | opcode, 126, length)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 127, length)
-    return header + payload
-
-
-class _FrameReader:
-    """Reads masked client frames; None at EOF."""
-
-    def __init__(self, sock: socket.socket, buffered: bytes) -> None:
-        self._sock = sock  # the connection
-        self._buffer = buffered  # bytes read but not yet parsed
-
-    def _read(self, size: int) -> bytes | None:
-        while len(self._buffer) < size:
-            chunk = self._sock.recv(4096)
-            if not chunk:
-                return None
-            self._buffer += chunk
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
-
-    def next_frame(self) -> tuple[int, bytes] | None:
-        head = self._read(2)
-        if head is None:
-            return None
-        opcode = head[0] & 0x0F
-        masked = head[1] & 0x80
-        length = head[1] & 0x7F
-        if length == 126:
-            extended = self._read(2)
-            if extended is None:
-                return None
-            length = struct.unpack("!H", extended)[0]
-        elif length == 127:
-            extended = self._read(8)
-            if extended is None:
-                return None
-            length = struct.unpack("!Q", extended)[0]
-        mask = self._read(4) if masked else b"\0\0\0\0"
-        payload = self._read(length) if length else b""
-        if mask is None or payload is None:
-            return None
-        return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(payload))

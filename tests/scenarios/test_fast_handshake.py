@@ -32,7 +32,8 @@ from scenarios.fast_handshake import (
 )
 from scenarios.flapping_user import FlapContext, FlapSettings
 from scenarios.ws_session import WebSocketSession, WsFailure
-from tests.raw_ws_server import RawWsServer, _frame
+from tests.raw_ws_server import RawWsServer
+from tests.ws_frames import frame as _frame
 
 MS = 0.001 * float(os.environ.get("TEST_TIME_SCALE", "1"))  # one timing unit for these tests
 TOKEN = "tok-fast-SECRET"
