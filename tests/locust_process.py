@@ -65,23 +65,12 @@ def locust_command(args: list[str], out_dir: Path, headless: bool = True) -> lis
 
 def run_locust(args: list[str], out_dir: Path, timeout_s: float = 120, env: dict[str, str] | None = None) -> LocustRun:
     """Run Locust to its end (killing its process group if it overruns, which fails the test)."""
-    process = subprocess.Popen(
-        locust_command(args, out_dir),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,
-    )
+    locust = LocustProcess(args, out_dir, env=env)
     try:
-        output, _ = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        raise AssertionError(f"locust did not end within {timeout_s} s:\n{output[-3000:]}") from None
-    return LocustRun(exit_code=process.returncode, output=output, out_dir=out_dir)
+        exit_code = locust.wait(timeout_s)
+    finally:
+        locust.kill()
+    return LocustRun(exit_code=exit_code, output=locust.output, out_dir=out_dir)
 
 
 class LocustProcess:
