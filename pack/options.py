@@ -13,6 +13,7 @@ import dataclasses
 import ipaddress
 import math
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -505,6 +506,15 @@ def validate_ws_host(host: str) -> str:
     if parts.query and "token=" in parts.query:
         raise OptionError("--host: pass the token with --ws-auth-token, not in the URL")
     return host
+
+
+def check_host_resolves(host: str) -> None:
+    """A --host whose name does not resolve is bad input, refused before any load."""
+    name = urlsplit(host).hostname or ""
+    try:
+        socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise OptionError(f"--host: cannot resolve the host name {name!r}") from None
 
 
 def is_loopback_host(host: str) -> bool:

@@ -31,7 +31,14 @@ from monitors.verdict_report import (
     write_verdict_json,
 )
 from pack import embedded, network, targets
-from pack.options import OptionError, PackConfig, add_pack_options, config_from_options, validate_ws_host
+from pack.options import (
+    OptionError,
+    PackConfig,
+    add_pack_options,
+    check_host_resolves,
+    config_from_options,
+    validate_ws_host,
+)
 from scenarios.flapping_user import FlapSettings, flap_context
 from scenarios.phases import PHASE_DONE, PhasePlan
 from scenarios.recovery import RecoveryResult, probe_recovery
@@ -401,6 +408,8 @@ def _on_init(environment: Environment, runner: Runner | None = None, **_kwargs: 
         config = config_from_options(environment.parsed_options)
         if environment.host:
             validate_ws_host(environment.host)
+            if not isinstance(runner, WorkerRunner):
+                check_host_resolves(environment.host)
     except OptionError as error:
         fail_config(str(error))
         return

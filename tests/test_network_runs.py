@@ -37,7 +37,7 @@ def test_proxy_resets_fail_the_connects(locust) -> None:
 
 def test_network_conditions_need_a_local_server(locust) -> None:
     """A remote --host with --net-* options is refused before any load: one line, exit 2."""
-    run = locust("--host", "ws://example.invalid:8765/", "--net-latency-ms", "10", timeout_s=60)
+    run = locust("--host", "ws://0.0.0.0:8765/", "--net-latency-ms", "10", timeout_s=60)
     assert run.exit_code == 2, run.output[-2000:]
     assert "--net-*: network conditions need a server on this machine" in run.output
     assert "Traceback" not in run.output

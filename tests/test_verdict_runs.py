@@ -166,6 +166,7 @@ def _closed_port() -> int:
 
 
 BAD_INPUTS = [
+    (["--host", "ws://no-such-host.invalid:8765/"], "--host: cannot resolve the host name 'no-such-host.invalid'"),
     (["--server-pid", "4194300"], "--server-pid 4194300: no such process"),
     (["--server-port", "{closed}"], "--server-port {closed}: no process listens on this port"),
     (["--server-metrics-url", "http://127.0.0.1:{closed}/metrics"], "--server-metrics-url"),
