@@ -7,6 +7,7 @@ worker; workers send their connection counts with Locust's own worker reports.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -553,6 +554,20 @@ def _on_quit(exit_code: int, **_kwargs: Any) -> None:
         if pack.verdict is not None and not pack.is_worker:
             sys.stdout.write("\n" + render_table(pack.verdict) + "\n")
             sys.stdout.flush()
+    _stop_locust_csv_writer()
+
+
+def _stop_locust_csv_writer() -> None:
+    """Workaround for Locust: its --csv writer greenlet outlives the CSV files.
+
+    Locust closes the CSV files right after this event but leaves the writer greenlet
+    running; when anything yields during interpreter exit (e.g. --processes waiting for
+    its workers), the writer wakes up and prints a traceback about a closed file. Locust
+    keeps no reference to that greenlet, so it is found by its function's name.
+    """
+    for obj in gc.get_objects():
+        if isinstance(obj, gevent.Greenlet) and getattr(getattr(obj, "_run", None), "__name__", "") == "stats_writer":
+            obj.kill(block=False)
 
 
 _ACTIVE: list[FlappingPack] = []
