@@ -40,13 +40,13 @@ class Thresholds:
 
     min_connect_success_pct: float = _threshold(100.0, "%", "lowest share of WebSocket connects that must succeed")
     max_memory_growth_mb: float = _threshold(
-        15.0, "MB", "most the server's resident memory may grow from baseline to settled (MiB)"
+        15.0, "MB", "most the server's resident memory may grow from baseline to settled"
     )
     max_memory_growth_pct: float = _threshold(
         0.0, "%", "most the server's resident memory may grow, in % of baseline; 0 turns it off"
     )
     max_leak_kb_per_cycle: float = _threshold(
-        16.0, "KB/cycle", "largest sustained memory growth per flap cycle (KiB, Theil-Sen slope)"
+        16.0, "KB/cycle", "largest sustained memory growth per flap cycle (Theil-Sen slope)"
     )
     max_fd_growth: int = _threshold(10, "fds", "most open file descriptors may grow from baseline to settled")
     max_lingering_connections: int = _threshold(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitors.checks import Thresholds
+from monitors.checks import ThresholdInfo, Thresholds, threshold_info
 from scenarios.disconnect import DisconnectMix
 from scenarios.fast_handshake import MAX_SOURCE_ADDRESSES
 from scenarios.schedule import JITTER_DISTRIBUTIONS, FlapTiming
@@ -216,7 +216,17 @@ class OptionSpec:
 
 
 _timing = FlapTiming()
-_limits = Thresholds()
+
+
+def _threshold_option(info: ThresholdInfo) -> OptionSpec:
+    """The option of one threshold: `--max-fd-growth` for `max_fd_growth`, typed by its default."""
+    if info.name.startswith("min_"):
+        parse: Callable[[Any], Any] = percentage
+    else:
+        parse = non_negative_int if info.value_type is int else non_negative_float
+    help_text = f"{info.help[0].upper()}{info.help[1:]} ({info.unit})"
+    return OptionSpec("--" + info.name.replace("_", "-"), parse, info.default, help_text)
+
 
 OPTIONS: tuple[OptionSpec, ...] = (
     # What each flapping user does.
@@ -304,58 +314,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec("--steady-users", non_negative_int, 0, "Users holding one long-lived connection during the flapping"),
     OptionSpec("--steady-interval-ms", positive_float, 100.0, "Time between a steady user's echoes, ms"),
-    # The verdict.
-    OptionSpec(
-        "--min-connect-success-pct",
-        percentage,
-        _limits.min_connect_success_pct,
-        "Fail below this connect success rate, %",
-    ),
-    OptionSpec(
-        "--max-memory-growth-mb",
-        non_negative_float,
-        _limits.max_memory_growth_mb,
-        "Fail when settled memory exceeds baseline by more, MB",
-    ),
-    OptionSpec(
-        "--max-memory-growth-pct",
-        non_negative_float,
-        _limits.max_memory_growth_pct,
-        "Fail when settled memory exceeds baseline by more, % (0: off)",
-    ),
-    OptionSpec(
-        "--max-leak-kb-per-cycle",
-        non_negative_float,
-        _limits.max_leak_kb_per_cycle,
-        "Fail when memory grows faster per completed cycle, KB",
-    ),
-    OptionSpec(
-        "--max-fd-growth", non_negative_int, _limits.max_fd_growth, "Fail when settled open fds exceed baseline by more"
-    ),
-    OptionSpec(
-        "--max-lingering-connections",
-        non_negative_int,
-        _limits.max_lingering_connections,
-        "Fail when more server-side connections remain after settling",
-    ),
-    OptionSpec(
-        "--max-agents-growth",
-        non_negative_int,
-        _limits.max_agents_growth,
-        "Fail when more agents remain after settling than at baseline",
-    ),
-    OptionSpec(
-        "--max-recovery-ms",
-        non_negative_float,
-        _limits.max_recovery_ms,
-        "Fail when the first good round trip after flapping comes later, ms",
-    ),
-    OptionSpec(
-        "--max-steady-p95-ms",
-        non_negative_float,
-        _limits.max_steady_p95_ms,
-        "Fail when the steady users' p95 echo latency is higher, ms (0: off)",
-    ),
+    # The verdict: one option per threshold, defaults and help from `Thresholds`.
+    *(_threshold_option(info) for info in threshold_info()),
     OptionSpec("--verdict-json", output_path, "", "Write the verdict as JSON to this file"),
     OptionSpec("--junit-xml", output_path, "", "Write the verdict as JUnit XML to this file"),
 )

@@ -447,6 +447,8 @@ def _on_init(environment: Environment, runner: Runner | None = None, **_kwargs: 
     if pack.server is not None or pack.proxy is not None:
         pack.default_host = environment.host
     _guard_sigterm(pack)
+    for note in pack.targets.notes:
+        logger.info("flapping-pack: monitor target: %s", note)
     if not pack.targets.samplers:
         logger.warning(
             "flapping-pack: no server monitor (give --server-pid, --server-port or --server-metrics-url): "
