@@ -23,6 +23,7 @@ import argparse
 import gc
 import json
 import os
+import resource
 import sys
 import time
 from collections import Counter
@@ -202,8 +203,10 @@ def mode_throughput(args: argparse.Namespace) -> dict[str, Any]:
     context, stop = _start(args, run, 0.0, 0.0)
     gevent.sleep(WARMUP_S)
     cycles0, cpu0, wall0 = _count(args.client, run, context), time.process_time(), time.perf_counter()
+    user0, system0 = resource.getrusage(resource.RUSAGE_SELF)[:2]
     gevent.sleep(args.seconds)
     cycles1, cpu1, wall1 = _count(args.client, run, context), time.process_time(), time.perf_counter()
+    user1, system1 = resource.getrusage(resource.RUSAGE_SELF)[:2]
     stop()
     cycles = cycles1 - cycles0
     return {
@@ -211,6 +214,8 @@ def mode_throughput(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": wall1 - wall0,
         "cycles_per_s": cycles / (wall1 - wall0),
         "cpu_s_per_1000": (cpu1 - cpu0) / cycles * 1000 if cycles else None,
+        "user_s_per_1000": (user1 - user0) / cycles * 1000 if cycles else None,  # in the process itself
+        "system_s_per_1000": (system1 - system0) / cycles * 1000 if cycles else None,  # in the kernel, for it
         "cpu_share": (cpu1 - cpu0) / (wall1 - wall0),
         "errors": run.error_counts(),
     }

@@ -194,8 +194,10 @@ def timing_errors(cycles: list[list[float]], hold_ms: float, pause_ms: float) ->
     """Hold-time and cycle-time errors from per-cycle timestamps (ms): start, connected, close start, closed, user.
 
     Hold error: |(close start - connected) - planned hold|. Cycle error: |(next start - start)
-    - (connect time + planned hold + close time + planned pause)|, i.e. the time a cycle
-    lost or gained against its plan, apart from the server's own connect and close times.
+    - (planned hold + planned pause)|: how far the time between a user's successive connects
+    strayed from the period it was asked for. A loop that sleeps relative to its own steps
+    adds its connect and close times (and every late wake-up) to each cycle; a schedule on
+    absolute deadlines takes them out of the pause.
     """
     holds = [abs((c[2] - c[1]) - hold_ms) for c in cycles]
     by_user: dict[int, list[list[float]]] = {}
@@ -205,8 +207,7 @@ def timing_errors(cycles: list[list[float]], hold_ms: float, pause_ms: float) ->
     for own in by_user.values():
         own.sort(key=lambda c: c[0])
         for this, following in zip(own, own[1:], strict=False):
-            planned = (this[1] - this[0]) + hold_ms + (this[3] - this[2]) + pause_ms
-            errors.append(abs((following[0] - this[0]) - planned))
+            errors.append(abs((following[0] - this[0]) - (hold_ms + pause_ms)))
     return {
         "cycles": len(cycles),
         "hold_error_ms": {"p50": _round(percentile(holds, 0.5)), "p99": _round(percentile(holds, 0.99))},

@@ -147,7 +147,7 @@ class FlappingUser(User):
         self._half_open_since = 0.0  # when the hold of that connection ended
         self._half_open_hold_s = 0.0  # how long it was held before
         self._finished = False  # all cycles done
-        self._tracker.user_started(self._number)
+        self._tracker.user_started()
 
     @task
     def flap(self) -> None:
@@ -164,7 +164,7 @@ class FlappingUser(User):
             self._release_half_open(report=False)
         if not self._finished:
             self._finished = True
-            self._tracker.user_finished(self._number)
+            self._tracker.user_finished()
         # A user that ended would be replaced by Locust while it still ramps up to -u
         # users, and the replacement would flap again: so a finished user parks instead.
         # The load shape sees every user finished and stops them all.
@@ -186,26 +186,25 @@ class FlappingUser(User):
     def _run_cycle(self, cycle: FlapCycle) -> None:
         slot = self._wait_for_slot()
         started = time.perf_counter()
-        late_s = started - slot  # how late the wake-up for this connect was: the pause absorbs it
         if cycle.disconnect == HANDSHAKE_ABORT:
             self._abort_handshake(started)
-            self._pause(cycle, time.perf_counter(), 0.0, late_s)
-            self._tracker.cycle_completed(self._number, time.perf_counter() - started)
+            self._pause(cycle, slot)
+            self._tracker.cycle_completed(time.perf_counter() - started)
             return
         session = self._new_session()
-        self._tracker.connect_attempted(self._number)
+        self._tracker.connect_attempted()
         try:
             session.connect()
         except WsFailure as failure:
             self._fire("connect", started, failure=failure)
-            self._tracker.connect_failed(self._number)
-            self._pause(cycle, time.perf_counter(), 0.0, late_s)
-            self._tracker.cycle_completed(self._number, time.perf_counter() - started)
+            self._tracker.connect_failed()
+            self._pause(cycle, slot)
+            self._tracker.cycle_completed(time.perf_counter() - started)
             return
         self._connected_at = time.perf_counter()
         self._session = session
         self._fire("connect", started)
-        self._tracker.connect_succeeded(self._number)
+        self._tracker.connect_succeeded()
         # Storm mode: the hold counts from the grid boundary, so every user drops at once.
         planned_disconnect = disconnect_deadline(slot if self._grid is not None else self._connected_at, cycle)
 
@@ -217,11 +216,10 @@ class FlappingUser(User):
         if self._session is not None:  # the echo may have found the connection dead
             self._session = None
             self._disconnect(session, cycle.disconnect, close_started)
-        close_duration = time.perf_counter() - close_started
 
-        self._pause(cycle, planned_disconnect, close_duration, late_s)
+        self._pause(cycle, slot)
         self._release_half_open(report=True)  # right before the next connect
-        self._tracker.cycle_completed(self._number, time.perf_counter() - started)
+        self._tracker.cycle_completed(time.perf_counter() - started)
 
     def _wait_for_slot(self) -> float:
         """The planned start of this cycle, perf clock; storm mode sleeps until its grid boundary first.
@@ -235,13 +233,13 @@ class FlappingUser(User):
         _sleep_until_wall(boundary)
         return time.perf_counter() - (time.time() - boundary)
 
-    def _pause(self, cycle: FlapCycle, planned_disconnect: float, close_duration: float, late_s: float) -> None:
-        """Sleep until the next connect may start: after the pause, or at the next grid boundary.
+    def _pause(self, cycle: FlapCycle, slot: float) -> None:
+        """Sleep until the next connect may start: one period after `slot`, or at the next grid boundary.
 
-        `late_s` is how late this cycle's connect started; the pause is that much shorter.
+        `slot` is this cycle's planned start (see `reconnect_deadline`).
         """
         if self._grid is None:
-            self._next_connect = reconnect_deadline(planned_disconnect, close_duration, cycle, late_s)
+            self._next_connect = reconnect_deadline(slot, cycle, time.perf_counter())
             _sleep_until(self._next_connect)
             return
         self._next_boundary = self._grid.next_boundary(time.time())
@@ -255,7 +253,7 @@ class FlappingUser(User):
             self._half_open_since = started
             self._half_open_hold_s = started - self._connected_at
             return
-        self._tracker.disconnected(self._number, started - self._connected_at)
+        self._tracker.disconnected(started - self._connected_at)
         name = REQUEST_NAMES[style]
         try:
             if style == ABRUPT:
@@ -279,7 +277,7 @@ class FlappingUser(User):
         if session is None:
             return
         session.abort(reset=True)
-        self._tracker.disconnected(self._number, self._half_open_hold_s)
+        self._tracker.disconnected(self._half_open_hold_s)
         if report:
             self._fire(REQUEST_NAMES[HALF_OPEN], self._half_open_since)
 
@@ -307,7 +305,7 @@ class FlappingUser(User):
         session, self._session = self._session, None
         if session is not None:
             session.abort()
-            self._tracker.disconnected(self._number, time.perf_counter() - self._connected_at)
+            self._tracker.disconnected(time.perf_counter() - self._connected_at)
 
     def _fire(self, name: str, started: float, length: int = 0, failure: WsFailure | None = None) -> None:
         fire_ws_request(self.environment, name, started, length, failure)

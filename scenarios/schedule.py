@@ -27,7 +27,7 @@ class FlapTiming:
     """The timing of one user's flapping, as configured."""
 
     connected_ms: float = 100.0  # planned hold time per cycle
-    disconnected_ms: float = 50.0  # planned pause between a disconnect and the next connect
+    disconnected_ms: float = 50.0  # planned pause; a user's connects are hold + pause apart (see reconnect_deadline)
     jitter: float = 0.0  # spread of each duration as a fraction of it, in [0, 1); see `jittered_s`
     cycles: int = 20  # cycles per user; 0 means until the run ends
     seed: int | None = None  # seed for a reproducible schedule; None draws from the OS
@@ -53,7 +53,7 @@ class FlapCycle:
 
     index: int  # 0-based cycle number within the user
     hold_s: float  # planned time between a completed connect and the disconnect
-    pause_s: float  # planned time between the disconnect and the next connect
+    pause_s: float  # planned pause; handshake and close times come out of it (see reconnect_deadline)
     disconnect: str = field(default=CLEAN)  # how this cycle ends its connection (a style of scenarios.disconnect)
 
 
@@ -159,16 +159,15 @@ def disconnect_deadline(connected_at: float, cycle: FlapCycle) -> float:
     return connected_at + cycle.hold_s
 
 
-def reconnect_deadline(
-    planned_disconnect: float, close_duration_s: float, cycle: FlapCycle, late_start_s: float = 0.0
-) -> float:
-    """When to connect again: the schedule aims at absolute deadlines, so a late wake-up does not push later steps.
+def reconnect_deadline(cycle_start: float, cycle: FlapCycle, now: float) -> float:
+    """When to connect again: the schedule aims at absolute deadlines, one cycle period apart.
 
-    The pause counts from the planned disconnect plus the time the close itself took, so a
-    late wake-up before the disconnect does not push the next connect. It is shortened by
-    `late_start_s`, how late this cycle's connect started behind its own deadline (at most
-    the whole pause: an overloaded generator slips, it never bursts), so a late wake-up
-    before a connect does not push every later cycle either.
+    A cycle planned to start at `cycle_start` is followed by the next connect at
+    `cycle_start + hold + pause`: the time the handshake and the close take, and a late
+    wake-up, come out of the pause instead of pushing every later cycle, so each user keeps
+    its planned rate of connects (failed ones included, as a client with a fixed reconnect
+    interval would). A cycle that overran its period (a slow handshake or close, an
+    overloaded generator) is followed by a connect right away, `now`, never earlier: a late
+    user slips, it never bursts to catch up.
     """
-    absorbed = min(max(late_start_s, 0.0), cycle.pause_s)
-    return planned_disconnect + close_duration_s + cycle.pause_s - absorbed
+    return max(cycle_start + cycle.hold_s + cycle.pause_s, now)

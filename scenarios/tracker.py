@@ -83,62 +83,49 @@ class FlapCounts:
 
 
 class ConnectionTracker:
-    """Counts per user and in total; the flapping users report every step here."""
+    """The process's counts; the flapping users report every step here.
+
+    Only totals are kept: the verdict, the monitor and the worker reports read nothing per
+    user, and a per-user record would cost every connection memory and every step time.
+    """
 
     def __init__(self) -> None:
         self.total = FlapCounts()  # the sum over all users of this process
-        self.per_user: dict[int, FlapCounts] = {}  # counts by user index
 
-    # Called several times per cycle by every user: each method updates the user's counts
-    # and the total directly, without loops or temporaries.
+    # Called several times per cycle by every user: each method updates the totals
+    # directly, without loops or temporaries.
 
-    def _user(self, user: int) -> FlapCounts:
-        counts = self.per_user.get(user)
-        if counts is None:
-            counts = self.per_user[user] = FlapCounts()
-        return counts
-
-    def user_started(self, user: int) -> None:
+    def user_started(self) -> None:
         """A user began cycling."""
-        self._user(user).users_started += 1
         self.total.users_started += 1
 
-    def user_finished(self, user: int) -> None:
+    def user_finished(self) -> None:
         """A user completed all its cycles."""
-        self._user(user).users_finished += 1
         self.total.users_finished += 1
 
-    def connect_attempted(self, user: int) -> None:
+    def connect_attempted(self) -> None:
         """A handshake began."""
-        self._user(user).connect_attempts += 1
         self.total.connect_attempts += 1
 
-    def connect_succeeded(self, user: int) -> None:
+    def connect_succeeded(self) -> None:
         """A handshake completed; the connection is open."""
-        counts, total = self._user(user), self.total
-        counts.connect_successes += 1
-        counts.open_connections += 1
+        total = self.total
         total.connect_successes += 1
         total.open_connections += 1
 
-    def connect_failed(self, user: int) -> None:
+    def connect_failed(self) -> None:
         """A handshake failed."""
-        self._user(user).connect_failures += 1
         self.total.connect_failures += 1
 
-    def disconnected(self, user: int, hold_s: float) -> None:
+    def disconnected(self, hold_s: float) -> None:
         """An open connection was dropped after being held `hold_s` seconds."""
-        counts, total = self._user(user), self.total
-        counts.open_connections -= 1
-        counts.hold.add(hold_s)
+        total = self.total
         total.open_connections -= 1
         total.hold.add(hold_s)
 
-    def cycle_completed(self, user: int, cycle_s: float) -> None:
+    def cycle_completed(self, cycle_s: float) -> None:
         """A cycle ended (its pause is over) after `cycle_s` seconds."""
-        counts, total = self._user(user), self.total
-        counts.cycles_completed += 1
-        counts.cycle.add(cycle_s)
+        total = self.total
         total.cycles_completed += 1
         total.cycle.add(cycle_s)
 
@@ -149,4 +136,3 @@ class ConnectionTracker:
     def reset(self) -> None:
         """Forget everything (a new test run in the same Locust process)."""
         self.total = FlapCounts()
-        self.per_user.clear()

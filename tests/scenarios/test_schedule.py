@@ -76,27 +76,42 @@ def test_invalid_timing_is_refused(kwargs: dict[str, float]) -> None:
         FlapTiming(**kwargs)  # type: ignore[arg-type]
 
 
-def test_deadlines_absorb_a_late_wake_up() -> None:
-    """The next connect is planned from the planned disconnect, not from a late wake-up."""
+def test_the_hold_counts_from_the_completed_handshake() -> None:
+    """The disconnect is planned from the moment the handshake completed."""
     cycle = FlapCycle(index=0, hold_s=0.1, pause_s=0.05)
-    # 10.000 s: handshake done; hold until 10.100 s.
-    planned = disconnect_deadline(10.0, cycle)
-    assert planned == pytest.approx(10.1)
-    # The wake-up came 7 ms late and the close took 2 ms: the reconnect stays at
-    # 10.100 + 0.002 + 0.050, the 7 ms lateness is not carried forward.
-    assert reconnect_deadline(planned, 0.002, cycle) == pytest.approx(10.152)
+    assert disconnect_deadline(10.0, cycle) == pytest.approx(10.1)
 
 
-def test_a_late_connect_is_absorbed_by_the_pause_so_later_cycles_keep_their_deadlines() -> None:
-    """A connect that started late shortens this cycle's pause by as much, never below zero."""
+def test_connects_are_one_period_apart_whatever_the_handshake_and_close_took() -> None:
+    """The next connect is planned from this cycle's planned start: connect and close times come out of the pause."""
+    cycle = FlapCycle(index=0, hold_s=0.1, pause_s=0.05)
+    # 10.000 s: planned start; the handshake took 3 ms, the hold ran to 10.103 s, the close
+    # took 2 ms: it is 10.105 s and the next connect is still at 10.150 s.
+    assert reconnect_deadline(10.0, cycle, now=10.105) == pytest.approx(10.150)
+
+
+def test_a_late_wake_up_does_not_push_later_cycles() -> None:
+    """A connect that woke 12 ms late keeps the plan: the following pause is 12 ms shorter."""
     cycle = FlapCycle(index=3, hold_s=0.1, pause_s=0.05)
-    # 9.980 s: planned connect; 9.992 s: the wake-up (12 ms late); 10.000 s: handshake done;
-    # 10.100 s: disconnect; the close takes 2 ms; the pause ends 12 ms early, at 10.140 s.
-    planned = disconnect_deadline(10.0, cycle)
-    assert reconnect_deadline(planned, 0.002, cycle, late_start_s=0.012) == pytest.approx(10.140)
-    # 80 ms late: more than the whole pause; the next connect comes right after the close, no earlier.
-    assert reconnect_deadline(planned, 0.002, cycle, late_start_s=0.08) == pytest.approx(10.102)
-    assert reconnect_deadline(planned, 0.002, cycle, late_start_s=-1.0) == pytest.approx(10.152)
+    planned_start = 10.0
+    woke = planned_start + 0.012
+    closed = disconnect_deadline(woke + 0.001, cycle) + 0.002
+    assert reconnect_deadline(planned_start, cycle, now=closed) == pytest.approx(10.150)
+
+
+def test_an_overrun_cycle_slips_and_never_bursts() -> None:
+    """A cycle longer than its period (a 200 ms handshake) is followed by a connect right away, not earlier."""
+    cycle = FlapCycle(index=0, hold_s=0.1, pause_s=0.05)
+    closed = disconnect_deadline(10.0 + 0.2, cycle) + 0.002  # 10.302 s
+    assert reconnect_deadline(10.0, cycle, now=closed) == pytest.approx(10.302)
+    # The plan restarts there: the following cycle's next connect is one period later.
+    assert reconnect_deadline(10.302, cycle, now=10.41) == pytest.approx(10.452)
+
+
+def test_a_failed_connect_keeps_the_rate_of_attempts() -> None:
+    """A connect refused after 1 ms is retried one period after its planned start, as a fixed reconnect interval."""
+    cycle = FlapCycle(index=0, hold_s=0.1, pause_s=0.05)
+    assert reconnect_deadline(10.0, cycle, now=10.001) == pytest.approx(10.150)
 
 
 # --- jitter distributions ------------------------------------------------------------------

@@ -3,24 +3,25 @@
 from scenarios.tracker import ConnectionTracker, DurationStats, FlapCounts
 
 
-def test_tracker_counts_per_user_and_in_total() -> None:
-    """Every step is counted for its user and in the total."""
+def test_tracker_counts_every_step_in_the_total() -> None:
+    """Two users' steps add up in the process's totals."""
     tracker = ConnectionTracker()
-    for user in (0, 1):
-        tracker.user_started(user)
-        tracker.connect_attempted(user)
-        tracker.connect_succeeded(user)
+    for _user in (0, 1):
+        tracker.user_started()
+        tracker.connect_attempted()
+        tracker.connect_succeeded()
     assert tracker.total.open_connections == 2
-    tracker.disconnected(0, 0.101)
-    tracker.cycle_completed(0, 0.152)
-    tracker.connect_attempted(1)
-    tracker.connect_failed(1)
+    tracker.disconnected(0.101)
+    tracker.cycle_completed(0.152)
+    tracker.connect_attempted()
+    tracker.connect_failed()
+    assert tracker.total.users_started == 2
     assert tracker.total.connect_attempts == 3
     assert tracker.total.connect_failures == 1
     assert tracker.total.open_connections == 1
-    assert tracker.per_user[0].cycles_completed == 1
-    assert tracker.per_user[1].cycles_completed == 0
+    assert tracker.total.cycles_completed == 1
     assert tracker.total.hold.mean_s == 0.101
+    assert tracker.total.cycle.max_s == 0.152
 
 
 def test_counts_merge_like_sums() -> None:
@@ -37,8 +38,8 @@ def test_counts_merge_like_sums() -> None:
 def test_counts_survive_a_round_trip_through_a_dict() -> None:
     """Worker reports carry counts as plain dicts."""
     tracker = ConnectionTracker()
-    tracker.connect_attempted(0)
-    tracker.cycle_completed(0, 0.15)
+    tracker.connect_attempted()
+    tracker.cycle_completed(0.15)
     snapshot = tracker.snapshot()
     assert FlapCounts.from_dict(snapshot.to_dict()) == snapshot
     tracker.reset()
