@@ -5,7 +5,8 @@ process (Locust's monkey-patching, as in a real run):
 
 - CPU per sample: `time.process_time()` around `ProcessTreeSampler.sample()` (the process
   tree and the TCP states on the port), called directly, many times; and the same for the
-  TCP-state query alone and, for comparison, psutil's `net_connections()`.
+  TCP-state query alone (with its split into user and kernel time, from getrusage) and,
+  for comparison, psutil's `net_connections()`.
 - Event-loop stall: a greenlet asks to wake every 1 ms and records how late it wakes, first
   alone (the floor), then while a `ResourceMonitor` polls every 100 ms through gevent's
   thread pool, as in a run.
@@ -17,6 +18,7 @@ import locust  # noqa: F401  isort: skip  (monkey-patches the standard library f
 
 import argparse
 import json
+import resource
 import statistics
 import time
 
@@ -37,6 +39,18 @@ def _cpu_ms(action, times: int) -> list[float]:
         action()
         spent.append((time.process_time() - started) * 1000)
     return spent
+
+
+def _user_and_kernel_ms(action, times: int) -> dict[str, float]:
+    """Mean CPU per call of `action` split into user (Python) and system (kernel) time, ms."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    for _ in range(times):
+        action()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "user": round((after.ru_utime - before.ru_utime) * 1000 / times, 3),
+        "kernel": round((after.ru_stime - before.ru_stime) * 1000 / times, 3),
+    }
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -72,6 +86,7 @@ def main() -> None:
     result: dict = {"server_sockets": sum(states.values()), "tcp_states": states}
     result["sample_cpu_ms"] = _summary(_cpu_ms(lambda: sampler.sample(time.monotonic()), args.samples))
     result["tcp_states_cpu_ms"] = _summary(_cpu_ms(lambda: tcp_states_on_port(args.port), args.samples))
+    result["tcp_states_split_ms"] = _user_and_kernel_ms(lambda: tcp_states_on_port(args.port), args.samples)
     result["net_connections_cpu_ms"] = _summary(_cpu_ms(lambda: psutil.net_connections("tcp"), 3))
     result["stall_floor_ms"] = _max_stall_ms(args.stall_s)
     monitor = ResourceMonitor([sampler], 0.1, phase_of=lambda: "flapping", cycles_of=lambda: 0)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import _socket
 import os
 import socket
+import struct
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 
+import psutil
 import pytest
 
 from monitors.tcp_sockets import (
+    TCP_STATE_NAMES,
+    diag_request,
     listening_pids,
+    reply_states,
+    states_by_pattern,
+    states_per_message,
     tcp_states_on_port,
     tcp_states_on_port_netlink,
     tcp_states_on_port_proc,
@@ -150,3 +159,138 @@ def test_falls_back_to_proc_when_netlink_is_refused(server: Server, monkeypatch:
     monkeypatch.setattr("monitors.tcp_sockets.tcp_states_on_port_netlink", refused)
     server.connect(1)
     assert tcp_states_on_port(server.port) == {"LISTEN": 1, "ESTABLISHED": 1}
+
+
+# --- the two ways of counting a reply: by regex over a whole datagram, and message by message ---
+
+SEQ = 7  # the sequence number of the dumps these tests make
+SOCKET_MESSAGE = 18  # TCPDIAG_GETSOCK: the type of the request and of each socket message of its reply
+
+
+def dump_datagrams(port: int) -> list[bytes]:
+    """The raw datagrams of one real dump of the sockets on `port`, up to the one that ends it."""
+    sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, 4)
+    sock.settimeout(5.0)
+    try:
+        sock.sendto(diag_request(port, SEQ), (0, 0))
+        datagrams = [sock.recv(65536)]
+        while not states_per_message(datagrams[-1], SEQ)[1]:
+            datagrams.append(sock.recv(65536))
+    finally:
+        sock.close()
+    return datagrams
+
+
+def socket_message(length: int, state: int, seq: int = SEQ, payload: bytes = b"") -> bytes:
+    """A hand-built socket message of `length` bytes: header, family AF_INET, `state`, then `payload`, zero-padded."""
+    head = struct.pack("=IHHII", length, SOCKET_MESSAGE, 2, seq, 4321) + bytes([socket.AF_INET, state])
+    return (head + payload).ljust(length, b"\0")
+
+
+def done_message(code: int = 0, seq: int = SEQ) -> bytes:
+    """NLMSG_DONE ending dump `seq`, with the dump's error `code` (0: complete)."""
+    return struct.pack("=IHHIIi", 20, 3, 2, seq, 4321, code)
+
+
+def psutil_states(port: int) -> dict[str, int]:
+    """psutil's count of the TCP sockets whose local port is `port`, by state."""
+    return dict(Counter(c.status for c in psutil.net_connections(kind="tcp") if c.laddr and c.laddr.port == port))
+
+
+def test_pattern_and_per_message_counting_agree_on_a_real_dump(server: Server) -> None:
+    """Every datagram of a real dump of mixed states counts the same both ways, and the total is psutil's."""
+    server.connect(900)
+    for sock in server.accepted[:300] + server.clients[:300]:  # the server closes first: TIME_WAIT on its side
+        sock.close()
+    for sock in server.clients[300:400]:  # the client closes first: CLOSE_WAIT on the server's side
+        sock.close()
+    expected = {"LISTEN": 1, "TIME_WAIT": 300, "CLOSE_WAIT": 100, "ESTABLISHED": 500}
+    wait_for(lambda: tcp_states_on_port_proc(server.port), lambda s: s == expected)
+    datagrams = dump_datagrams(server.port)
+    assert len(datagrams) >= 3
+    lengths = tuple(sorted(set().union(*(states_per_message(d, SEQ)[2] for d in datagrams))))
+    assert len(lengths) >= 2  # TIME_WAIT messages are shorter than full sockets'
+    total: Counter[int] = Counter()
+    for datagram in datagrams:
+        one_by_one, done, _ = states_per_message(datagram, SEQ)
+        end = len(datagram) - 20 if done else len(datagram)
+        assert states_by_pattern(datagram, end, SEQ, lengths) == one_by_one
+        total += one_by_one
+    assert {TCP_STATE_NAMES[state]: n for state, n in total.items()} == expected
+    assert tcp_states_on_port_netlink(server.port) == expected
+    assert psutil_states(server.port) == expected
+
+
+def test_one_dump_counts_ipv4_and_ipv6_listeners_on_the_same_port() -> None:
+    """Servers listening on 127.0.0.1 and ::1 with the same port are both counted, in one dump."""
+    v6 = Server("::1", socket.AF_INET6)
+    v4 = socket.create_server(("127.0.0.1", v6.port))
+    try:
+        v6.connect(2)
+        client = socket.create_connection(("127.0.0.1", v6.port))
+        accepted = v4.accept()[0]
+        expected = {"LISTEN": 2, "ESTABLISHED": 3}
+        assert tcp_states_on_port_netlink(v6.port) == expected
+        assert tcp_states_on_port_proc(v6.port) == expected
+        client.close()
+        accepted.close()
+    finally:
+        v4.close()
+        v6.close()
+
+
+def test_reply_states_learns_lengths_then_counts_by_pattern() -> None:
+    """A first datagram goes message by message and teaches the lengths; the next, by pattern, counts the same."""
+    first = socket_message(96, 6) + socket_message(124, 1)
+    second = socket_message(124, 8) + socket_message(96, 6) + socket_message(96, 5) + done_message()
+    counts, done, lengths = reply_states(first, SEQ)
+    assert (counts, done, lengths) == (Counter({6: 1, 1: 1}), False, (96, 124))
+    assert states_by_pattern(second, len(second) - 20, SEQ, lengths) == Counter({6: 1, 8: 1, 5: 1})
+    assert reply_states(second, SEQ, lengths) == (Counter({6: 1, 8: 1, 5: 1}), True, lengths)
+
+
+def test_pattern_refuses_a_datagram_with_an_unknown_length() -> None:
+    """A message of a length the pattern does not know sends the datagram message by message, which learns it."""
+    datagram = socket_message(96, 6) + socket_message(132, 1) + socket_message(124, 8)
+    assert states_by_pattern(datagram, len(datagram), SEQ, (96, 124)) is None
+    assert reply_states(datagram, SEQ, (96, 124)) == (Counter({6: 1, 1: 1, 8: 1}), False, (96, 124, 132))
+
+
+def test_pattern_is_not_fooled_by_a_look_alike_inside_an_unknown_message() -> None:
+    """A known-length message hidden in the payload of an unknown one would match: the gap before it shows."""
+    hidden = socket_message(96, 6)
+    outer = socket_message(136, 1, payload=bytes(22) + hidden)  # the look-alike ends where the outer message does
+    datagram = outer + socket_message(96, 6)
+    assert states_by_pattern(datagram, len(datagram), SEQ, (96,)) is None
+    assert reply_states(datagram, SEQ, (96,))[0] == Counter({1: 1, 6: 1})
+
+
+def test_messages_of_another_dump_are_skipped() -> None:
+    """A message with another sequence number is not counted (message by message, as the pattern refuses it)."""
+    datagram = socket_message(96, 6) + socket_message(96, 6, seq=SEQ + 1) + socket_message(96, 1)
+    assert states_by_pattern(datagram, len(datagram), SEQ, (96,)) is None
+    assert reply_states(datagram, SEQ, (96,))[0] == Counter({6: 1, 1: 1})
+
+
+def test_a_done_look_alike_at_the_end_of_a_message_does_not_end_the_dump() -> None:
+    """A socket message whose last 20 bytes read as NLMSG_DONE is counted, and the dump goes on."""
+    fake_done_at_end = socket_message(124, 1, payload=bytes(124 - 18 - 20) + done_message())
+    datagram = socket_message(96, 6) + fake_done_at_end
+    assert reply_states(datagram, SEQ, (96, 124)) == (Counter({6: 1, 1: 1}), False, (96, 124))
+
+
+def test_an_error_ending_the_dump_raises() -> None:
+    """NLMSG_DONE with an error code, or NLMSG_ERROR, raises OSError with the kernel's errno."""
+    with pytest.raises(OSError) as failed_dump:
+        reply_states(socket_message(96, 6) + done_message(code=-4), SEQ, (96,))
+    assert failed_dump.value.errno == 4
+    refused = struct.pack("=IHHIIi", 36, 2, 0, SEQ, 0, -22) + bytes(16)  # NLMSG_ERROR, then the request's header
+    with pytest.raises(OSError) as error:
+        reply_states(refused, SEQ)
+    assert error.value.errno == 22
+
+
+def test_a_truncated_message_raises() -> None:
+    """A message longer than what is left of the datagram is malformed, not counted."""
+    with pytest.raises(OSError):
+        reply_states(socket_message(96, 6)[:60], SEQ)
