@@ -38,6 +38,7 @@ from locust.env import Environment
 from monitors.generator import sample_generator
 from monitors.monitor import ResourceMonitor
 from monitors.process_sampler import ProcessTreeSampler
+from pack import plugin
 from scenarios.disconnect import DisconnectMix
 from scenarios.flapping_user import FlapContext, FlappingUser, FlapSettings
 from scenarios.schedule import FlapTiming
@@ -129,10 +130,16 @@ def run_loops(client: str, url: str, users: int, hold_s: float, pause_s: float, 
 def start_pack(args: argparse.Namespace, hold_s: float, pause_s: float, run: Run):
     """A Locust LocalRunner with `--users` flapping users, the resource monitor and the self-check."""
     url, users = args.url, args.users
+    plugin.activate()  # as the pack's locustfile does before Locust spawns users (gevent settings)
     environment = Environment(events=events)
 
     class BenchUser(FlappingUser):
         host = url
+
+        if args.no_events:  # to tell Locust's share of the bookkeeping from the pack's own
+
+            def _fire(self, name: str, started: float, length: int = 0, failure: WsFailure | None = None) -> None:
+                pass
 
     class RecordingUser(BenchUser):
         """Also keeps each cycle's timestamps (timing mode only: it costs a little per event)."""
@@ -246,6 +253,7 @@ def mode_memory(args: argparse.Namespace) -> dict[str, Any]:
     before = _rss()
     count = args.connections
     if args.client == "pack":
+        plugin.activate()  # as the pack's locustfile does before Locust spawns users (gevent settings)
         environment = Environment(events=events)
 
         class HoldingUser(FlappingUser):
@@ -357,6 +365,7 @@ def main() -> None:
     parser.add_argument("--source-addresses", type=int, default=1, help="pack: --flap-source-addresses")
     parser.add_argument("--disconnect", default="clean", help="pack: --flap-disconnect")
     parser.add_argument("--cpu", type=int, default=None, help="pin to this core")
+    parser.add_argument("--no-events", action="store_true", help="pack: fire no Locust request events (diagnostic)")
     args = parser.parse_args()
     args.seconds = min(args.seconds, HARD_LIMIT_S)
     if args.cpu is not None:

@@ -171,7 +171,11 @@ def node_ready() -> str | None:
 
 def generator(client: str, mode: str, url: str, **options: Any) -> list[str]:
     """The command line of one generator run."""
-    flags = [f"--{name.replace('_', '-')}={value}" for name, value in options.items() if value is not None]
+    flags = [
+        f"--{name.replace('_', '-')}" + ("" if value is True else f"={value}")
+        for name, value in options.items()
+        if value is not None and value is not False
+    ]
     if client == "node":
         extra = ["--expose-gc"] if mode == "memory" else []
         args = [arg for flag in flags for arg in flag.split("=", 1)]
@@ -249,7 +253,10 @@ def part_throughput(server: Server, clients: list[str], repeats: int, seconds: f
             options: dict[str, Any] = {"users": 48, "seconds": seconds}
             if client == "pack":
                 options.update(server_pid=server.pid, server_port=server.port)
-            command = generator("pack" if client == "pack-no-monitor" else client, "throughput", server.url, **options)
+            if client == "pack-no-events":
+                options.update(no_events=True)
+            kind = client if client in ("plain", "session", "node") else "pack"
+            command = generator(kind, "throughput", server.url, **options)
             result = run_json(command, timeout_s=seconds + 60)
             runs[client].append(result)
             log(f"throughput {client} #{repeat + 1}: {_brief(result)}")
@@ -376,11 +383,15 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     row("cpu_vs_plain", ratio(pack, cpu.get("plain")), TARGETS["cpu_vs_plain"], "pack / plain websocket-client")
     row("cpu_vs_node", ratio(pack, cpu.get("node")), TARGETS["cpu_vs_node"], "pack / Node.js ws")
     bookkeeping = ratio(pack, cpu.get("session"))
+    silent = cpu.get("pack-no-events")
+    session = cpu.get("session")
+    events_share = None if pack is None or silent is None or not session else (pack - silent) / session
     row(
         "bookkeeping",
         None if bookkeeping is None else bookkeeping - 1,
         TARGETS["bookkeeping"],
-        "pack in Locust with monitor / the same client in a bare loop, minus 1",
+        "pack in Locust with monitor / the same client in a bare loop, minus 1"
+        + ("" if events_share is None else f"; Locust's request events alone {events_share:.1%}"),
     )
     timing = results.get("timing", {})
     hold = timing.get("pack", {}).get("100", {}).get("hold_error_ms", {}).get("p99")
@@ -530,7 +541,7 @@ def main() -> None:
     if skip_node:
         log(skip_node)
         results["node_skipped"] = skip_node
-    clients = ["plain", "session", "pack", "pack-no-monitor"] + ([] if skip_node else ["node"])
+    clients = ["plain", "session", "pack", "pack-no-monitor", "pack-no-events"] + ([] if skip_node else ["node"])
     timing_clients = ["plain", "pack"] + ([] if skip_node else ["node"])
     memory_clients = ["plain", "session", "pack"] + ([] if skip_node else ["node"])
     if "server" in parts:

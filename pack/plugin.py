@@ -582,6 +582,9 @@ def activate() -> None:
     if _activated:
         return
     _activated = True
+    # Before any user is spawned: gevent otherwise keeps each greenlet's spawning greenlet,
+    # spawn-tree locals and a captured spawning stack, memory per user for the whole run.
+    gevent.config.track_greenlet_tree = False
     events.init_command_line_parser.add_listener(_on_parser)
 
     @events.init.add_listener

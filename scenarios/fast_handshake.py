@@ -9,9 +9,9 @@ Connection headers, `Sec-WebSocket-Accept` and the subprotocol are checked as th
 checks them. The upgraded socket is then handed to a `websocket.WebSocket` for frames.
 
 That hand-over sets attributes of the library's object that are not public API (`sock`,
-`connected`, `handshake_response`, and the frame reader's buffer for bytes that came with
-the response): all of it is in `adopt()`, and `tests/scenarios/test_fast_handshake.py` fails
-when the library changes under it.
+`connected`, `handshake_response`, the locks, the continuation state, and the frame reader's
+buffer for bytes that came with the response): all of it is in `adopt()`, and
+`tests/scenarios/test_fast_handshake.py` fails when the library changes under it.
 
 Socket calls use the `socket` module as patched (gevent's under Locust), so every wait
 yields to the event loop; every operation is bounded by the timeout.
@@ -33,7 +33,10 @@ from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
 import websocket
+from websocket._abnf import continuous_frame
 from websocket._handshake import handshake_response
+from websocket._socket import sock_opt
+from websocket._utils import NoLock
 
 # The websocket-client versions whose internals `adopt()` was checked against; the test
 # of those internals fails on any other version until it is checked and added here.
@@ -364,32 +367,82 @@ def open_websocket(
                 sock.close()
                 continue
             subprotocol = check_upgrade(status, response_headers, key, where.subprotocols)
-            return adopt(sock, status, response_headers, subprotocol, rest, timeout_s)
+            return adopt(sock, status, subprotocol, rest, timeout_s)
         except BaseException:
             sock.close()
             raise
     raise HandshakeError("handshake failed: too many redirects")
 
 
+_NO_LOCK = NoLock()  # one user greenlet owns each connection: no send/receive locks needed
+# The continuation state of `recv()`/`recv_data()`, shared: the pack reads frames with
+# `recv_frame()` (`ws_session._recv_message`), which never touches it. A whole message read
+# with `recv_data()` leaves it empty again; a fragmented one would not, across connections.
+_SHARED_CONT_FRAME = continuous_frame(False, True)
+_responses: dict[tuple[int, str | None], handshake_response] = {}  # (status, subprotocol) -> shared answer
+
+
+def _response(status: int, subprotocol: str | None) -> handshake_response:
+    """The handshake answer `getstatus()` and `getsubprotocol()` show, shared by every connection.
+
+    Without the response headers (checked during the handshake, not kept): they cost about
+    0.6 KB per open connection, and `getheaders()` is then empty.
+    """
+    key = (status, subprotocol)
+    response = _responses.get(key)
+    if response is None:
+        response = _responses[key] = handshake_response(status, {}, subprotocol)
+    return response
+
+
+class _SharedOptions(sock_opt):
+    """Socket options shared by every connection with one timeout (`adopt` connects, so they are never read)."""
+
+
+_options: dict[float, _SharedOptions] = {}  # timeout -> shared options
+
+
+class AdoptedWebSocket(websocket.WebSocket):
+    """A `websocket.WebSocket` whose options object may be shared: `settimeout()` gives it its own first."""
+
+    def settimeout(self, timeout: float | None) -> None:
+        if isinstance(self.sock_opt, _SharedOptions):
+            self.sock_opt = sock_opt(None, None)  # copy on write: never change another connection's timeout
+        super().settimeout(timeout)
+
+
+def _shared_options(timeout_s: float) -> _SharedOptions:
+    options = _options.get(timeout_s)
+    if options is None:
+        options = _options[timeout_s] = _SharedOptions(None, None)
+        options.timeout = timeout_s
+    return options
+
+
 def adopt(
     sock: socket.socket,
     status: int,
-    headers: dict[str, str],
     subprotocol: str | None,
     buffered: bytes,
     timeout_s: float,
 ) -> websocket.WebSocket:
-    """Hand an upgraded socket to `websocket-client`, as its own `connect()` leaves it.
+    """Hand an upgraded socket to `websocket-client`, as its own `connect()` leaves it, leaner.
 
     `buffered` are bytes read past the response head (frames the server sent at once);
-    they go to the frame reader first. Not public API of the library: pinned by
+    they go to the frame reader first. The response headers are not kept (see `_response`);
+    the locks are one shared no-op lock, the continuation state one shared object (see
+    `_SHARED_CONT_FRAME`), the socket options (read by `connect()` and `gettimeout()`
+    only) one object per timeout, copied on `settimeout()`: each costs memory per open
+    connection and none is needed here. Not public API of the library: pinned by
     `tests/scenarios/test_fast_handshake.py`.
     """
-    # One user greenlet owns each connection: no send/receive locks needed.
-    ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=False)
+    ws = AdoptedWebSocket(skip_utf8_validation=True, enable_multithread=False)
+    ws.lock = ws.readlock = ws.frame_buffer.lock = _NO_LOCK
+    ws.cont_frame = _SHARED_CONT_FRAME
+    ws.sock_opt = _shared_options(timeout_s)
     ws.sock = sock
-    ws.settimeout(timeout_s)
-    ws.handshake_response = handshake_response(status, headers, subprotocol)
+    sock.settimeout(timeout_s)  # what `ws.settimeout()` does besides writing the options
+    ws.handshake_response = _response(status, subprotocol)
     if buffered:
         ws.frame_buffer.recv_buffer.append(buffered)
     ws.connected = True

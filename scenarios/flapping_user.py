@@ -11,13 +11,16 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
+from gevent import GreenletExit, get_hub, getcurrent
 from locust import User, constant, task
-from locust.user.users import LOCUST_STATE_STOPPING
+from locust.exception import InterruptTaskSet, RescheduleTask, RescheduleTaskImmediately, StopTest, StopUser
+from locust.user.users import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
 from scenarios.disconnect import ABRUPT, CLEAN, HALF_OPEN, HANDSHAKE_ABORT, REQUEST_NAMES, RESET, DisconnectMix
 from scenarios.fast_handshake import loopback_source_addresses
@@ -37,6 +40,8 @@ from scenarios.ws_session import WebSocketSession, WsFailure, describe_failure
 PARK_CHECK_S = 0.5  # how often a parked (finished) user looks whether Locust is stopping it
 
 logger = logging.getLogger("flapping_pack")
+_users_logger = logging.getLogger("locust.user.users")  # where Locust's User.run logs (see FlappingUser.run)
+_task_logger = logging.getLogger("locust.user.task")  # where Locust's TaskSet.run logs
 
 
 @dataclass(frozen=True)
@@ -109,16 +114,42 @@ def flap_context(environment: Any) -> FlapContext:
     return context
 
 
+def _park(delay: float) -> None:
+    """Sleep about `delay` seconds (> 0) on a bare event-loop timer; may return early.
+
+    `gevent.sleep` with less: no `Waiter` and one frame less on the parked greenlet's
+    stack, memory that every user holds for the whole time it sleeps. The timer switches
+    straight back to this greenlet; anything else that switches in (a kill throws
+    GreenletExit) also ends the park, so callers loop until their deadline. The timer is
+    closed on every way out.
+    """
+    hub = get_hub()
+    loop = hub.loop
+    timer = loop.timer(delay)
+    try:
+        loop.update_now()  # as gevent.sleep: the delay counts from now, not from the loop's last tick
+        timer.start(getcurrent().switch)
+        hub.switch()
+    finally:
+        timer.close()
+
+
 def _sleep_until(deadline: float) -> None:
+    """Sleep until the perf clock reaches `deadline`; a deadline already passed still yields once."""
     delay = deadline - time.perf_counter()
-    gevent.sleep(delay if delay > 0 else 0)
+    if delay <= 0:
+        gevent.sleep(0)
+        return
+    while delay > 0:  # a timer may fire a little early, or something else switched in
+        _park(delay)
+        delay = deadline - time.perf_counter()
 
 
 def _sleep_until_wall(deadline: float) -> None:
     # The storm grid is wall-clock time, shared with the other processes; a timer may fire
     # a little early, so sleep again until the clock has really reached the boundary.
     while (delay := deadline - time.time()) > 0:
-        gevent.sleep(delay)
+        _park(delay)
 
 
 class FlappingUser(User):
@@ -126,6 +157,95 @@ class FlappingUser(User):
 
     abstract = True
     wait_time = constant(0)  # the schedule owns all waiting
+    # Slots for this class's own attributes (Locust's keep the instance dict): memory per user.
+    __slots__ = (
+        "_context",
+        "_settings",
+        "_tracker",
+        "_number",
+        "_cycles",
+        "_grid",
+        "_next_boundary",
+        "_next_connect",
+        "_session",
+        "_connected_at",
+        "_half_open",
+        "_half_open_since",
+        "_half_open_hold_s",
+        "_finished",
+    )
+
+    def run(self) -> None:
+        """Locust's `User.run` and `TaskSet.run` for this one-task user, without a `DefaultTaskSet`.
+
+        Why: Locust makes a `DefaultTaskSet` (an object, its dict and a task deque, about
+        1 KB) per user only to call the one task in a loop, memory every user holds for the
+        whole run. This mirrors the two methods of the pinned Locust (`locust/user/users.py`,
+        `locust/user/task.py`): state RUNNING; an on_start error logged, `user_error` fired
+        (not for StopUser/StopTest) and re-raised; the task run while the user is not
+        stopping, with Locust's `wait()` between runs; a task's unexpected exception fires
+        `user_error` and is logged and waited on with `catch_exceptions`, else raised;
+        InterruptTaskSet and the Reschedule exceptions as Locust treats them; GreenletExit,
+        StopUser and StopTest end in on_stop. One difference: `user_error`'s `user_instance`
+        is the user, where Locust passes its DefaultTaskSet (Locust's own listeners ignore it).
+        `User.wait()` needs the task set: this class never calls it. A subclass with other
+        tasks gets Locust's own loop. `tests/scenarios/test_flapping_user_run.py` compares
+        both loops case by case.
+        """
+        tasks = self.tasks
+        if len(tasks) != 1 or isinstance(tasks[0], type):
+            super().run()
+            return
+        task_function = tasks[0]
+        self._state = LOCUST_STATE_RUNNING
+        try:
+            try:
+                self.on_start()
+            except Exception as error:
+                _users_logger.error("%s\n%s", error, traceback.format_exc())
+                if not isinstance(error, (StopUser, StopTest)):
+                    self.environment.events.user_error.fire(user_instance=self, exception=error, tb=error.__traceback__)
+                raise
+            self._run_task(task_function)
+        except (GreenletExit, StopUser, StopTest):
+            self.on_stop()
+
+    def _run_task(self, task_function: Any) -> None:
+        """`TaskSet.run`'s loop for one task (see `run`)."""
+        while True:
+            try:
+                try:
+                    if self._state == LOCUST_STATE_STOPPING:
+                        raise StopUser()
+                    task_function(self)
+                except RescheduleTaskImmediately:
+                    pass
+                except RescheduleTask:
+                    self._locust_wait()
+                else:
+                    self._locust_wait()
+            except InterruptTaskSet as error:
+                if error.reschedule:
+                    raise RescheduleTaskImmediately(error.reschedule) from error
+                raise RescheduleTask(error.reschedule) from error
+            except (StopUser, StopTest, GreenletExit):
+                raise
+            except Exception as error:
+                self.environment.events.user_error.fire(user_instance=self, exception=error, tb=error.__traceback__)
+                if not self.environment.catch_exceptions:
+                    raise
+                _task_logger.error("%s\n%s", error, traceback.format_exc())
+                self._locust_wait()
+
+    def _locust_wait(self) -> None:
+        """`TaskSet.wait`: a user stopped gracefully stops here; while it waits, a stop kills it at once."""
+        if self._state == LOCUST_STATE_STOPPING:
+            raise StopUser()
+        self._state = LOCUST_STATE_WAITING
+        gevent.sleep(self.wait_time())
+        if self._state == LOCUST_STATE_STOPPING:
+            raise StopUser()
+        self._state = LOCUST_STATE_RUNNING
 
     def on_start(self) -> None:
         """Set up this user's schedule and counters."""
@@ -169,7 +289,7 @@ class FlappingUser(User):
         # users, and the replacement would flap again: so a finished user parks instead.
         # The load shape sees every user finished and stops them all.
         while not self._stopping():
-            gevent.sleep(PARK_CHECK_S)
+            _park(PARK_CHECK_S)
 
     def _stopping(self) -> bool:
         return self._state == LOCUST_STATE_STOPPING

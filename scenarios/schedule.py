@@ -110,15 +110,39 @@ class FlapSchedule:
         return jittered_s(duration_ms, self.timing.jitter, self.timing.jitter_dist, self._rng)
 
     def __iter__(self) -> Iterator[FlapCycle]:
-        index = 0
-        fixed = self.timing.storm or self.timing.jitter == 0  # every cycle has the planned durations
-        planned_hold_s, planned_pause_s = self.timing.connected_ms / 1000.0, self.timing.disconnected_ms / 1000.0
-        while self.timing.cycles == 0 or index < self.timing.cycles:
-            hold_s = planned_hold_s if fixed else self._jittered(self.timing.connected_ms)
-            pause_s = planned_pause_s if fixed else self._jittered(self.timing.disconnected_ms)
-            style = self.disconnect.draw(self._rng)
-            yield FlapCycle(index=index, hold_s=hold_s, pause_s=pause_s, disconnect=style)
-            index += 1
+        return _Cycles(self)
+
+
+class _Cycles:
+    """The iterator of `FlapSchedule`: its cycles in order, with the same draws as a generator would make.
+
+    A small slotted object instead of a generator, whose suspended frame costs memory for
+    every user for the whole run.
+    """
+
+    __slots__ = ("_schedule", "_index", "_fixed")
+
+    def __init__(self, schedule: FlapSchedule) -> None:
+        self._schedule = schedule
+        self._index = 0  # the next cycle's number
+        self._fixed = schedule.timing.storm or schedule.timing.jitter == 0  # every cycle has the planned durations
+
+    def __iter__(self) -> _Cycles:
+        return self
+
+    def __next__(self) -> FlapCycle:
+        schedule, index = self._schedule, self._index
+        timing = schedule.timing
+        if timing.cycles != 0 and index >= timing.cycles:
+            raise StopIteration
+        if self._fixed:
+            hold_s, pause_s = timing.connected_ms / 1000.0, timing.disconnected_ms / 1000.0
+        else:
+            hold_s = schedule._jittered(timing.connected_ms)
+            pause_s = schedule._jittered(timing.disconnected_ms)
+        style = schedule.disconnect.draw(schedule._rng)
+        self._index = index + 1
+        return FlapCycle(index=index, hold_s=hold_s, pause_s=pause_s, disconnect=style)
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,9 @@ def upgrade_request(url: str, headers: list[str], key: str) -> bytes:
 class WebSocketSession:
     """One connection's life; the caller times each call and fires Locust events."""
 
+    # Slotted: one session per open connection, and a per-instance dict is memory per connection.
+    __slots__ = ("_url", "_headers", "timeout_s", "source_address", "subprotocols", "_ws")
+
     def __init__(
         self,
         url: str,
@@ -109,7 +112,7 @@ class WebSocketSession:
         self._url = (
             url_with_token(url, auth_token) if auth_token and auth_in == "query" else url
         )  # may hold the token: never shown
-        self._headers = [f"Authorization: Bearer {auth_token}"] if auth_token and auth_in == "header" else []  # ditto
+        self._headers = (f"Authorization: Bearer {auth_token}",) if auth_token and auth_in == "header" else ()  # ditto
         self.timeout_s = timeout_s  # bound on every socket operation
         self.source_address = source_address  # the local address to connect from; None: the kernel's choice
         self.subprotocols = subprotocols  # offered in the handshake; the server must pick one of them
@@ -124,7 +127,7 @@ class WebSocketSession:
         """Open the connection: TCP connect and WebSocket handshake, within the timeout."""
         try:
             self._ws = fast_handshake.open_websocket(
-                self._url, tuple(self._headers), self.timeout_s, self.subprotocols, self.source_address
+                self._url, self._headers, self.timeout_s, self.subprotocols, self.source_address
             )
         except HandshakeError as error:
             raise WsFailure(error.message) from None
@@ -206,7 +209,7 @@ class WebSocketSession:
         """
         sock: socket.socket | None = None
         try:
-            where = fast_handshake.target(self._url, tuple(self._headers))
+            where = fast_handshake.target(self._url, self._headers)
             sock = fast_handshake.open_tcp(where.host, where.port, self.timeout_s, self.source_address)
             if where.secure:
                 sock = fast_handshake.tls_context().wrap_socket(sock, server_hostname=where.host)

@@ -398,6 +398,8 @@ def test_the_websocket_client_internals_adopt_relies_on_are_unchanged() -> None:
     fresh = websocket.WebSocket()
     assert fresh.sock is None and fresh.connected is False and fresh.handshake_response is None
     assert fresh.frame_buffer.recv_buffer == []
+    # adopt() replaces these with shared objects: they must still be what the library uses.
+    assert {"lock", "readlock", "cont_frame"} <= vars(fresh).keys() and "lock" in vars(fresh.frame_buffer)
     # A real connection: the server's first frame comes in the same segment as its 101.
     with ScriptedServer(lambda h: switching(h) + _frame(0x1, b"greeting")) as server:
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=2)
@@ -406,12 +408,32 @@ def test_the_websocket_client_internals_adopt_relies_on_are_unchanged() -> None:
         head, rest = fast_handshake.read_response_head(sock, 2.0)
         assert rest.startswith(b"\x81")  # the frame came with the head: it must reach the frame reader
         status, headers = fast_handshake.parse_response_head(head)
-        ws = adopt(sock, status, headers, None, rest, 2.0)
+        fast_handshake.check_upgrade(status, headers, key, ())
+        ws = adopt(sock, status, None, rest, 2.0)
         assert ws.connected and ws.sock is sock and ws.gettimeout() == 2.0
-        assert ws.getstatus() == 101 and ws.getheaders()["upgrade"] == "websocket"
+        # The headers were checked during the handshake and are not kept (memory per connection).
+        assert ws.getstatus() == 101 and ws.getheaders() == {} and ws.getsubprotocol() is None
         assert ws.recv_data() == (websocket.ABNF.OPCODE_TEXT, b"greeting")
         ws.send("after")
         assert ws.recv_data() == (websocket.ABNF.OPCODE_TEXT, b"after")
         ws.send_close()
         ws.shutdown()
         assert ws.sock is None and not ws.connected
+
+
+def test_adopted_connections_share_what_they_never_change_but_not_their_timeout() -> None:
+    """Locks, continuation state, options per timeout and the handshake answer are shared; settimeout() copies."""
+    pairs = [socket.socketpair() for _ in range(3)]
+    try:
+        first, second, other = (adopt(a, 101, None, b"", t) for (a, _b), t in zip(pairs, (2.0, 2.0, 3.0), strict=True))
+        assert first.lock is second.lock is first.readlock is first.frame_buffer.lock
+        assert first.cont_frame is second.cont_frame and first.handshake_response is second.handshake_response
+        assert first.frame_buffer is not second.frame_buffer
+        assert first.sock_opt is second.sock_opt and other.sock_opt is not first.sock_opt
+        assert (first.gettimeout(), other.gettimeout(), first.sock.gettimeout()) == (2.0, 3.0, 2.0)
+        first.settimeout(7.0)
+        assert (first.gettimeout(), first.sock.gettimeout(), second.gettimeout()) == (7.0, 7.0, 2.0)
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()

@@ -244,3 +244,18 @@ def test_a_cycle_that_overruns_its_period_reconnects_on_the_following_boundary()
     grid = StormGrid(0.25)
     # 1000.25 s: connect; 1000.35 s: disconnect; the close hangs until 1000.52 s.
     assert grid.next_boundary(1000.52) == 1000.75
+
+
+def test_the_seeded_cycles_are_pinned() -> None:
+    """The schedule's iterator yields exactly what the generator it replaced yielded for this seed."""
+    mix = DisconnectMix.parse("clean:2,abrupt,reset,half-open,handshake-abort")
+    timing = FlapTiming(connected_ms=120, disconnected_ms=40, jitter=0.4, jitter_dist="normal", seed=7, cycles=4)
+    cycles = list(FlapSchedule(timing, user_rng(7, 3), mix))
+    assert [(c.index, c.hold_s, c.pause_s, c.disconnect) for c in cycles] == [
+        (0, 0.11476778372011706, 0.047062598589138006, "abrupt"),
+        (1, 0.08055737538999265, 0.056, "handshake-abort"),
+        (2, 0.09534360004715792, 0.03966932857925255, "clean"),
+        (3, 0.1343790729585118, 0.033710204706652265, "half-open"),
+    ]
+    iterator = iter(FlapSchedule(timing, user_rng(7, 3), mix))
+    assert iter(iterator) is iterator and len(list(iterator)) == 4 and next(iterator, None) is None
