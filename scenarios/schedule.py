@@ -47,7 +47,7 @@ class FlapTiming:
             raise ValueError("storm mode needs a hold or a pause longer than 0 ms")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: every user holds its current cycle
 class FlapCycle:
     """One planned cycle: connect, hold for `hold_s`, disconnect, pause for `pause_s`."""
 
