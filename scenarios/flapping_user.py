@@ -30,6 +30,7 @@ from scenarios.schedule import (
     FlapTiming,
     disconnect_deadline,
     reconnect_deadline,
+    start_offset_s,
     storm_grid,
     user_rng,
 )
@@ -269,12 +270,17 @@ class FlappingUser(User):
         self._tracker = context.tracker  # where every step is counted
         self._number = context.next_user_number()  # this user's number in its process
         worker = getattr(self.environment.runner, "worker_index", 0) or 0
-        rng = user_rng(self._settings.timing.seed, worker * 1_000_000 + self._number)
+        index = worker * 1_000_000 + self._number  # this user's number among all workers' users
+        rng = user_rng(self._settings.timing.seed, index)
         schedule = FlapSchedule(self._settings.timing, rng, self._settings.disconnect)
         self._cycles = iter(schedule)  # the remaining planned cycles
         self._grid = storm_grid(self._settings.timing)  # storm mode's shared wall-clock grid, else None
         self._next_boundary: float | None = None  # storm mode: wall-clock time of the next connect, once planned
-        self._next_connect: float | None = None  # the deadline of the next connect, perf clock, once planned
+        # The deadline of the next connect, perf clock; the first one is this user's phase
+        # within the period (storm mode plans on its grid instead).
+        self._next_connect: float | None = (
+            None if self._grid is not None else time.perf_counter() + start_offset_s(self._settings.timing, index)
+        )
         self._session: WebSocketSession | None = None  # the connection being held, if any
         self._connected_at = 0.0  # when the open connection's handshake completed
         self._half_open: WebSocketSession | None = None  # a connection left half-open until the pause ends
@@ -287,6 +293,8 @@ class FlappingUser(User):
     def flap(self) -> None:
         """Run every planned cycle, then park until the run's next phase stops this user."""
         try:
+            if self._next_connect is not None:
+                _sleep_until(self._next_connect)  # this user's phase (see start_offset_s)
             for cycle in self._cycles:
                 if self._stopping():
                     return  # a graceful stop (--stop-timeout): no new cycle
@@ -358,7 +366,7 @@ class FlappingUser(User):
     def _wait_for_slot(self) -> float:
         """The planned start of this cycle, perf clock; storm mode sleeps until its grid boundary first.
 
-        Without storm mode the pause has already slept until the planned start (now, for the first cycle).
+        Without storm mode the pause (or, before the first cycle, the phase offset) has already slept until it.
         """
         if self._grid is None:
             return self._next_connect if self._next_connect is not None else time.perf_counter()

@@ -168,6 +168,25 @@ class StormGrid:
         return math.ceil(now_s / self.period_s) * self.period_s
 
 
+_GOLDEN_FRACTION = (5**0.5 - 1) / 2  # 0.618...: multiples of it, modulo 1, spread evenly for any count
+
+
+def start_offset_s(timing: FlapTiming, user_index: int) -> float:
+    """How long after it starts a user makes its first connect: its phase within one period.
+
+    Locust starts a batch of users at the same instant (up to `--spawn-rate` at once), and
+    connects one period apart would keep them in lockstep, every user connecting and
+    dropping together: a storm, which `--flap-storm` asks for on purpose. So user k starts
+    at the fractional part of k x 0.618... of the period (hold + pause): the first users
+    land far apart and any number of them covers the period evenly, the same in every run
+    (no random draw, so a seeded schedule's cycles are unchanged). 0 in storm mode.
+    """
+    period_s = (timing.connected_ms + timing.disconnected_ms) / 1000.0
+    if timing.storm or period_s <= 0:
+        return 0.0
+    return (user_index * _GOLDEN_FRACTION) % 1.0 * period_s
+
+
 def storm_grid(timing: FlapTiming) -> StormGrid | None:
     """The grid of a storm run (period = planned hold + pause), or None without storm mode."""
     if not timing.storm:

@@ -19,6 +19,7 @@ from scenarios.schedule import (
     disconnect_deadline,
     jittered_s,
     reconnect_deadline,
+    start_offset_s,
     storm_grid,
     user_rng,
 )
@@ -259,3 +260,29 @@ def test_the_seeded_cycles_are_pinned() -> None:
     ]
     iterator = iter(FlapSchedule(timing, user_rng(7, 3), mix))
     assert iter(iterator) is iterator and len(list(iterator)) == 4 and next(iterator, None) is None
+
+
+# --- start offsets ---------------------------------------------------------------------------
+
+
+def test_users_started_together_are_spread_over_the_period() -> None:
+    """Users spawned at once get phases spread evenly over hold + pause: no two of 100 within 0.5 ms."""
+    timing = FlapTiming(connected_ms=100, disconnected_ms=50)
+    offsets = sorted(start_offset_s(timing, user) for user in range(100))
+    assert offsets[0] == 0.0
+    assert all(0 <= offset < 0.150 for offset in offsets)
+    gaps = [later - earlier for earlier, later in zip(offsets, offsets[1:], strict=False)]
+    assert min(gaps) > 0.0005
+    assert max(gaps) < 3 * 0.150 / 100  # no big hole either
+
+
+def test_storm_mode_and_a_zero_period_have_no_offset() -> None:
+    """Storm users connect on the grid together; with no hold and no pause there is no phase to have."""
+    assert start_offset_s(FlapTiming(storm=True), 7) == 0.0
+    assert start_offset_s(FlapTiming(connected_ms=0, disconnected_ms=0), 7) == 0.0
+
+
+def test_offsets_are_the_same_in_every_run() -> None:
+    """No random draw: the same user gets the same phase."""
+    timing = FlapTiming(connected_ms=100, disconnected_ms=50, seed=None)
+    assert start_offset_s(timing, 5) == start_offset_s(timing, 5)
