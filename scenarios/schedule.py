@@ -169,6 +169,7 @@ class StormGrid:
 
 
 _GOLDEN_FRACTION = (5**0.5 - 1) / 2  # 0.618...: multiples of it, modulo 1, spread evenly for any count
+MAX_START_OFFSET_S = 1.0  # users' first connects spread over one period, at most over this
 
 
 def start_offset_s(timing: FlapTiming, user_index: int) -> float:
@@ -177,14 +178,16 @@ def start_offset_s(timing: FlapTiming, user_index: int) -> float:
     Locust starts a batch of users at the same instant (up to `--spawn-rate` at once), and
     connects one period apart would keep them in lockstep, every user connecting and
     dropping together: a storm, which `--flap-storm` asks for on purpose. So user k starts
-    at the fractional part of k x 0.618... of the period (hold + pause): the first users
-    land far apart and any number of them covers the period evenly, the same in every run
-    (no random draw, so a seeded schedule's cycles are unchanged). 0 in storm mode.
+    at the fractional part of k x 0.618... of the period (hold + pause), or of one second
+    when the period is longer (a minute-long hold should not keep users from connecting for
+    a minute; Locust's batches are a second apart): the first users land far apart and any
+    number of them covers the span evenly, the same in every run (no random draw, so a
+    seeded schedule's cycles are unchanged). 0 in storm mode.
     """
-    period_s = (timing.connected_ms + timing.disconnected_ms) / 1000.0
-    if timing.storm or period_s <= 0:
+    span_s = min((timing.connected_ms + timing.disconnected_ms) / 1000.0, MAX_START_OFFSET_S)
+    if timing.storm or span_s <= 0:
         return 0.0
-    return (user_index * _GOLDEN_FRACTION) % 1.0 * period_s
+    return (user_index * _GOLDEN_FRACTION) % 1.0 * span_s
 
 
 def storm_grid(timing: FlapTiming) -> StormGrid | None:

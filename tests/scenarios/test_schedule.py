@@ -276,6 +276,14 @@ def test_users_started_together_are_spread_over_the_period() -> None:
     assert max(gaps) < 3 * 0.150 / 100  # no big hole either
 
 
+def test_a_long_hold_spreads_first_connects_over_one_second_only() -> None:
+    """With a one-minute hold, users still all connect within the first second."""
+    timing = FlapTiming(connected_ms=60_000, disconnected_ms=50)
+    offsets = [start_offset_s(timing, user) for user in range(1000)]
+    assert max(offsets) < 1.0
+    assert max(offsets) > 0.99  # and over all of it
+
+
 def test_storm_mode_and_a_zero_period_have_no_offset() -> None:
     """Storm users connect on the grid together; with no hold and no pause there is no phase to have."""
     assert start_offset_s(FlapTiming(storm=True), 7) == 0.0
