@@ -35,10 +35,14 @@ class EmbeddedServer(Protocol):
 
     port: int
     pid: int
-    url: str
-    metrics_url: str
 
-    def stop(self) -> None: ...
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def metrics_url(self) -> str: ...
+
+    def stop(self) -> object: ...
 
 
 def server_args(config: PackConfig) -> list[str]:

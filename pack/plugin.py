@@ -447,6 +447,7 @@ def _on_init(environment: Environment, runner: Runner | None = None, **_kwargs: 
     if pack.server is not None or pack.proxy is not None:
         pack.default_host = environment.host
     _guard_sigterm(pack)
+    assert pack.targets is not None  # resolved above, or the run ended with a config error
     for note in pack.targets.notes:
         logger.info("flapping-pack: monitor target: %s", note)
     if not pack.targets.samplers:

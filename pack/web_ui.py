@@ -77,6 +77,8 @@ def install(environment: Environment, web_ui: WebUI) -> None:
     pack: FlappingPack | None = getattr(environment, "flapping_pack", None)
     if pack is None:
         return
+    app = web_ui.app
+    assert app is not None  # Locust creates its Flask app before it fires init with the web UI
     options = environment.parsed_options
     base_path = (getattr(options, "web_base_path", "") or "").rstrip("/")
 
@@ -126,7 +128,7 @@ def install(environment: Environment, web_ui: WebUI) -> None:
         text = json.dumps(pack.report(pack.verdict), indent=2, ensure_ascii=False) + "\n"
         return _attachment(text, "application/json", "flapping-pack-verdict.json")
 
-    web_ui.app.register_blueprint(blueprint)
+    app.register_blueprint(blueprint)
 
     # The tab, its table and the downloads, through Locust's own extension points.
     web_ui.template_args["extended_tabs"] = [{"title": TAB_TITLE, "key": TAB_KEY}]
@@ -146,7 +148,7 @@ def install(environment: Environment, web_ui: WebUI) -> None:
     web_ui.update_template_args = update_template_args  # type: ignore[method-assign]
     update_template_args()
 
-    @web_ui.app.before_request
+    @app.before_request
     def keep_secrets_left_blank() -> None:
         # The form sends the (blanked) secret back empty: keep the value given at start-up.
         if request.endpoint != "locust.swarm" or request.method != "POST":
@@ -156,7 +158,7 @@ def install(environment: Environment, web_ui: WebUI) -> None:
             kept = [(k, v) for k, v in form.items(multi=True) if not (k in SECRET_DESTS and not v)]
             request.form = ImmutableMultiDict(kept)  # type: ignore[misc]
 
-    @web_ui.app.after_request
+    @app.after_request
     def extend_responses(response: Response) -> Response:
         endpoint = request.endpoint
         if response.status_code != 200:

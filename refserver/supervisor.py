@@ -145,8 +145,8 @@ def run_workers(config: ServerConfig) -> int:
             multiprocessing.connection.wait([w.sentinel for w in workers], timeout=_POLL_S)
             crashed = [w for w in workers if w.exitcode is not None]
             if crashed:
-                for worker in crashed:
-                    logger.error("worker %s exited with code %s; stopping", worker.pid, worker.exitcode)
+                for gone in crashed:
+                    logger.error("worker %s exited with code %s; stopping", gone.pid, gone.exitcode)
                 exit_code = 1
                 break
 

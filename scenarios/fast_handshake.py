@@ -437,7 +437,7 @@ def adopt(
     `tests/scenarios/test_fast_handshake.py`.
     """
     ws = AdoptedWebSocket(skip_utf8_validation=True, enable_multithread=False)
-    ws.lock = ws.readlock = ws.frame_buffer.lock = _NO_LOCK
+    ws.lock = ws.readlock = ws.frame_buffer.lock = _NO_LOCK  # type: ignore[assignment]  # a lock's interface
     ws.cont_frame = _SHARED_CONT_FRAME
     ws.sock_opt = _shared_options(timeout_s)
     ws.sock = sock

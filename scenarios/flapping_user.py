@@ -190,7 +190,7 @@ class FlappingUser(User):
         self._group = group
         return self._greenlet
 
-    def run(self) -> None:
+    def run(self) -> None:  # type: ignore[misc]  # Locust marks it final; why it is overridden: below
         """Locust's `User.run` and `TaskSet.run` for this one-task user, without a `DefaultTaskSet`.
 
         Why: Locust makes a `DefaultTaskSet` (an object, its dict and a task deque, about
