@@ -379,27 +379,20 @@ _NO_LOCK = NoLock()  # one user greenlet owns each connection: no send/receive l
 # `recv_frame()` (`ws_session._recv_message`), which never touches it. A whole message read
 # with `recv_data()` leaves it empty again; a fragmented one would not, across connections.
 _SHARED_CONT_FRAME = continuous_frame(False, True)
-_responses: dict[tuple[int, str | None], handshake_response] = {}  # (status, subprotocol) -> shared answer
 
 
+@lru_cache(maxsize=64)
 def _response(status: int, subprotocol: str | None) -> handshake_response:
     """The handshake answer `getstatus()` and `getsubprotocol()` show, shared by every connection.
 
     Without the response headers (checked during the handshake, not kept): they cost about
     0.6 KB per open connection, and `getheaders()` is then empty.
     """
-    key = (status, subprotocol)
-    response = _responses.get(key)
-    if response is None:
-        response = _responses[key] = handshake_response(status, {}, subprotocol)
-    return response
+    return handshake_response(status, {}, subprotocol)
 
 
 class _SharedOptions(sock_opt):
     """Socket options shared by every connection with one timeout (`adopt` connects, so they are never read)."""
-
-
-_options: dict[float, _SharedOptions] = {}  # timeout -> shared options
 
 
 class AdoptedWebSocket(websocket.WebSocket):
@@ -411,11 +404,11 @@ class AdoptedWebSocket(websocket.WebSocket):
         super().settimeout(timeout)
 
 
+@lru_cache(maxsize=64)
 def _shared_options(timeout_s: float) -> _SharedOptions:
-    options = _options.get(timeout_s)
-    if options is None:
-        options = _options[timeout_s] = _SharedOptions(None, None)
-        options.timeout = timeout_s
+    """The socket options of every connection with this timeout."""
+    options = _SharedOptions(None, None)
+    options.timeout = timeout_s
     return options
 
 

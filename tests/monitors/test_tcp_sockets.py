@@ -123,15 +123,21 @@ def test_netlink_and_proc_agree(server: Server, server6: Server) -> None:
         assert tcp_states_on_port_netlink(port) == tcp_states_on_port_proc(port)
 
 
+def mix_states(server: Server, time_wait: int, close_wait: int, established: int) -> dict[str, int]:
+    """Open connections to `server` and close some so its port shows these states; returns the expected counts."""
+    server.connect(time_wait + close_wait + established)
+    for sock in server.accepted[:time_wait] + server.clients[:time_wait]:  # the server closes first: TIME_WAIT
+        sock.close()
+    for sock in server.clients[time_wait : time_wait + close_wait]:  # the client closes first: CLOSE_WAIT
+        sock.close()
+    expected = {"LISTEN": 1, "TIME_WAIT": time_wait, "CLOSE_WAIT": close_wait, "ESTABLISHED": established}
+    wait_for(lambda: tcp_states_on_port_proc(server.port), lambda s: s == expected)
+    return expected
+
+
 def test_netlink_and_proc_agree_on_many_sockets_in_mixed_states(server: Server) -> None:
     """Hundreds of sockets, ESTABLISHED, CLOSE_WAIT and TIME_WAIT mixed, spanning several netlink batches."""
-    server.connect(600)
-    for sock in server.accepted[:200] + server.clients[:200]:  # the server closes first: TIME_WAIT on its side
-        sock.close()
-    for sock in server.clients[200:350]:  # the client closes first: CLOSE_WAIT on the server's side
-        sock.close()
-    expected = {"LISTEN": 1, "TIME_WAIT": 200, "CLOSE_WAIT": 150, "ESTABLISHED": 250}
-    wait_for(lambda: tcp_states_on_port_proc(server.port), lambda s: s == expected)
+    expected = mix_states(server, time_wait=200, close_wait=150, established=250)
     assert tcp_states_on_port_netlink(server.port) == expected
 
 
@@ -199,13 +205,7 @@ def psutil_states(port: int) -> dict[str, int]:
 
 def test_pattern_and_per_message_counting_agree_on_a_real_dump(server: Server) -> None:
     """Every datagram of a real dump of mixed states counts the same both ways, and the total is psutil's."""
-    server.connect(900)
-    for sock in server.accepted[:300] + server.clients[:300]:  # the server closes first: TIME_WAIT on its side
-        sock.close()
-    for sock in server.clients[300:400]:  # the client closes first: CLOSE_WAIT on the server's side
-        sock.close()
-    expected = {"LISTEN": 1, "TIME_WAIT": 300, "CLOSE_WAIT": 100, "ESTABLISHED": 500}
-    wait_for(lambda: tcp_states_on_port_proc(server.port), lambda s: s == expected)
+    expected = mix_states(server, time_wait=300, close_wait=100, established=500)
     datagrams = dump_datagrams(server.port)
     assert len(datagrams) >= 3
     lengths = tuple(sorted(set().union(*(states_per_message(d, SEQ)[2] for d in datagrams))))
