@@ -9,7 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 AUTH_TOKEN_ENV = "REFSERVER_AUTH_TOKEN"
 
 
-def _same_secret(given: str, expected: str) -> bool:
+def same_secret(given: str, expected: str) -> bool:
+    """Compare a given secret with the expected one in constant time."""
     # Bytes, because compare_digest refuses non-ASCII str.
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
@@ -27,10 +28,10 @@ def bearer_token(authorization: str | None) -> str | None:
 def is_authorized(expected_token: str, authorization: str | None, request_path: str) -> bool:
     """Tell whether a handshake carries the token, as a Bearer header or as ``?token=``."""
     header_token = bearer_token(authorization)
-    if header_token is not None and _same_secret(header_token, expected_token):
+    if header_token is not None and same_secret(header_token, expected_token):
         return True
     query = parse_qs(urlsplit(request_path).query, keep_blank_values=True)
-    return any(_same_secret(candidate, expected_token) for candidate in query.get("token", []))
+    return any(same_secret(candidate, expected_token) for candidate in query.get("token", []))
 
 
 def path_without_query(request_path: str) -> str:

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from refserver.app_protocol import PROTOCOLS
 from refserver.auth import AUTH_TOKEN_ENV
 from refserver.faults import FaultModes
 
@@ -27,6 +28,7 @@ class ServerConfig:
     workers: int = 1
     log_level: str = "INFO"
     die_with_parent: bool = False  # ask the kernel to SIGTERM us when our parent dies
+    protocol: str = "echo"  # what a connection speaks: "echo", or "app" (see app_protocol.py)
     faults: FaultModes = field(default_factory=FaultModes)
     auth_token: str | None = field(default=None, repr=False)  # never in a repr, hence never in a log
 
@@ -89,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="stderr log level"
     )
     parser.add_argument("--die-with-parent", action="store_true", help="exit when the parent process dies (Linux only)")
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="echo",
+        help=(
+            "echo: echo every message (default); app: JSON agent chat with a greeting, ping/pong and an auth "
+            "message that creates the session's agent"
+        ),
+    )
     faults = parser.add_argument_group("fault modes (real bugs, all off by default)")
     faults.add_argument(
         "--leak-memory-kb", type=_int_in_range(0, None), default=0, metavar="N", help="leak N KiB per connection"
@@ -139,6 +150,7 @@ def parse_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Serv
         workers=args.workers,
         log_level=args.log_level,
         die_with_parent=args.die_with_parent,
+        protocol=args.protocol,
         faults=FaultModes(
             leak_memory_kb=args.leak_memory_kb,
             leak_agents_on_drop=args.leak_agents_on_drop,

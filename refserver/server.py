@@ -1,4 +1,4 @@
-"""The I/O of one server process: WebSocket echo, agents, /metrics and the fault modes."""
+"""The I/O of one server process: WebSocket echo or the app protocol, agents, /metrics and the fault modes."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from refserver.agents import AgentRegistry
+from refserver.agents import Agent, AgentRegistry
+from refserver.app_protocol import AppSession
 from refserver.auth import is_authorized, path_without_query
 from refserver.cli import ServerConfig
 
@@ -93,8 +94,11 @@ class RefServer:
             # The bug: synchronous work on the event loop (a blocking call in a handler),
             # so every other connection waits while a client connects.
             time.sleep(faults.block_loop_ms / 1000)
-        if self.config.auth_token is not None and not is_authorized(
-            self.config.auth_token, request.headers.get("Authorization"), request.path
+        # The app protocol authenticates in-band, with its auth message; echo checks the handshake.
+        if (
+            self.config.auth_token is not None
+            and self.config.protocol == "echo"
+            and not is_authorized(self.config.auth_token, request.headers.get("Authorization"), request.path)
         ):
             self.metrics.handshake_rejections_total.labels(reason="auth").inc()
             response = connection.respond(http.HTTPStatus.UNAUTHORIZED, "Missing or wrong bearer token.\n")
@@ -136,34 +140,57 @@ class RefServer:
             _LEAKED_FDS.append(os.open(os.devnull, os.O_RDONLY))
 
     async def handle(self, connection: ServerConnection) -> None:
-        """Echo every message back, with an agent registered for the connection's lifetime."""
+        """Serve one connection in the configured protocol, with an agent for its session.
+
+        Echo opens the agent at once; the app protocol opens it when the client authenticates.
+        """
         assert connection.request is not None  # the handler only runs after a handshake
         remote = ":".join(str(part) for part in connection.remote_address[:2])
-        agent = self.agents.open(
-            remote,
-            path_without_query(connection.request.path),
-            {"user_agent": connection.request.headers.get("User-Agent", "")},
-        )
+        path = path_without_query(connection.request.path)
+        attributes = {"user_agent": connection.request.headers.get("User-Agent", "")}
+        agent: Agent | None = None
+        if self.config.protocol == "echo":
+            agent = self.agents.open(remote, path, attributes)
+            logger.debug("agent %d opened for %s", agent.agent_id, remote)
         self.active_connections += 1
         self.metrics.connections_total.inc()
         self._inject_connection_faults()
-        logger.debug("agent %d opened for %s", agent.agent_id, remote)
         dropped = False
         try:
-            async for message in connection:
-                agent.record_message(len(message))
-                await connection.send(message)
+            if agent is not None:
+                async for message in connection:
+                    agent.record_message(len(message))
+                    await connection.send(message)
+            else:
+                session = AppSession(self.config.auth_token)
+                await connection.send(session.greeting())
+                async for message in connection:
+                    reply = session.receive(message)
+                    if reply.open_agent:
+                        agent = self.agents.open(remote, path, attributes)
+                        logger.debug("agent %d opened for %s", agent.agent_id, remote)
+                    if reply.counts_as_agent_message and agent is not None:
+                        agent.record_message(len(message))
+                    for text in reply.send:
+                        await connection.send(text)
+                    if reply.close_code is not None:
+                        await connection.close(reply.close_code, reply.close_reason)
+                        break
         except ConnectionClosed as exc:
             # No close frame received: the client vanished (crash, network cut, kill -9).
             dropped = exc.rcvd is None
         finally:
             self.active_connections -= 1
-            freed = self.config.faults.should_free_agent(dropped=dropped)
-            if freed:
-                self.agents.close(agent.agent_id)
-            logger.debug(
-                "agent %d %s, %s", agent.agent_id, "dropped" if dropped else "closed", "freed" if freed else "leaked"
-            )
+            if agent is not None:
+                freed = self.config.faults.should_free_agent(dropped=dropped)
+                if freed:
+                    self.agents.close(agent.agent_id)
+                logger.debug(
+                    "agent %d %s, %s",
+                    agent.agent_id,
+                    "dropped" if dropped else "closed",
+                    "freed" if freed else "leaked",
+                )
 
     def serve(self, host: str, port: int, *, reuse_port: bool = False) -> Server:
         """Create the websockets server; await it to start listening."""
@@ -216,10 +243,12 @@ def print_ready_line(port: int, pid: int) -> None:
 def log_start(config: ServerConfig, host: str, port: int) -> None:
     """Log the listening address, limits and every enabled fault mode."""
     logger.info(
-        "refserver listening on %s port %d (pid %d, workers %d, max connections %d, max message %d bytes, auth %s)",
+        "refserver listening on %s port %d (pid %d, protocol %s, workers %d, max connections %d, max message %d bytes, "
+        "auth %s)",
         host,
         port,
         os.getpid(),
+        config.protocol,
         config.workers,
         config.max_connections,
         config.max_message_bytes,

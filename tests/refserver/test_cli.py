@@ -40,9 +40,16 @@ def test_fault_flags_are_parsed() -> None:
     assert config.faults == FaultModes(64, True, True, 25, 100)
 
 
+def test_protocol_defaults_to_echo_and_accepts_app() -> None:
+    """--protocol is echo unless app is asked for."""
+    assert parse_config([], {}).protocol == "echo"
+    assert parse_config(["--protocol", "app"], {}).protocol == "app"
+
+
 @pytest.mark.parametrize(
     "argv",
     [
+        ["--protocol", "socketio"],
         ["--reject-pct", "101"],
         ["--reject-pct", "-1"],
         ["--port", "70000"],
