@@ -27,6 +27,7 @@ class ProcessTreeSampler:
         # since the previous call on the same object; psutil compares pid and start
         # time, so a reused pid gets a fresh object.
         self._procs: dict[int, psutil.Process] = {pid: self._root}
+        self.listeners = 0  # how many processes listened on the port when it was found by port (0: found by pid)
 
     @classmethod
     def for_pid(cls, pid: int, port: int | None = None) -> ProcessTreeSampler:
@@ -38,9 +39,9 @@ class ProcessTreeSampler:
         """A sampler for the process listening on `port`; SamplerError(fatal) if there is none."""
         try:
             pids = listening_pids(port)
-        except psutil.AccessDenied:
+        except OSError as exc:
             raise SamplerError(
-                f"--server-port {port}: access denied listing sockets; pass --server-pid", fatal=True
+                f"--server-port {port}: cannot list sockets ({exc.strerror or exc}); pass --server-pid", fatal=True
             ) from None
         if not pids:
             if _someone_listens(port):
@@ -50,14 +51,16 @@ class ProcessTreeSampler:
                     fatal=True,
                 )
             raise SamplerError(f"--server-port {port}: no process listens on this port", fatal=True)
-        root = pick_root_pid(pids, _parent_pid)
+        root = _server_root(pids)
         if root is None:
             listed = ", ".join(str(pid) for pid in pids)
             raise SamplerError(
                 f"--server-port {port}: unrelated processes listen (pids {listed}); pass --server-pid",
                 fatal=True,
             )
-        return cls._checked(root, port, label=f"--server-port {port}: pid {root}", follow_port=True)
+        sampler = cls._checked(root, port, label=f"--server-port {port}: pid {root}", follow_port=True)
+        sampler.listeners = len(pids)
+        return sampler
 
     @classmethod
     def _checked(cls, pid: int, port: int | None, label: str, follow_port: bool = False) -> ProcessTreeSampler:
@@ -79,6 +82,11 @@ class ProcessTreeSampler:
         if not first.alive:
             raise SamplerError(f"{label}: no such process", fatal=True)
         return sampler
+
+    @property
+    def watched_pids(self) -> set[int]:
+        """The pids summed by the last sample: the root and every descendant it had then."""
+        return set(self._procs)
 
     def describe(self) -> str:
         """One line: root pid, its name, the number of processes in the tree, and the port."""
@@ -161,7 +169,7 @@ class ProcessTreeSampler:
         """The live process (tree root) listening on the port now, if it is not the old root."""
         assert self.port is not None
         try:
-            root = pick_root_pid(listening_pids(self.port), _parent_pid)
+            root = _server_root(listening_pids(self.port))
             if root is None or root == self.pid:
                 return None
             successor = psutil.Process(root)
@@ -253,6 +261,23 @@ def pick_root_pid(pids: Iterable[int], parent_of: Callable[[int], int | None]) -
         if parent is not None and parent > 1:
             return parent
     return None
+
+
+def _server_root(listeners: list[int]) -> int | None:
+    """The process owning the port's listeners (see pick_root_pid), unless it is this process or its ancestor.
+
+    Two unrelated servers started from the shell that also started Locust resolve to that
+    shell: watching it would count the load generator as the server.
+    """
+    root = pick_root_pid(listeners, _parent_pid)
+    if root is None:
+        return None
+    own_line = {os.getpid()}
+    parent = _parent_pid(os.getpid())
+    while parent is not None and parent not in own_line:
+        own_line.add(parent)
+        parent = _parent_pid(parent)
+    return None if root in own_line and root not in listeners else root
 
 
 def _has_ancestor_in(pid: int, candidates: set[int], parent_of: Callable[[int], int | None]) -> bool:

@@ -13,11 +13,10 @@ from __future__ import annotations
 import _socket  # the C socket type, which gevent's monkey-patching never replaces
 import errno
 import functools
+import os
 import re
 import struct
 from collections import Counter
-
-import psutil
 
 # Kernel TCP state numbers (include/net/tcp_states.h), as /proc/net/tcp and sock_diag report them.
 TCP_STATE_NAMES: dict[int, str] = {
@@ -253,15 +252,61 @@ def tcp_states_on_port(port: int) -> dict[str, int]:
         return tcp_states_on_port_proc(port)
 
 
+def listening_inodes(port: int) -> set[int]:
+    """Inodes of the TCP LISTEN sockets (IPv4 and IPv6) on local `port`, from /proc/net/tcp{,6}."""
+    suffix = f":{port:04X}"
+    inodes: set[int] = set()
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path, encoding="ascii") as table:
+                next(table, None)  # the column header
+                for line in table:
+                    # fields: slot, local address:port, remote, state (hex), queues, timer, retransmits,
+                    # uid, timeout, inode
+                    fields = line.split(None, 10)
+                    if len(fields) >= 10 and fields[3] == "0A" and fields[1].endswith(suffix):
+                        inodes.add(int(fields[9]))
+        except FileNotFoundError:
+            if path.endswith("6"):
+                continue  # a kernel without IPv6 has no tcp6 table
+            raise
+    return inodes
+
+
+def pids_holding_sockets(inodes: set[int]) -> list[int]:
+    """Pids of every process with an fd on one of the sockets `inodes`, sorted.
+
+    A socket shared by a pre-fork server (uvicorn's supervisor and its workers, a gunicorn
+    arbiter and its workers) is one inode held by many processes: each of them is listed.
+    Processes of other users are not visible unless we run as root.
+    """
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    found: list[int] = []
+    if not wanted:
+        return found
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{name}/fd")
+        except OSError:
+            continue  # exited meanwhile, or another user's
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{name}/fd/{fd}") in wanted:
+                    found.append(int(name))
+                    break
+            except OSError:
+                continue  # closed meanwhile
+    return sorted(found)
+
+
 def listening_pids(port: int) -> list[int]:
     """Pids of the processes holding a TCP LISTEN socket on local `port`, sorted and unique.
 
-    Processes of other users show no pid unless we run as root, so the list may be
-    empty while something listens; check `tcp_states_on_port(port)` to tell.
+    Every holder of a shared listening socket is listed (psutil's net_connections names
+    one process per socket, so it saw one worker of a pre-fork server). Processes of other
+    users show no pid unless we run as root, so the list may be empty while something
+    listens; check `tcp_states_on_port(port)` to tell.
     """
-    pids = {
-        conn.pid
-        for conn in psutil.net_connections(kind="tcp")
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid is not None
-    }
-    return sorted(pids)
+    return pids_holding_sockets(listening_inodes(port))

@@ -34,6 +34,16 @@ def _host_port(host: str) -> int | None:
         return None
 
 
+def _listeners_note(sampler: ProcessTreeSampler, where: str) -> str:
+    """Which processes listen on the port, and which one is watched with all its children."""
+    if sampler.listeners <= 1:
+        return f"the process listening on {where}"
+    return (
+        f"the {sampler.listeners} processes listening on {where}, "
+        f"watched as one server: pid {sampler.pid} (their common ancestor) and all its children"
+    )
+
+
 def resolve(config: PackConfig, host: str | None, server: EmbeddedServer | None) -> MonitorTargets:
     """Build the samplers from the options; a bad PID, port or URL raises a fatal SamplerError."""
     found = MonitorTargets()
@@ -42,15 +52,18 @@ def resolve(config: PackConfig, host: str | None, server: EmbeddedServer | None)
     if config.server_pid is not None:
         found.samplers.append(ProcessTreeSampler.for_pid(config.server_pid, port))
     elif config.server_port is not None:
-        found.samplers.append(ProcessTreeSampler.for_port(config.server_port))
+        sampler = ProcessTreeSampler.for_port(config.server_port)
+        found.samplers.append(sampler)
+        found.notes.append(_listeners_note(sampler, f"port {config.server_port}"))
         found.restart_grace_s = RESTART_GRACE_S
     elif server is not None:
         found.samplers.append(ProcessTreeSampler.for_pid(server.pid, server.port))
         found.notes.append("the bundled reference server")
     elif host and is_loopback_host(host) and port is not None:
         try:
-            found.samplers.append(ProcessTreeSampler.for_port(port))
-            found.notes.append(f"the process listening on port {port} of --host")
+            sampler = ProcessTreeSampler.for_port(port)
+            found.samplers.append(sampler)
+            found.notes.append(_listeners_note(sampler, f"port {port} of --host"))
             found.restart_grace_s = RESTART_GRACE_S
         except SamplerError:
             found.notes.append(f"no process found listening on port {port} of --host")
