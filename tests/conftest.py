@@ -12,6 +12,8 @@ import pytest
 
 from refserver.launch import RunningRefServer, start_refserver
 from tests.locust_process import LocustRun, run_locust
+from tests.servers import RunningAppServer
+from tests.servers import start_app_server as launch_app_server
 
 
 @pytest.fixture
@@ -21,6 +23,21 @@ def start_server() -> Iterator:
 
     def start(*args: str, env: dict[str, str | None] | None = None) -> RunningRefServer:
         server = start_refserver(list(args), env={"REFSERVER_AUTH_TOKEN": None, **(env or {})})
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def start_app_server() -> Iterator:
+    """Start test servers (tests/servers/) with `start_app_server(name, *args, env=...)`; all stop at teardown."""
+    servers: list[RunningAppServer] = []
+
+    def start(name: str, *args: str, env: dict[str, str | None] | None = None) -> RunningAppServer:
+        server = launch_app_server(name, *args, env=env)
         servers.append(server)
         return server
 
