@@ -25,11 +25,11 @@ AUTH_TOKEN_ENV = "APP_AUTH_TOKEN"
 # Server name -> the path of its WebSocket endpoint (Socket.IO clients add /socket.io/ themselves).
 WS_PATHS = {
     "agent_chat": "/ws",
-    "graphql": "/graphql",
+    "graphql_server": "/graphql",
     "close_after_101": "/ws",
     "heartbeat": "/ws",
     "django_channels": "/ws/echo/",
-    "socketio": "/",
+    "socketio_server": "/",
 }
 
 
