@@ -17,6 +17,8 @@ import threading
 import time
 
 from monitors.tcp_sockets import tcp_states_on_port
+from scenarios.client import ClientSettings, WsClient
+from scenarios.conversation import echo_conversation
 from scenarios.ws_session import WebSocketSession
 
 CHECK_EVERY = 250  # cycles between two counts of the server's sockets
@@ -39,7 +41,7 @@ def main() -> None:
     while count < args.total and time.monotonic() < deadline:
         session = WebSocketSession(url, timeout_s=5.0)
         session.connect()
-        session.echo("x")
+        WsClient(ClientSettings()).talk(session, lambda *_: None).run(echo_conversation().hold)
         session.close_clean()
         cycles += 1
         if cycles % CHECK_EVERY == 0:

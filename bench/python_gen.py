@@ -39,6 +39,7 @@ from monitors.generator import sample_generator
 from monitors.monitor import ResourceMonitor
 from monitors.process_sampler import ProcessTreeSampler
 from pack import plugin
+from scenarios.client import ClientSettings, WsClient
 from scenarios.disconnect import DisconnectMix
 from scenarios.flapping_user import FlapContext, FlappingUser, FlapSettings
 from scenarios.schedule import FlapTiming
@@ -85,13 +86,20 @@ def _plain_cycle(url: str, hold_s: float) -> tuple[float, float, float, float]:
     return start, connected, close_start, time.perf_counter()
 
 
+_BARE_CLIENT = WsClient(ClientSettings(timeout_s=5.0))  # the pack's client factory and echo conversation
+
+
+def _no_rows(name: str, started: float, length: int, failure: object) -> None:
+    """The bare loop fires no Locust events."""
+
+
 def _session_cycle(url: str, hold_s: float) -> tuple[float, float, float, float]:
     start = time.perf_counter()
-    session = WebSocketSession(url, timeout_s=5.0)
+    session = _BARE_CLIENT.session(url)
     session.connect()
     connected = time.perf_counter()
     try:
-        session.echo(MESSAGE)
+        _BARE_CLIENT.talk(session, _no_rows).run(_BARE_CLIENT.conversation.hold)
         delay = connected + hold_s - time.perf_counter()
         gevent.sleep(delay if delay > 0 else 0)
         close_start = time.perf_counter()
@@ -162,7 +170,7 @@ def start_pack(args: argparse.Namespace, hold_s: float, pause_s: float, run: Run
     timing = FlapTiming(connected_ms=hold_s * 1000, disconnected_ms=pause_s * 1000, cycles=0)
     settings = FlapSettings(
         timing=timing,
-        timeout_s=5.0,
+        client=ClientSettings(timeout_s=5.0),
         disconnect=DisconnectMix.parse(args.disconnect),
         source_addresses=args.source_addresses,
     )
@@ -261,7 +269,9 @@ def mode_memory(args: argparse.Namespace) -> dict[str, Any]:
 
         environment.user_classes = [HoldingUser]
         timing = FlapTiming(connected_ms=HARD_LIMIT_S * 1000, disconnected_ms=0, cycles=1)
-        context = environment.flap_context = FlapContext(FlapSettings(timing=timing, timeout_s=10.0))
+        context = environment.flap_context = FlapContext(
+            FlapSettings(timing=timing, client=ClientSettings(timeout_s=10.0))
+        )
         runner = environment.create_local_runner()
         runner.start(count, spawn_rate=2000)
         deadline = time.monotonic() + 60
@@ -281,9 +291,9 @@ def mode_memory(args: argparse.Namespace) -> dict[str, Any]:
                     ws.send(MESSAGE)
                     ws.recv()
                 else:
-                    ws = WebSocketSession(args.url, timeout_s=10.0)
+                    ws = _BARE_CLIENT.session(args.url, timeout_s=10.0)
                     ws.connect()
-                    ws.echo(MESSAGE)
+                    _BARE_CLIENT.talk(ws, _no_rows).run(_BARE_CLIENT.conversation.hold)
                 held.append(ws)
                 gevent.sleep(HARD_LIMIT_S)  # each connection has its greenlet, as a user would
             except Exception as error:

@@ -241,22 +241,25 @@ def open_tcp(host: str, port: int, timeout_s: float, source_address: str | None 
     raise error if error is not None else socket.gaierror(socket.EAI_NONAME, "no usable address")
 
 
-_tls_contexts: dict[tuple[str, str], ssl.SSLContext] = {}  # (CA file, CA dir) -> client context
+_tls_contexts: dict[tuple[str, str, str], ssl.SSLContext] = {}  # (CA file, CA dir, extra CA) -> client context
 
 
-def tls_context() -> ssl.SSLContext:
+def tls_context(ca_file: str = "") -> ssl.SSLContext:
     """The client TLS context: the system's CAs (SSL_CERT_FILE honoured), or WEBSOCKET_CLIENT_CA_BUNDLE.
 
+    `ca_file` (--ws-ca-file) adds a private CA, e.g. a staging server's self-signed one.
     Certificates and host names are verified, as `websocket-client` does by default. Made
     once per CA setting: loading a CA bundle takes milliseconds.
     """
     bundle = os.environ.get("WEBSOCKET_CLIENT_CA_BUNDLE", "")
     cafile = bundle if bundle and os.path.isfile(bundle) else ""
     capath = bundle if bundle and os.path.isdir(bundle) else ""
-    key = (cafile, capath)
+    key = (cafile, capath, ca_file)
     context = _tls_contexts.get(key)
     if context is None:
         context = ssl.create_default_context(cafile=cafile or None, capath=capath or None)
+        if ca_file:
+            context.load_verify_locations(cafile=ca_file)
         _tls_contexts[key] = context
     return context
 
@@ -340,6 +343,7 @@ def open_websocket(
     timeout_s: float,
     subprotocols: tuple[str, ...] = (),
     source_address: str | None = None,
+    ca_file: str = "",
 ) -> websocket.WebSocket:
     """Connect and upgrade; returns an open `websocket.WebSocket` with the socket's timeout `timeout_s`.
 
@@ -353,7 +357,7 @@ def open_websocket(
         sock = open_tcp(where.host, where.port, timeout_s, source_address)
         try:
             if where.secure:
-                sock = tls_context().wrap_socket(sock, server_hostname=where.host)
+                sock = tls_context(ca_file).wrap_socket(sock, server_hostname=where.host)
             key = new_websocket_key()
             sock.sendall(where.request(key))
             head, rest = read_response_head(sock, timeout_s)

@@ -19,10 +19,20 @@ from urllib.parse import urlsplit
 import gevent
 from gevent import GreenletExit, get_hub, getcurrent
 from locust import User, constant, task
-from locust.exception import InterruptTaskSet, RescheduleTask, RescheduleTaskImmediately, StopTest, StopUser
+from locust.exception import (
+    InterruptTaskSet,
+    LocustError,
+    RescheduleTask,
+    RescheduleTaskImmediately,
+    StopTest,
+    StopUser,
+)
 from locust.user.users import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
+from scenarios.client import ClientSettings, WsClient
+from scenarios.conversation import Step
 from scenarios.disconnect import ABRUPT, CLEAN, HALF_OPEN, HANDSHAKE_ABORT, REQUEST_NAMES, RESET, DisconnectMix
+from scenarios.exchange import StepFailed, Talk
 from scenarios.fast_handshake import loopback_source_addresses
 from scenarios.schedule import (
     FlapCycle,
@@ -50,24 +60,39 @@ class FlapSettings:
     """What every flapping user of a run shares."""
 
     timing: FlapTiming = field(default_factory=FlapTiming)  # the schedule
-    echo: bool = True  # echo one message per hold
-    timeout_s: float = 5.0  # bound on every socket operation
-    auth_token: str = field(default="", repr=False)  # secret
-    auth_in: str = "header"  # "header" or "query"
     disconnect: DisconnectMix = field(default_factory=DisconnectMix)  # the styles each cycle's disconnect is drawn from
     source_addresses: int = 1  # connect from 127.0.0.1 .. 127.0.0.N in turn (server on loopback); 1: kernel picks
+    client: ClientSettings = field(default_factory=ClientSettings)  # how connections are made, what they say
 
 
 class FlapContext:
-    """Shared by the users of one Locust process: settings and the connection tracker."""
+    """Shared by the users of one Locust process: settings, the client factory and the connection tracker."""
 
     def __init__(self, settings: FlapSettings | None = None) -> None:
-        self.settings = settings or FlapSettings()  # replaced when the web UI changes options
+        self._settings = settings or FlapSettings()  # replaced when the web UI changes options
+        self._client: WsClient | None = None  # made from the settings on first use
         self.tracker = ConnectionTracker()  # counts of this process's users
         self._user_numbers = itertools.count()  # per-process user numbers, for seeds and tracking
         self._sources_for: tuple[str, int] | None = None  # the (URL, count) `_sources` was made for
         self._sources: tuple[str, ...] = ()  # the source addresses connections take in turn; () for none
         self._source_turns = itertools.count()  # round-robin over `_sources`
+
+    @property
+    def settings(self) -> FlapSettings:
+        """The run's settings."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: FlapSettings) -> None:
+        self._settings = settings
+        self._client = None
+
+    @property
+    def client(self) -> WsClient:
+        """The one client factory of this process's connections (flapping, steady and the probe)."""
+        if self._client is None:
+            self._client = WsClient(self._settings.client)
+        return self._client
 
     def source_address(self, url: str) -> str | None:
         """The local address for this process's next connection to `url`, in turn; None to let the kernel pick.
@@ -159,7 +184,13 @@ def _run_user(user: User) -> None:
 
 
 class FlappingUser(User):
-    """A WebSocket client on an unstable network: it flaps its connection on a schedule."""
+    """A WebSocket client on an unstable network: it flaps its connection on a schedule.
+
+    Each connection speaks the run's conversation (`--ws-conversation`, by default an echo
+    per hold). To script it in Python, subclass and override `on_open`, `on_hold` and
+    `on_close`: each gets the connection's `Talk` (`send`, `expect`, `expect_text`,
+    `expect_regex`, `do`) and runs in its part of the cycle; see the README.
+    """
 
     abstract = True
     wait_time = constant(0)  # the schedule owns all waiting
@@ -173,6 +204,7 @@ class FlappingUser(User):
         "_grid",
         "_next_boundary",
         "_next_connect",
+        "_client",
         "_session",
         "_connected_at",
         "_half_open",
@@ -281,6 +313,7 @@ class FlappingUser(User):
         self._next_connect: float | None = (
             None if self._grid is not None else time.perf_counter() + start_offset_s(self._settings.timing, index)
         )
+        self._client = context.client  # makes this user's sessions and conversations
         self._session: WebSocketSession | None = None  # the connection being held, if any
         self._connected_at = 0.0  # when the open connection's handshake completed
         self._half_open: WebSocketSession | None = None  # a connection left half-open until the pause ends
@@ -316,14 +349,29 @@ class FlappingUser(User):
     def _stopping(self) -> bool:
         return self._state == LOCUST_STATE_STOPPING
 
+    # --- the conversation: override these to script it in Python -----------------------------
+
+    def on_open(self, talk: Talk) -> None:
+        """After the handshake (and the protocol's own opening): the conversation's `open` steps.
+
+        The session is established when this returns; a failed step (StepFailed) or any
+        exception ends the session as failed.
+        """
+        talk.run(flap_context(self.environment).client.conversation.open)
+
+    def on_hold(self, talk: Talk) -> None:
+        """At the start of each hold: the conversation's `hold` steps. The rest of the hold reads and answers pings."""
+        talk.run(flap_context(self.environment).client.conversation.hold)
+
+    def on_close(self, talk: Talk) -> None:
+        """Before a clean disconnect: the conversation's `close` steps (other disconnect styles skip it)."""
+        talk.run(flap_context(self.environment).client.conversation.close)
+
+    # --- one cycle ---------------------------------------------------------------------------
+
     def _new_session(self) -> WebSocketSession:
-        return WebSocketSession(
-            self.host or "",
-            timeout_s=self._settings.timeout_s,
-            auth_token=self._settings.auth_token,
-            auth_in=self._settings.auth_in,
-            source_address=self._context.source_address(self.host or ""),
-        )
+        host = self.host or ""
+        return self._client.session(host, source_address=self._context.source_address(host))
 
     def _run_cycle(self, cycle: FlapCycle) -> None:
         slot = self._wait_for_slot()
@@ -350,14 +398,16 @@ class FlappingUser(User):
         # Storm mode: the hold counts from the grid boundary, so every user drops at once.
         planned_disconnect = disconnect_deadline(slot if self._grid is not None else self._connected_at, cycle)
 
-        if self._settings.echo:
-            self._echo(session, cycle)
-        _sleep_until(planned_disconnect)
-
-        close_started = time.perf_counter()
-        if self._session is not None:  # the echo may have found the connection dead
-            self._session = None
-            self._disconnect(session, cycle.disconnect, close_started)
+        talk = self._client.talk(session, self._report, self._number, cycle.index)
+        if converse(self, talk, self._client.opening, "open") is None:
+            self._tracker.session_established()
+            succeeded = converse(self, talk, (), "hold") is None and self._idle(talk, planned_disconnect)
+            if succeeded:
+                close_started = time.perf_counter()
+                self._session = None
+                succeeded = self._disconnect(session, talk, cycle.disconnect, close_started)
+            self._tracker.session_ended(succeeded, talk.messages_received)
+        self._drop_open_connection()  # a failed step left the connection dropped
 
         self._pause(cycle, slot)
         self._release_half_open(report=True)  # right before the next connect
@@ -387,14 +437,35 @@ class FlappingUser(User):
         self._next_boundary = self._grid.next_boundary(time.time())
         _sleep_until_wall(self._next_boundary)
 
-    def _disconnect(self, session: WebSocketSession, style: str, started: float) -> None:
-        """End the held connection in the cycle's style; each style is its own stats row."""
+    def _idle(self, talk: Talk, planned_disconnect: float) -> bool:
+        """The rest of the hold: read what the server sends and answer its pings; False when the session broke."""
+        try:
+            talk.idle_until(planned_disconnect)
+        except StepFailed:
+            return False
+        return True
+
+    def _disconnect(self, session: WebSocketSession, talk: Talk, style: str, started: float) -> bool:
+        """End the held connection in the cycle's style (each style is its own stats row); False when it failed.
+
+        A clean disconnect first runs the close steps and the protocol's goodbye.
+        """
         if style == HALF_OPEN:
             # No close frame, no FIN, no reading: the socket stays open until the pause ends.
             self._half_open = session
             self._half_open_since = started
             self._half_open_hold_s = started - self._connected_at
-            return
+            return True
+        if style == CLEAN:
+            self._session = session  # the close steps may still fail and drop it
+            if converse(self, talk, (), "close") is not None:
+                return False
+            try:
+                talk.goodbye()
+            except StepFailed:
+                return False
+            self._session = None
+            started = time.perf_counter()
         self._tracker.disconnected(started - self._connected_at)
         name = REQUEST_NAMES[style]
         try:
@@ -407,8 +478,9 @@ class FlappingUser(User):
                 session.close_clean()
         except WsFailure as failure:
             self._fire(name, started, failure=failure)
-            return
+            return False
         self._fire(name, started)
+        return True
 
     def _release_half_open(self, report: bool) -> None:
         """Drop a connection left half-open (with a RST); `report` fires its `half-open` row.
@@ -433,16 +505,6 @@ class FlappingUser(User):
             return
         self._fire(name, started)
 
-    def _echo(self, session: WebSocketSession, cycle: FlapCycle) -> None:
-        sent = time.perf_counter()
-        try:
-            length = session.echo(f"flap {self._number}:{cycle.index}")
-        except WsFailure as failure:
-            self._fire("echo", sent, failure=failure)
-            self._drop_open_connection()
-            return
-        self._fire("echo", sent, length=length)
-
     def _drop_open_connection(self) -> None:
         session, self._session = self._session, None
         if session is not None:
@@ -452,5 +514,66 @@ class FlappingUser(User):
     def _fire(self, name: str, started: float, length: int = 0, failure: WsFailure | None = None) -> None:
         fire_ws_request(self.environment, name, started, length, failure)
 
+    def _report(self, name: str, started: float, length: int, failure: WsFailure | None) -> None:
+        """A conversation step's row (the `Talk` callback)."""
+        fire_ws_request(self.environment, name, started, length, failure)
 
-__all__ = ["FlapContext", "FlapSettings", "FlappingUser", "describe_failure", "flap_context"]
+
+_LOCUST_CONTROL = (StopUser, StopTest, InterruptTaskSet, RescheduleTask, LocustError)  # Locust's own flow: passed on
+_logged_errors: set[tuple[str, str]] = set()  # (part, exception type) already logged with a traceback
+
+
+def converse(script: Any, talk: Talk, protocol_steps: tuple[Step, ...], part: str) -> WsFailure | None:
+    """Run one part of a connection's conversation: the protocol's own steps, then the script's hook.
+
+    `script` has `on_open`, `on_hold` and `on_close` (a FlappingUser, or one lent to the
+    probe and the steady users). Returns None when the part passed, else the failure: a
+    failed step (its row already reported) or an error in the script's own code (reported
+    as a failure of the part's row, its traceback logged once). The connection is dropped
+    on failure.
+    """
+    talk.part = part
+    try:
+        talk.run(protocol_steps)
+        getattr(script, f"on_{part}")(talk)
+    except StepFailed as failure:
+        return failure
+    except WsFailure as failure:  # raised by the script itself
+        talk.fail(part, failure)
+        return failure
+    except _LOCUST_CONTROL:
+        talk.session.abort()
+        raise
+    except Exception as error:
+        kind = type(error).__name__
+        if (part, kind) not in _logged_errors:
+            _logged_errors.add((part, kind))
+            logger.error("flapping-pack: %s in on_%s:\n%s", kind, part, traceback.format_exc())
+        script_failure = WsFailure(f"{kind} in on_{part}")
+        talk.fail(part, script_failure)
+        return script_failure
+    return None
+
+
+def conversation_script(environment: Any) -> FlappingUser:
+    """A stand-in of the run's flapping user class, lent to the probe and the steady users.
+
+    They run its `on_open`, `on_hold` and `on_close`, so a conversation written in Python
+    is spoken by every client of the run. It is never started (no `on_start`): a fresh one
+    per connection keeps what the hooks store on `self` apart.
+    """
+    for user_class in getattr(environment, "user_classes", None) or ():
+        if isinstance(user_class, type) and issubclass(user_class, FlappingUser):
+            return user_class(environment)
+    return FlappingUser(environment)
+
+
+__all__ = [
+    "FlapContext",
+    "FlapSettings",
+    "FlappingUser",
+    "conversation_script",
+    "converse",
+    "describe_failure",
+    "flap_context",
+]

@@ -1,7 +1,9 @@
 """The recovery probe: after the flapping, how soon does a stable client get normal service?
 
-It opens a connection and exchanges messages, retrying until the first good round trip
-or its deadline. `recovery_ms` runs from the end of flapping to that first round trip.
+It opens a connection and runs the run's conversation (its open steps and its hold
+steps once: the first good round trip), retrying until that succeeds or its deadline.
+`recovery_ms` runs from the end of flapping to that first good round trip. The retry
+loop is pure (injectable clock and sleep); `ConversationProbe` is its thin I/O.
 """
 
 from __future__ import annotations
@@ -9,7 +11,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
+from scenarios.client import WsClient
+from scenarios.conversation import Step
+from scenarios.exchange import StepFailed, Talk
 from scenarios.ws_session import WebSocketSession, WsFailure
 
 RETRY_S = 0.02  # pause between failed attempts
@@ -21,46 +27,109 @@ class RecoveryResult:
 
     recovery_ms: float | None  # end of flapping to the first good round trip; None if there was none
     attempts: int  # connections tried
-    echoes: int  # good round trips on the final connection
+    echoes: int  # good rounds (hold steps) on the final connection
     failure: str | None  # the last failure, when there was no good round trip (or service broke again)
 
 
+class ProbeConnection(Protocol):
+    """One connection of the probe: each call raises WsFailure with a short stable message when it fails."""
+
+    def open(self) -> None:
+        """Connect and run the open steps."""
+
+    def round(self) -> None:
+        """Run the hold steps once: one round trip."""
+
+    def close(self) -> None:
+        """The close steps and a clean close."""
+
+    def abort(self) -> None:
+        """Drop the connection now; never raises."""
+
+
 def probe_recovery(
-    open_session: Callable[[float], WebSocketSession],
+    connection: Callable[[float], ProbeConnection],
     flapping_ended_at: float,
     deadline_s: float,
-    messages: int = 5,
+    rounds: int = 5,
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], object] = time.sleep,
 ) -> RecoveryResult:
-    """Retry connect + echo until the first good round trip, then exchange the rest of `messages`.
+    """Retry open + one round until the first success, then run the rest of `rounds` and close.
 
-    `open_session(timeout_s)` makes an unconnected session; `clock` and `sleep` are injectable
-    (the Locust glue passes gevent's sleep).
+    `connection(timeout_s)` makes an unconnected probe connection whose operations are
+    bounded by `timeout_s`.
     """
     give_up_at = flapping_ended_at + deadline_s
     attempts = 0
     failure = "no attempt before the deadline"
     while clock() < give_up_at:
         attempts += 1
-        session = open_session(max(0.05, give_up_at - clock()))
+        probe = connection(max(0.05, give_up_at - clock()))
         try:
-            session.connect()
-            session.echo("recovery 0")
+            probe.open()
+            probe.round()
             recovered_at = clock()
         except WsFailure as error:
             failure = error.message
-            session.abort()
+            probe.abort()
             sleep(RETRY_S)
             continue
-        echoes, after = 1, None
+        done, after = 1, None
         try:
-            for index in range(1, messages):
-                session.echo(f"recovery {index}")
-                echoes += 1
-            session.close_clean()
+            for _ in range(1, rounds):
+                probe.round()
+                done += 1
+            probe.close()
         except WsFailure as error:
             after = f"service broke again after recovering: {error.message}"
-            session.abort()
-        return RecoveryResult((recovered_at - flapping_ended_at) * 1000.0, attempts, echoes, after)
+            probe.abort()
+        return RecoveryResult((recovered_at - flapping_ended_at) * 1000.0, attempts, done, after)
     return RecoveryResult(None, attempts, 0, failure)
+
+
+def _quiet(name: str, started: float, length: int, failure: WsFailure | None) -> None:
+    """The probe's steps report no rows of their own: its one row is `recovery`."""
+
+
+class ConversationProbe:
+    """A probe connection that speaks the run's conversation, made by the run's client factory."""
+
+    def __init__(self, client: WsClient, script: Any, host: str, timeout_s: float) -> None:
+        from scenarios.flapping_user import converse  # the user glue runs the parts, as for every user
+
+        self._converse = converse  # runs one part of the conversation
+        self._client = client  # the one client factory
+        self._script = script  # whose on_open/on_hold/on_close run (a FlappingUser)
+        self._session: WebSocketSession = client.session(host, timeout_s=min(client.settings.timeout_s, timeout_s))
+        self._talk: Talk | None = None  # the conversation, once connected
+
+    def _part(self, steps: tuple[Step, ...], part: str) -> None:
+        assert self._talk is not None
+        failure = self._converse(self._script, self._talk, steps, part)
+        if failure is not None:
+            raise WsFailure(failure.message)
+
+    def open(self) -> None:
+        """Connect and run the protocol's opening and the open steps."""
+        self._session.connect()
+        self._talk = self._client.talk(self._session, _quiet)
+        self._part(self._client.protocol.opening(), "open")
+
+    def round(self) -> None:
+        """The hold steps once."""
+        self._part((), "hold")
+
+    def close(self) -> None:
+        """The close steps, the protocol's goodbye, a clean close."""
+        self._part((), "close")
+        assert self._talk is not None
+        try:
+            self._talk.goodbye()
+        except StepFailed as failure:
+            raise WsFailure(failure.message) from None
+        self._session.close_clean()
+
+    def abort(self) -> None:
+        """Drop the connection."""
+        self._session.abort()

@@ -1,7 +1,9 @@
-"""Steady users: long-lived connections that keep echoing while others flap.
+"""Steady users: long-lived connections that keep talking while others flap.
 
-Their echo latency (`steady-echo` in the stats) shows whether flapping clients hurt
-stable ones; the `steady_p95_ms` check judges it.
+Each holds one connection, runs the conversation's open steps once and its hold steps
+every `--steady-interval-ms` (reading and answering pings in between); its rows are the
+conversation's with a `steady-` prefix (`steady-connect`, `steady-echo`, ...), so their
+latency shows whether flapping clients hurt stable ones; `steady_p95_ms` judges it.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ import time
 import gevent
 from locust import User, constant, task
 
-from scenarios.flapping_user import FlapSettings, flap_context
+from scenarios.exchange import StepFailed, Talk
+from scenarios.flapping_user import FlappingUser, conversation_script, converse, flap_context
 from scenarios.ws_events import fire_ws_request
-from scenarios.ws_session import WebSocketSession, WsFailure
+from scenarios.ws_session import WsFailure
 
 CLOSE_ON_STOP_S = 1.0  # a stopped steady user closes cleanly within this, else drops
+ROW_PREFIX = "steady-"
 
 
 class SteadyUser(User):
-    """A client on a good network: one connection, an echo every `--steady-interval-ms`."""
+    """A client on a good network: one connection, the hold steps every `--steady-interval-ms`."""
 
     abstract = True
     wait_time = constant(0)
@@ -28,55 +32,54 @@ class SteadyUser(User):
 
     @task
     def hold(self) -> None:
-        """Connect, echo on a fixed period, reconnect after a failure; close cleanly when stopped."""
-        settings = flap_context(self.environment).settings
+        """Connect and open, run the hold steps on a fixed period, reconnect after a failure; close when stopped."""
+        script = conversation_script(self.environment)
         interval_s = self.interval_s
-        session: WebSocketSession | None = None
+        talk: Talk | None = None
         try:
             while True:
-                if session is None:
-                    session = self._connect(settings)
-                    if session is None:
+                if talk is None:
+                    talk = self._connect(script)
+                    if talk is None:
                         gevent.sleep(interval_s)
                         continue
-                next_echo = time.perf_counter() + interval_s
-                sent = time.perf_counter()
+                next_round = time.perf_counter() + interval_s
                 try:
-                    length = session.echo("steady")
-                    self._fire("steady-echo", sent, length)
-                except WsFailure as failure:
-                    self._fire("steady-echo", sent, failure=failure)
-                    session.abort()
-                    session = None
-                gevent.sleep(max(0.0, next_echo - time.perf_counter()))
+                    if converse(script, talk, (), "hold") is not None:
+                        raise StepFailed("hold failed")
+                    talk.idle_until(next_round)
+                except StepFailed:
+                    talk = None
+                    gevent.sleep(max(0.0, next_round - time.perf_counter()))
         finally:
-            if session is not None:
-                self._close(session)
+            if talk is not None and talk.session.is_open:
+                self._close(script, talk)
 
-    def _connect(self, settings: FlapSettings) -> WebSocketSession | None:
-        session = WebSocketSession(
-            self.host or "",
-            timeout_s=settings.timeout_s,
-            auth_token=settings.auth_token,
-            auth_in=settings.auth_in,
-        )
+    def _connect(self, script: FlappingUser) -> Talk | None:
+        client = flap_context(self.environment).client
+        session = client.session(self.host or "")
         started = time.perf_counter()
         try:
             session.connect()
         except WsFailure as failure:
-            self._fire("steady-connect", started, failure=failure)
+            self._report("connect", started, 0, failure)
             return None
-        self._fire("steady-connect", started)
-        return session
+        self._report("connect", started, 0, None)
+        talk = client.talk(session, self._report)
+        if converse(script, talk, client.opening, "open") is not None:
+            return None
+        return talk
 
     @staticmethod
-    def _close(session: WebSocketSession) -> None:
+    def _close(script: FlappingUser, talk: Talk) -> None:
         # A steady client leaves politely even when Locust stops it, but never for long.
         try:
             with gevent.Timeout(CLOSE_ON_STOP_S):
-                session.close_clean()
+                if converse(script, talk, (), "close") is None:
+                    talk.goodbye()
+                    talk.session.close_clean()
         except (WsFailure, gevent.Timeout):
-            session.abort()
+            talk.session.abort()
 
-    def _fire(self, name: str, started: float, length: int = 0, failure: WsFailure | None = None) -> None:
-        fire_ws_request(self.environment, name, started, length, failure)
+    def _report(self, name: str, started: float, length: int, failure: WsFailure | None) -> None:
+        fire_ws_request(self.environment, ROW_PREFIX + name, started, length, failure)

@@ -56,6 +56,10 @@ class FlapCounts:
     connect_successes: int = 0  # handshakes completed (HTTP 101)
     connect_failures: int = 0  # handshakes that failed or timed out
     open_connections: int = 0  # connections open right now
+    sessions_established: int = 0  # connects whose open steps all passed (the application session began)
+    sessions_succeeded: int = 0  # established sessions whose every step and disconnect succeeded
+    sessions_failed: int = 0  # established sessions that a failed step, a server close or a failed disconnect ended
+    messages_received: int = 0  # application messages the server sent (answers and pushes)
     cycles_completed: int = 0  # cycles that reached the end of their pause
     hold: DurationStats = field(default_factory=DurationStats)  # actual hold times
     cycle: DurationStats = field(default_factory=DurationStats)  # actual cycle times, connect to reconnect
@@ -116,6 +120,19 @@ class ConnectionTracker:
     def connect_failed(self) -> None:
         """A handshake failed."""
         self.total.connect_failures += 1
+
+    def session_established(self) -> None:
+        """Every open step of a new connection passed."""
+        self.total.sessions_established += 1
+
+    def session_ended(self, succeeded: bool, messages: int) -> None:
+        """An established session ended: whether all went well, and how many messages it received."""
+        total = self.total
+        if succeeded:
+            total.sessions_succeeded += 1
+        else:
+            total.sessions_failed += 1
+        total.messages_received += messages
 
     def disconnected(self, hold_s: float) -> None:
         """An open connection was dropped after being held `hold_s` seconds."""

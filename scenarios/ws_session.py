@@ -22,12 +22,34 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import gevent
 import websocket
+from gevent.socket import wait_read
 from websocket import ABNF
 
 from scenarios import fast_handshake
 from scenarios.fast_handshake import HandshakeError, new_websocket_key
 
 MAX_MESSAGE_BYTES = 1024 * 1024  # largest message the client reads (the reference server's cap too)
+
+
+# OpenSSL's certificate verification results (X509_V_ERR_*), as the one line a user reads.
+TLS_VERIFY_FAILURES = {
+    2: "TLS: certificate not trusted",  # unable to get issuer certificate
+    9: "TLS: certificate not yet valid",
+    10: "TLS: certificate expired",
+    18: "TLS: certificate not trusted",  # self-signed certificate
+    19: "TLS: certificate not trusted",  # self-signed certificate in chain
+    20: "TLS: certificate not trusted",  # unable to get local issuer certificate
+    21: "TLS: certificate not trusted",  # unable to verify the first certificate
+    62: "TLS: host name mismatch",
+    64: "TLS: IP address mismatch",
+}
+TLS_REASONS = {  # OpenSSL's reason codes of other handshake failures
+    "WRONG_VERSION_NUMBER": "server does not speak TLS",
+    "UNSUPPORTED_PROTOCOL": "protocol version not supported",
+    "TLSV1_ALERT_PROTOCOL_VERSION": "protocol version not supported",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "handshake failed",
+    "TLSV1_ALERT_UNKNOWN_CA": "server refused the client certificate",
+}
 
 
 class WsFailure(Exception):
@@ -66,8 +88,11 @@ def describe_failure(error: BaseException, action: str) -> WsFailure:
         return WsFailure(f"connection closed by server during {action}")
     if isinstance(error, (socket.gaierror, websocket.WebSocketAddressException)):
         return WsFailure("host name not resolvable")
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return WsFailure(TLS_VERIFY_FAILURES.get(error.verify_code, "TLS: certificate not verified"))
     if isinstance(error, ssl.SSLError):
-        return WsFailure(f"TLS error during {action}")
+        reason = TLS_REASONS.get(getattr(error, "reason", None) or "")
+        return WsFailure(f"TLS: {reason}" if reason else f"TLS error during {action}")
     if isinstance(error, OSError) and error.errno == errno.EADDRNOTAVAIL:
         return WsFailure("no free local port (load generator limit)", generator_limit=True)
     if isinstance(error, OSError) and error.errno == errno.EMFILE:
@@ -98,7 +123,7 @@ class WebSocketSession:
     """One connection's life; the caller times each call and fires Locust events."""
 
     # Slotted: one session per open connection, and a per-instance dict is memory per connection.
-    __slots__ = ("_url", "_headers", "timeout_s", "source_address", "subprotocols", "_ws")
+    __slots__ = ("_url", "_headers", "timeout_s", "source_address", "subprotocols", "ca_file", "_ws")
 
     def __init__(
         self,
@@ -108,14 +133,18 @@ class WebSocketSession:
         auth_in: str = "header",
         source_address: str | None = None,
         subprotocols: tuple[str, ...] = (),
+        headers: tuple[str, ...] = (),
+        ca_file: str = "",
     ) -> None:
         self._url = (
             url_with_token(url, auth_token) if auth_token and auth_in == "query" else url
         )  # may hold the token: never shown
-        self._headers = (f"Authorization: Bearer {auth_token}",) if auth_token and auth_in == "header" else ()  # ditto
+        auth = (f"Authorization: Bearer {auth_token}",) if auth_token and auth_in == "header" else ()
+        self._headers = auth + headers  # header lines; the values may be secrets: never shown
         self.timeout_s = timeout_s  # bound on every socket operation
         self.source_address = source_address  # the local address to connect from; None: the kernel's choice
         self.subprotocols = subprotocols  # offered in the handshake; the server must pick one of them
+        self.ca_file = ca_file  # wss://: a CA bundle to trust besides the system's; "" for none
         self._ws: websocket.WebSocket | None = None  # the open connection, if any
 
     @property
@@ -127,44 +156,59 @@ class WebSocketSession:
         """Open the connection: TCP connect and WebSocket handshake, within the timeout."""
         try:
             self._ws = fast_handshake.open_websocket(
-                self._url, self._headers, self.timeout_s, self.subprotocols, self.source_address
+                self._url, self._headers, self.timeout_s, self.subprotocols, self.source_address, self.ca_file
             )
         except HandshakeError as error:
             raise WsFailure(error.message) from None
         except Exception as error:
             raise describe_failure(error, "connect") from None
 
-    def echo(self, message: str) -> int:
-        """Send a text message and wait for the same text back; returns its length.
-
-        Bounded as a whole by the timeout (not only each read), and no incoming message may
-        exceed MAX_MESSAGE_BYTES: a server that trickles a frame or announces 100 MB is a
-        failure, not a hang or a big allocation.
-        """
-        ws = self._require_open("echo")
+    def send_text(self, text: str, action: str) -> None:
+        """Send one text frame (bounded by the socket's timeout)."""
+        ws = self._require_open(action)
         try:
-            with _deadline(self.timeout_s, "echo timed out"):
-                ws.send(message)
-                while True:
-                    opcode, data = _recv_message(ws, "echo")
-                    if opcode == ABNF.OPCODE_TEXT:
-                        break
-                    if opcode == ABNF.OPCODE_CLOSE:
-                        raise WsFailure("connection closed by server during echo")
-        except WsFailure:
-            raise
+            ws.send(text)
         except Exception as error:
-            raise describe_failure(error, "echo") from None
-        if data.decode("utf-8", "replace") != message:
-            raise WsFailure("echo did not match")
-        return len(data)
+            raise describe_failure(error, action) from None
+
+    def receive(self, action: str) -> tuple[int, bytes]:
+        """The next whole message (opcode, payload), pings answered; a close frame is returned as one.
+
+        The caller bounds the whole wait (`deadline`); no message may exceed MAX_MESSAGE_BYTES.
+        After a close frame or a failure the connection is dropped.
+        """
+        ws = self._require_open(action)
+        try:
+            message = _recv_message(ws, action)
+        except BaseException as error:
+            if not isinstance(error, gevent.Timeout):
+                self.abort()
+            if isinstance(error, Exception):
+                raise describe_failure(error, action) from None
+            raise
+        if message[0] == ABNF.OPCODE_CLOSE:
+            self.abort()
+        return message
+
+    def readable(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for bytes to read (a message may be starting); False when none came."""
+        ws = self._require_open("hold")
+        sock = ws.sock
+        assert sock is not None  # an open session has its socket
+        if ws.frame_buffer.recv_buffer or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+            return True
+        try:
+            wait_read(sock.fileno(), timeout=timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     def close_clean(self) -> None:
         """Send a close frame, wait (bounded as a whole) for the server's close frame, then drop TCP."""
         ws = self._require_open("close")
         self._ws = None
         try:
-            with _deadline(self.timeout_s, "close timed out"):  # also a server that streams and never closes
+            with deadline(self.timeout_s, "close timed out"):  # also a server that streams and never closes
                 ws.send_close(websocket.STATUS_NORMAL, b"")
                 while True:
                     opcode, _data = _recv_message(ws, "close")
@@ -212,7 +256,7 @@ class WebSocketSession:
             where = fast_handshake.target(self._url, self._headers)
             sock = fast_handshake.open_tcp(where.host, where.port, self.timeout_s, self.source_address)
             if where.secure:
-                sock = fast_handshake.tls_context().wrap_socket(sock, server_hostname=where.host)
+                sock = fast_handshake.tls_context(self.ca_file).wrap_socket(sock, server_hostname=where.host)
             sock.sendall(where.request(new_websocket_key()))
         except HandshakeError as error:
             raise WsFailure(error.message) from None
@@ -229,7 +273,7 @@ class WebSocketSession:
 
 
 @contextmanager
-def _deadline(timeout_s: float, message: str) -> Iterator[None]:
+def deadline(timeout_s: float, message: str) -> Iterator[None]:
     """Bound a whole operation, not only each read: raises WsFailure(message) when the time is up.
 
     A gevent timeout (Locust runs on gevent): it fires in whichever read the operation waits,

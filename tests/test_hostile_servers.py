@@ -40,20 +40,20 @@ EXPECTED: dict[str, tuple[set[tuple[str, str]], set[str]]] = {
         {"connect_success_pct", "recovery_ms"},
     ),
     hostile.GARBAGE_FRAMES: (
-        {("echo", "protocol error during echo"), ("recovery", "protocol error during echo")},
-        {"recovery_ms"},
+        {("echo", "protocol error during hold"), ("recovery", "protocol error during hold")},
+        {"session_success_pct", "recovery_ms"},
     ),
     hostile.HUGE_FRAME: (
-        {("echo", "frame too large during echo"), ("recovery", "frame too large during echo")},
-        {"recovery_ms"},
+        {("echo", "frame too large during hold"), ("recovery", "frame too large during hold")},
+        {"session_success_pct", "recovery_ms"},
     ),
     hostile.SLOW_FRAME: (
-        {("echo", "echo timed out"), ("recovery", "echo timed out")},
-        {"recovery_ms"},
+        {("echo", "expect timed out"), ("recovery", "expect timed out")},
+        {"session_success_pct", "recovery_ms"},
     ),
     hostile.NO_CLOSE_REPLY: (
         {("close", "close timed out"), ("recovery", "service broke again after recovering: close timed out")},
-        {"recovery_ms"},
+        {"session_success_pct", "recovery_ms"},
     ),
     hostile.CLOSE_MID_HANDSHAKE: (
         {
@@ -145,11 +145,12 @@ def test_a_server_restarted_on_its_port_is_followed_and_reported(tmp_path: Path,
 
 @pytest.mark.parametrize(
     ("mode", "message"),
-    [(hostile.HUGE_FRAME, "frame too large during echo"), (hostile.SLOW_FRAME, "echo timed out")],
+    [(hostile.HUGE_FRAME, "frame too large during hold"), (hostile.SLOW_FRAME, "expect timed out")],
 )
 def test_an_echo_is_bounded_as_a_whole_not_per_read(mode: str, message: str) -> None:
     """A 100 MB frame is refused unread; a frame trickled byte by byte (each read in time) times out."""
     from scenarios.ws_session import WebSocketSession, WsFailure
+    from tests.ws_echo import echo
 
     timeout_s = 0.5
     with hostile.HostileServer(mode) as server:
@@ -157,7 +158,7 @@ def test_an_echo_is_bounded_as_a_whole_not_per_read(mode: str, message: str) -> 
         session.connect()
         started = time.monotonic()
         with pytest.raises(WsFailure) as failure:
-            session.echo("hello")
+            echo(session, "hello")
         took_s = time.monotonic() - started
         session.abort()
     assert failure.value.message == message

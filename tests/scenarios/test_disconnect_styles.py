@@ -11,6 +11,7 @@ import pytest
 
 from scenarios.ws_session import WebSocketSession, WsFailure
 from tests.raw_ws_server import CLOSE_FRAME, FIN, RESET, VANISHED_BEFORE_101, RawWsServer
+from tests.ws_echo import echo
 
 MS = 0.001 * float(os.environ.get("TEST_TIME_SCALE", "1"))  # one timing unit for these tests
 TOKEN = "tok-disconnect-SECRET"
@@ -26,7 +27,7 @@ def server() -> Iterator[RawWsServer]:
 def _connected(server: RawWsServer, **kwargs: str) -> WebSocketSession:
     session = WebSocketSession(server.url, timeout_s=2.0, **kwargs)
     session.connect()
-    assert session.echo("hello") == 5
+    assert echo(session, "hello") == 5
     return session
 
 

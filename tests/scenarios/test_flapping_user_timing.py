@@ -9,6 +9,7 @@ import gevent
 from locust import events
 from locust.env import Environment
 
+from scenarios.client import ClientSettings
 from scenarios.flapping_user import FlapContext, FlappingUser, FlapSettings
 from scenarios.schedule import FlapTiming
 from tests.raw_ws_server import RawWsServer
@@ -33,7 +34,9 @@ def test_connects_are_one_period_apart_when_the_handshake_is_slow() -> None:
 
         environment.user_classes = [SlowServerUser]
         timing = FlapTiming(connected_ms=HOLD_MS, disconnected_ms=PAUSE_MS, cycles=CYCLES)
-        context = environment.flap_context = FlapContext(FlapSettings(timing=timing, timeout_s=2.0))
+        context = environment.flap_context = FlapContext(
+            FlapSettings(timing=timing, client=ClientSettings(timeout_s=2.0))
+        )
         runner = environment.create_local_runner()
         try:
             runner.start(1, spawn_rate=1)

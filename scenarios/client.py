@@ -1,0 +1,88 @@
+"""The one client factory: every connection of a run (flapping users, steady users, the recovery probe) is made here.
+
+`WsClient` turns the run's settings into sessions (URL, auth, headers, Origin,
+subprotocols, CA file) and conversations (`Talk` with the protocol's framing), so the
+three kinds of client cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from scenarios.conversation import Conversation, Step, Variables, echo_conversation, substitute
+from scenarios.exchange import Report, Talk
+from scenarios.protocols import WireProtocol, make_protocol
+from scenarios.ws_session import WebSocketSession
+
+AUTH_PLACES = ("header", "query", "payload")  # where the token goes: Authorization header, ?token=, protocol payload
+ORIGIN_FROM_HOST = None  # ws_origin's default: derive the Origin from the URL, as browsers and websocket-client do
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """How every connection of a run is made and what it says; defaults are the options' defaults."""
+
+    timeout_s: float = 5.0  # bound on every socket operation, and an expect's default timeout
+    auth_token: str = field(default="", repr=False)  # secret
+    auth_in: str = "header"  # one of AUTH_PLACES
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # --ws-header (values secret)
+    subprotocols: tuple[str, ...] = ()  # --ws-subprotocol, offered besides the conversation's
+    origin: str | None = ORIGIN_FROM_HOST  # --ws-origin; "" sends none
+    ca_file: str = ""  # --ws-ca-file
+    conversation: Conversation = field(default_factory=echo_conversation)  # what each connection says
+
+
+def default_origin(url: str) -> str:
+    """The Origin a browser on the server's own site would send: http(s)://host[:port]."""
+    parts = urlsplit(url)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    host = parts.hostname or ""
+    shown = f"[{host}]" if ":" in host else host
+    default_port = 443 if scheme == "https" else 80
+    return f"{scheme}://{shown}" if parts.port in (None, default_port) else f"{scheme}://{shown}:{parts.port}"
+
+
+class WsClient:
+    """Makes the sessions and conversations of a run from its settings."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self.settings = settings  # fixed for this client's life: a change of settings makes a new client
+        self.conversation = settings.conversation  # what each connection says
+        self.protocol: WireProtocol = make_protocol(settings.conversation, settings.auth_in == "payload")
+        self.opening: tuple[Step, ...] = self.protocol.opening() + settings.conversation.open  # all open steps
+        self._connection_for = lru_cache(maxsize=16)(self._connection_details)
+
+    def _connection_details(self, host: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        """URL, header lines and subprotocols for connections to `host`, made once per host."""
+        settings = self.settings
+        token_only = Variables(token=settings.auth_token)
+        lines = [f"{name}: {value}" for name, value in settings.headers]
+        lines += [f"{name}: {substitute(value, token_only)}" for name, value in self.conversation.headers]
+        url = self.protocol.url(host)
+        origin = default_origin(url) if settings.origin is ORIGIN_FROM_HOST else settings.origin
+        if origin and not any(line.lower().startswith("origin:") for line in lines):
+            lines.append(f"Origin: {origin}")
+        offered = tuple(dict.fromkeys(settings.subprotocols + self.protocol.subprotocols))
+        return url, tuple(lines), offered
+
+    def session(self, host: str, source_address: str | None = None, timeout_s: float | None = None) -> WebSocketSession:
+        """A new, unconnected session to `host` (--host), with this run's handshake."""
+        url, headers, subprotocols = self._connection_for(host)
+        settings = self.settings
+        return WebSocketSession(
+            url,
+            timeout_s=settings.timeout_s if timeout_s is None else timeout_s,
+            auth_token=settings.auth_token if settings.auth_in != "payload" else "",
+            auth_in=settings.auth_in,
+            source_address=source_address,
+            subprotocols=subprotocols,
+            headers=headers,
+            ca_file=settings.ca_file,
+        )
+
+    def talk(self, session: WebSocketSession, report: Report, user: int = 0, cycle: int = 0) -> Talk:
+        """The conversation of a connected session."""
+        variables = Variables(user=user, cycle=cycle, token=self.settings.auth_token)
+        return Talk(session, self.protocol.connection(), variables, report, self.settings.timeout_s)

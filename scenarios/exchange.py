@@ -1,0 +1,219 @@
+"""A conversation in progress on one connection: the thin I/O between steps and frames.
+
+`Talk` runs steps (`scenarios.conversation`) over a `WebSocketSession` with the
+connection's framing (`scenarios.protocols`): it sends what a step sends, reads frames
+until the step's expectation matches or its timeout, answers the protocol's pings, and
+reports every waiting step as a Locust row through a callback. It is also the public API
+of conversations written in Python (`FlappingUser.on_open`, `on_hold`, `on_close`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import gevent
+from websocket import ABNF
+
+from scenarios.conversation import (
+    EXPECT,
+    EXPECT_REGEX,
+    EXPECT_TEXT,
+    MATCHED,
+    NOT_IT,
+    SEND,
+    Expectation,
+    Message,
+    Step,
+    Variables,
+    make_step,
+)
+from scenarios.protocols import ConnectionFraming, describe_close_code
+from scenarios.ws_session import WebSocketSession, WsFailure
+
+# report(name, started, response_length, failure): one Locust row; `started` is a perf_counter() value.
+Report = Callable[[str, float, int, WsFailure | None], None]
+
+
+class StepFailed(WsFailure):
+    """A step failed and its row was reported; the session is over (the connection is dropped)."""
+
+
+def close_failure(data: bytes, names: Any) -> WsFailure:
+    """The failure for a close frame from the server: its code and class, never its reason text."""
+    code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+    return WsFailure(describe_close_code(code, names))
+
+
+class Talk:
+    """One connection's conversation: runs steps, reports their rows, answers pings, counts messages."""
+
+    __slots__ = ("session", "framing", "variables", "part", "timeout_s", "messages_received", "_report", "_started")
+
+    def __init__(
+        self,
+        session: WebSocketSession,
+        framing: ConnectionFraming,
+        variables: Variables,
+        report: Report,
+        timeout_s: float,
+    ) -> None:
+        self.session = session  # the open connection
+        self.framing = framing  # this connection's protocol state
+        self.variables = variables  # what ${user}, ${cycle} and ${token} stand for
+        self.part = "open"  # the part running now: open, hold or close (names failures and default rows)
+        self.timeout_s = timeout_s  # an expect's default timeout (--ws-timeout-s)
+        self.messages_received = 0  # application messages read on this connection
+        self._report = report  # fires one Locust row
+        self._started: float | None = None  # when the current exchange began: its first send since the last expect
+
+    # --- the public API of Python conversations -----------------------------------------------
+
+    @property
+    def user(self) -> int:
+        """The user's number in its process (`${user}`)."""
+        return self.variables.user
+
+    @property
+    def cycle(self) -> int:
+        """The cycle's index (`${cycle}`)."""
+        return self.variables.cycle
+
+    def send(self, value: Any, name: str | None = None) -> None:
+        """Send a string as a text frame, anything else as JSON text (a failed send is a row under `name`)."""
+        self.step(make_step(SEND, value, name or f"{self.part}-send"))
+
+    def expect(self, subset: Any, name: str | None = None, timeout_ms: float | None = None) -> Any:
+        """Wait for the first JSON message containing `subset`; returns that message, decoded."""
+        message = self.step(make_step(EXPECT, subset, name or f"{self.part}-expect", timeout_ms))
+        assert message is not None
+        return message.json()
+
+    def expect_text(self, text: str, name: str | None = None, timeout_ms: float | None = None) -> str:
+        """Wait for the first message whose text is exactly `text`; returns it."""
+        message = self.step(make_step(EXPECT_TEXT, text, name or f"{self.part}-expect", timeout_ms))
+        assert message is not None
+        return message.text
+
+    def expect_regex(self, pattern: str, name: str | None = None, timeout_ms: float | None = None) -> re.Match[str]:
+        """Wait for the first message the regular expression finds a match in; returns the match."""
+        step = make_step(EXPECT_REGEX, pattern, name or f"{self.part}-expect", timeout_ms)
+        message = self.step(step)
+        assert message is not None and step.pattern is not None
+        match = step.pattern.search(message.text)
+        assert match is not None
+        return match
+
+    def do(self, action: str, value: Any, name: str | None = None, timeout_ms: float | None = None, **options: Any):
+        """Run any action of the protocol (`emit`, `expect_event`, `subscribe`, ...); returns the matched Message."""
+        return self.step(make_step(action, value, name or f"{self.part}-{action}", timeout_ms, options))
+
+    # --- running steps ---------------------------------------------------------------------------
+
+    def run(self, steps: Iterable[Step]) -> None:
+        """Run steps in order; the first failure raises StepFailed (its row reported)."""
+        for step in steps:
+            self.step(step)
+
+    def step(self, step: Step) -> Message | None:
+        """Run one step: send its frames, then wait for its expectation, if any.
+
+        A waiting step is a row timed from its exchange's start (the first send since the
+        previous wait), so `send` then `expect` is a round trip. A send-only step reports a
+        row only when it fails. Raises StepFailed after reporting a failure.
+        """
+        started = self._started
+        if started is None:
+            started = self._started = time.perf_counter()
+        framing = self.framing
+        expectation: Expectation | None = None
+        try:
+            for frame in framing.outgoing(step, self.variables):
+                self.session.send_text(frame, self.part)
+            expectation = framing.expectation(step, self.variables)
+            if expectation is None:
+                return None
+            timeout_s = step.timeout_ms / 1000.0 if step.timeout_ms is not None else self.timeout_s
+            message = self._wait_for(expectation, timeout_s)
+        except WsFailure as failure:
+            self._started = None
+            self.session.abort()
+            self._report(step.name, started, 0, failure)
+            raise StepFailed(failure.message) from None
+        self._started = None
+        self._report(step.name, started, len(message.text), None)
+        return message
+
+    def _wait_for(self, expectation: Expectation, timeout_s: float) -> Message:
+        timer = gevent.Timeout(timeout_s)
+        timer.start()
+        try:
+            while True:
+                for message in self._read():
+                    verdict = expectation.check(message)
+                    if verdict is MATCHED:
+                        for frame in expectation.after:
+                            self.session.send_text(frame, self.part)
+                        return message
+                    if verdict is not NOT_IT:
+                        raise WsFailure(str(verdict))
+        except gevent.Timeout as fired:
+            if fired is not timer:
+                raise
+            raise WsFailure(expectation.timeout_reason()) from None
+        finally:
+            timer.close()
+
+    def _read(self) -> tuple[Message, ...]:
+        """Read one frame: answer what the protocol answers, return its application messages."""
+        opcode, data = self.session.receive(self.part)
+        if opcode == ABNF.OPCODE_CLOSE:
+            raise close_failure(data, self.framing.close_names())
+        replies, messages = self.framing.receive(data.decode("utf-8", "replace"))
+        for frame in replies:
+            self.session.send_text(frame, self.part)
+        self.messages_received += len(messages)
+        return messages
+
+    def idle_until(self, deadline: float) -> None:
+        """Keep the connection alive until the perf clock reaches `deadline`: read what comes, answer pings.
+
+        A close frame or a dropped connection is a failure of the `hold` row (StepFailed).
+        """
+        session = self.session
+        try:
+            while (remaining := deadline - time.perf_counter()) > 0:
+                if not session.readable(remaining):
+                    return
+                timer = gevent.Timeout(self.timeout_s)
+                timer.start()
+                try:
+                    self._read()
+                except gevent.Timeout as fired:
+                    if fired is not timer:
+                        raise
+                    raise WsFailure(f"{self.part} timed out") from None
+                finally:
+                    timer.close()
+        except WsFailure as failure:
+            session.abort()
+            self._report(self.part, time.perf_counter(), 0, failure)
+            raise StepFailed(failure.message) from None
+
+    def fail(self, name: str, failure: WsFailure) -> None:
+        """End the session with a failure reported under `name` (for errors outside a step)."""
+        self.session.abort()
+        self._started = None
+        self._report(name, time.perf_counter(), 0, failure)
+
+    def goodbye(self) -> None:
+        """Send what the protocol sends before a clean close (Socket.IO's disconnect packet)."""
+        for frame in self.framing.goodbye():
+            try:
+                self.session.send_text(frame, "close")
+            except WsFailure as failure:
+                self.session.abort()
+                self._report("close", time.perf_counter(), 0, failure)
+                raise StepFailed(failure.message) from None

@@ -1,0 +1,238 @@
+"""Wire protocols: how a conversation's steps become WebSocket frames, and frames become messages.
+
+Sans-I/O, like `scenarios.conversation`: a `WireProtocol` (one per run) names its step
+actions, its top-level settings and subprotocols, builds the URL, and makes a
+`ConnectionFraming` per connection, which encodes steps, decodes frames, answers the
+protocol's own pings and says what to send before a clean close. `scenarios.exchange`
+moves the frames. `raw` is plain WebSocket text; `socketio` and `graphql-ws` frame on top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from scenarios.conversation import (
+    EXPECT,
+    EXPECT_REGEX,
+    EXPECT_TEXT,
+    PARTS,
+    RAW_ACTIONS,
+    SEND,
+    Conversation,
+    ConversationError,
+    Expectation,
+    Message,
+    Step,
+    Variables,
+    as_text,
+    json_expectation,
+    parse_conversation,
+    regex_expectation,
+    text_expectation,
+)
+
+NO_FRAMES: tuple[str, ...] = ()
+
+# Standard close codes (RFC 6455, 7.4.1, and the IANA registry), named in failure messages.
+CLOSE_CODE_NAMES = {
+    1000: "normal closure",
+    1001: "going away",
+    1002: "protocol error",
+    1003: "unsupported data",
+    1005: "no status",
+    1006: "abnormal closure",
+    1007: "invalid payload",
+    1008: "policy violation",
+    1009: "message too big",
+    1010: "extension required",
+    1011: "internal error",
+    1012: "service restart",
+    1013: "try again later",
+    1014: "bad gateway",
+}
+
+
+def describe_close_code(code: int | None, names: Mapping[int, str] | None = None) -> str:
+    """`closed by server: 1011 internal error` — the code and its class, never the reason text."""
+    if code is None:
+        return "closed by server: no status"
+    name = (names or {}).get(code) or CLOSE_CODE_NAMES.get(code)
+    if name is None:
+        name = "application" if 4000 <= code <= 4999 else "registered" if 3000 <= code <= 3999 else "unknown"
+    return f"closed by server: {code} {name}"
+
+
+class ConnectionFraming:
+    """The framing of one connection: steps to frames, frames to messages (raw WebSocket text).
+
+    Subclasses keep per-connection state (ack ids, operation ids); raw keeps none, so one
+    instance serves every connection.
+    """
+
+    # Set (a short stable failure reason) once the protocol's session ended while the socket
+    # is still open (Socket.IO's server DISCONNECT, Engine.IO close); raw never sets it.
+    ended: str | None = None
+
+    def outgoing(self, step: Step, variables: Variables) -> tuple[str, ...]:
+        """The text frames that start `step` (none for a pure expect)."""
+        if step.action == SEND:
+            return (as_text(step.resolved(variables)),)
+        return NO_FRAMES
+
+    def expectation(self, step: Step, variables: Variables) -> Expectation | None:
+        """What `step` waits for, or None when it only sends."""
+        if step.action == EXPECT_TEXT:
+            return text_expectation(step.resolved(variables))
+        if step.action == EXPECT:
+            return json_expectation(step.resolved(variables))
+        if step.action == EXPECT_REGEX:
+            assert step.pattern is not None
+            return regex_expectation(step.pattern)
+        return None
+
+    def receive(self, text: str) -> tuple[tuple[str, ...], tuple[Message, ...]]:
+        """Decode one text frame: frames to send back at once (protocol pongs), and application messages."""
+        return NO_FRAMES, (Message(text),)
+
+    def goodbye(self) -> tuple[str, ...]:
+        """Frames to send before the close frame of a clean disconnect."""
+        return NO_FRAMES
+
+    def close_names(self) -> Mapping[int, str]:
+        """Names of the protocol's own close codes (GraphQL's 44xx)."""
+        return {}
+
+
+class WireProtocol:
+    """A protocol for a whole run: its actions, settings and subprotocols; raw WebSocket text here."""
+
+    name = "raw"
+    actions: Mapping[str, frozenset[str]] = RAW_ACTIONS  # step action -> its option keys
+    settings_keys: frozenset[str] = frozenset()  # top-level keys of a conversation file it reads
+    auth_places: tuple[str, ...] = ()  # where else than header/query it can carry the token ("payload")
+    _shared = ConnectionFraming()
+
+    def __init__(self, conversation: Conversation, auth_in_payload: bool = False) -> None:
+        self.conversation = conversation  # the steps and settings
+        self.auth_in_payload = auth_in_payload  # the token goes in the protocol's own auth payload
+
+    @property
+    def subprotocols(self) -> tuple[str, ...]:
+        """The subprotocols to offer: the conversation's, then the protocol's own."""
+        return self.conversation.subprotocols
+
+    def url(self, base_url: str) -> str:
+        """The URL to connect to for `base_url` (--host)."""
+        return base_url
+
+    def opening(self) -> tuple[Step, ...]:
+        """The protocol's own open steps, before the conversation's (Socket.IO's namespace connect)."""
+        return ()
+
+    def connection(self) -> ConnectionFraming:
+        """The framing state of a new connection."""
+        return self._shared
+
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any]) -> None:
+        """Raise ConversationError (naming the key, not the place) when the protocol's settings are bad."""
+
+    @classmethod
+    def check_step(cls, step: Step) -> None:
+        """Raise ConversationError (what is wrong, not the place) when a step is bad for this protocol."""
+
+    @classmethod
+    def validate(cls, conversation: Conversation) -> None:
+        """What parse_conversation cannot check alone; ConversationError naming the source, part and step."""
+        try:
+            cls.check_settings(conversation.settings)
+        except ConversationError as error:
+            raise ConversationError(f"{conversation.source}: {error}") from None
+        for part in PARTS:
+            for index, step in enumerate(conversation.part(part), 1):
+                try:
+                    cls.check_step(step)
+                except ConversationError as error:
+                    raise ConversationError(f"{conversation.source}: {part} step {index}: {error}") from None
+
+
+PROTOCOL_NAMES = ("raw", "socketio", "graphql-ws")
+
+
+def protocol_class(name: str) -> type[WireProtocol]:
+    """The protocol called `name`; ConversationError for an unknown one."""
+    if name == "raw":
+        return WireProtocol
+    if name == "socketio":
+        from scenarios.protocols.socketio import SocketIOProtocol
+
+        return SocketIOProtocol
+    if name == "graphql-ws":
+        from scenarios.protocols.graphql_ws import GraphQLWSProtocol
+
+        return GraphQLWSProtocol
+    raise ConversationError(f"unknown protocol {name!r}; choose from {', '.join(PROTOCOL_NAMES)}")
+
+
+def load_conversation_text(text: str, source: str, protocol: str | None = None) -> Conversation:
+    """Parse a conversation file's text (YAML, so JSON too); `protocol` (--ws-protocol) when the file names none.
+
+    ConversationError, one line naming `source`, for anything wrong.
+    """
+    import yaml
+
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise ConversationError(f"{source}: YAML syntax error{where}: {problem}") from None
+    name = protocol or "raw"
+    if isinstance(data, Mapping) and "protocol" in data:
+        if not isinstance(data["protocol"], str):
+            raise ConversationError(f"{source}: protocol: must be one of {', '.join(PROTOCOL_NAMES)}")
+        name = data["protocol"]
+    try:
+        cls = protocol_class(name)
+    except ConversationError as error:
+        raise ConversationError(f"{source}: {error}") from None
+    conversation = parse_conversation(data, source, cls.actions, cls.settings_keys, protocol=name)
+    cls.validate(conversation)
+    return conversation
+
+
+def load_conversation(path: str, protocol: str | None = None) -> Conversation:
+    """Read and parse a conversation file; ConversationError naming the file when it cannot be read or is bad."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except OSError as error:
+        raise ConversationError(f"{path}: cannot read: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ConversationError(f"{path}: not UTF-8 text") from None
+    return load_conversation_text(text, path, protocol)
+
+
+def make_protocol(conversation: Conversation, auth_in_payload: bool = False) -> WireProtocol:
+    """The protocol object of a run."""
+    return protocol_class(conversation.protocol)(conversation, auth_in_payload)
+
+
+__all__ = [
+    "CLOSE_CODE_NAMES",
+    "EXPECT",
+    "EXPECT_REGEX",
+    "EXPECT_TEXT",
+    "NO_FRAMES",
+    "PROTOCOL_NAMES",
+    "SEND",
+    "ConnectionFraming",
+    "WireProtocol",
+    "describe_close_code",
+    "load_conversation",
+    "load_conversation_text",
+    "make_protocol",
+    "protocol_class",
+]
