@@ -16,6 +16,7 @@ from monitors.checks import (
     Verdict,
     agents_growth,
     connect_success_pct,
+    session_success_pct,
     evaluate,
     fd_growth,
     fmt_number,
@@ -46,6 +47,7 @@ def levels(source: str = "baseline", **values: Any) -> ResourceLevels:
 
 def totals(attempts: int = 200, failures: int = 0, **fields: Any) -> ClientTotals:
     """Client totals of a run of 10 users."""
+    fields.setdefault("sessions_succeeded", attempts - failures)
     return ClientTotals(
         connect_attempts=attempts,
         connect_failures=failures,
@@ -177,6 +179,27 @@ class TestServerAlive:
         assert result.status == "skip"
         assert result.passed is None
         assert result.detail == "skipped: no server samples (no process or metrics monitor)"
+
+
+class TestSessionSuccess:
+    def test_pass(self) -> None:
+        """Every established session running its whole conversation passes the default 100% minimum."""
+        result = session_success_pct(totals(200), 100.0)
+        assert result.status == "pass"
+        assert result.detail == "100% of 200 sessions ran every step and disconnected without a failure (limit ≥ 100%)"
+
+    def test_fail(self) -> None:
+        """Sessions the server closed or garbled fail it, with the share in the sentence."""
+        result = session_success_pct(totals(200, sessions_succeeded=150, sessions_failed=50), 100.0)
+        assert result.status == "fail"
+        assert result.observed == pytest.approx(75.0)
+        assert result.detail == "75% of 200 sessions ran every step and disconnected without a failure (limit ≥ 100%)"
+
+    def test_skipped_without_sessions(self) -> None:
+        """No established session: nothing to judge, said so."""
+        result = session_success_pct(totals(200, 200, sessions_succeeded=0), 100.0)
+        assert result.status == "skip"
+        assert result.detail == "skipped: no session was established"
 
 
 class TestConnectSuccess:
@@ -411,6 +434,7 @@ class TestEvaluate:
     NAMES = [
         "server_alive",
         "connect_success_pct",
+        "session_success_pct",
         "memory_growth_mb",
         "memory_growth_pct",
         "leak_kb_per_cycle",
@@ -426,6 +450,7 @@ class TestEvaluate:
         verdict = evaluate(scripted_run(), totals(1000), Thresholds())
         assert [c.name for c in verdict.checks] == self.NAMES
         assert [c.status for c in verdict.checks] == [
+            "pass",
             "pass",
             "pass",
             "pass",
@@ -454,7 +479,7 @@ class TestEvaluate:
         assert not verdict.passed
         assert verdict.interrupted
         assert verdict.exit_code == EXIT_FAIL == 3
-        assert verdict.summary() == "FAIL (4 of 10 checks failed) (interrupted)"
+        assert verdict.summary() == "FAIL (4 of 11 checks failed) (interrupted)"
 
     def test_skips_do_not_fail(self) -> None:
         """A verdict of only skipped checks passes."""
