@@ -38,7 +38,12 @@ def _threshold(default: _T, unit: str, help: str) -> _T:
 class Thresholds:
     """Limits of the verdict; the one place their defaults live."""
 
-    min_connect_success_pct: float = _threshold(100.0, "%", "lowest share of WebSocket connects that must succeed")
+    min_connect_success_pct: float = _threshold(
+        100.0, "%", "lowest share of connects that must establish a session (handshake and every open step)"
+    )
+    min_session_success_pct: float = _threshold(
+        100.0, "%", "lowest share of established sessions whose every step and disconnect must succeed"
+    )
     max_memory_growth_mb: float = _threshold(
         15.0, "MB", "most the server's resident memory may grow from baseline to settled"
     )
@@ -100,7 +105,7 @@ class ClientTotals:
     """What the load generator's clients did, summed over all users."""
 
     connect_attempts: int
-    connect_failures: int
+    connect_failures: int  # connects that did not establish a session (handshake or an open step failed)
     cycles_completed: int
     users: int
     recovery_ms: float | None = None  # measured recovery time, when a scenario measures it
@@ -108,6 +113,8 @@ class ClientTotals:
     steady_p95_ms: float | None = None  # p95 echo latency of the steady users, when there were any
     steady_echoes: int = 0  # how many echoes the steady users timed
     generator_limited: str | None = None  # why failures were the load generator's own fault
+    sessions_succeeded: int = 0  # established sessions whose every step and disconnect succeeded
+    sessions_failed: int = 0  # established sessions a failed step, a server close or a failed disconnect ended
 
 
 @dataclass(frozen=True)
@@ -256,6 +263,20 @@ def connect_success_pct(totals: ClientTotals, min_pct: float) -> CheckResult:
     if not ok and totals.generator_limited:
         detail += f"; the failures came from the load generator itself: {totals.generator_limited}"
     return CheckResult(name, _status(ok), pct, min_pct, unit, detail, "min")
+
+
+def session_success_pct(totals: ClientTotals, min_pct: float) -> CheckResult:
+    """Fail if fewer than `min_pct` % of the established sessions ran their conversation and disconnect cleanly."""
+    name, unit = "session_success_pct", "%"
+    ended = totals.sessions_succeeded + totals.sessions_failed
+    if ended <= 0:
+        return _skip(name, unit, min_pct, "no session was established", "min")
+    pct = 100.0 * totals.sessions_succeeded / ended
+    detail = (
+        f"{_fmt_against(pct, min_pct)}% of {_plural(ended, 'session')} ran every step and disconnected "
+        f"without a failure (limit ≥ {fmt_number(min_pct)}%)"
+    )
+    return CheckResult(name, _status(pct >= min_pct), pct, min_pct, unit, detail, "min")
 
 
 def memory_growth_mb(baseline: ResourceLevels, settled: ResourceLevels, max_mb: float) -> CheckResult:
@@ -436,6 +457,7 @@ def evaluate(
     checks = [
         server_alive(timeline),
         connect_success_pct(totals, thresholds.min_connect_success_pct),
+        session_success_pct(totals, thresholds.min_session_success_pct),
         memory_growth_mb(baseline, settled, thresholds.max_memory_growth_mb),
         memory_growth_pct(baseline, settled, thresholds.max_memory_growth_pct),
         leak_kb_per_cycle(timeline.samples, thresholds.max_leak_kb_per_cycle),
