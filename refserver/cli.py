@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from refserver.app_protocol import PROTOCOLS
 from refserver.auth import AUTH_TOKEN_ENV
 from refserver.faults import FaultModes
+from refserver.socketio_mode import DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_TIMEOUT_MS, SOCKETIO_PROTOCOL
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
@@ -28,7 +29,9 @@ class ServerConfig:
     workers: int = 1
     log_level: str = "INFO"
     die_with_parent: bool = False  # ask the kernel to SIGTERM us when our parent dies
-    protocol: str = "echo"  # what a connection speaks: "echo", or "app" (see app_protocol.py)
+    protocol: str = "echo"  # what a connection speaks: "echo", "app" (app_protocol.py) or "socketio" (socketio_mode.py)
+    ping_interval_ms: int = DEFAULT_PING_INTERVAL_MS  # socketio: the Engine.IO heartbeat period
+    ping_timeout_ms: int = DEFAULT_PING_TIMEOUT_MS  # socketio: how long a ping waits for its pong
     faults: FaultModes = field(default_factory=FaultModes)
     auth_token: str | None = field(default=None, repr=False)  # never in a repr, hence never in a log
 
@@ -93,12 +96,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--die-with-parent", action="store_true", help="exit when the parent process dies (Linux only)")
     parser.add_argument(
         "--protocol",
-        choices=PROTOCOLS,
+        choices=(*PROTOCOLS, SOCKETIO_PROTOCOL),
         default="echo",
         help=(
             "echo: echo every message (default); app: JSON agent chat with a greeting, ping/pong and an auth "
-            "message that creates the session's agent"
+            "message that creates the session's agent; socketio: Socket.IO 5 over Engine.IO 4 (WebSocket only) "
+            "at /socket.io/, an agent per namespace session"
         ),
+    )
+    parser.add_argument(
+        "--ping-interval-ms",
+        type=_int_in_range(1, None),
+        default=DEFAULT_PING_INTERVAL_MS,
+        help="socketio: Engine.IO ping period (default %(default)s)",
+    )
+    parser.add_argument(
+        "--ping-timeout-ms",
+        type=_int_in_range(1, None),
+        default=DEFAULT_PING_TIMEOUT_MS,
+        help="socketio: how long a ping waits for its pong before the client is cut (default %(default)s)",
     )
     faults = parser.add_argument_group("fault modes (real bugs, all off by default)")
     faults.add_argument(
@@ -151,6 +167,8 @@ def parse_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Serv
         log_level=args.log_level,
         die_with_parent=args.die_with_parent,
         protocol=args.protocol,
+        ping_interval_ms=args.ping_interval_ms,
+        ping_timeout_ms=args.ping_timeout_ms,
         faults=FaultModes(
             leak_memory_kb=args.leak_memory_kb,
             leak_agents_on_drop=args.leak_agents_on_drop,

@@ -23,6 +23,7 @@ from refserver.agents import Agent, AgentRegistry
 from refserver.app_protocol import AppSession
 from refserver.auth import is_authorized, path_without_query
 from refserver.cli import ServerConfig
+from refserver.socketio_mode import SOCKETIO_PROTOCOL, SocketIOSession, handshake_problem, serve_socketio
 
 logger = logging.getLogger("refserver")
 
@@ -87,6 +88,10 @@ class RefServer:
         """Answer /metrics, or decide whether a WebSocket handshake goes ahead."""
         if path_without_query(request.path) == METRICS_PATH and "Upgrade" not in request.headers:
             return self._metrics_response()
+        if self.config.protocol == SOCKETIO_PROTOCOL:
+            problem = handshake_problem(request.path)
+            if problem is not None:
+                return connection.respond(http.HTTPStatus(problem[0]), problem[1])
         faults = self.config.faults
         if faults.slow_handshake_ms:
             await asyncio.sleep(faults.slow_handshake_ms / 1000)
@@ -142,7 +147,8 @@ class RefServer:
     async def handle(self, connection: ServerConnection) -> None:
         """Serve one connection in the configured protocol, with an agent for its session.
 
-        Echo opens the agent at once; the app protocol opens it when the client authenticates.
+        Echo opens the agent at once; the app protocol opens it when the client authenticates;
+        Socket.IO opens one per namespace session (socketio_mode.py).
         """
         assert connection.request is not None  # the handler only runs after a handshake
         remote = ":".join(str(part) for part in connection.remote_address[:2])
@@ -161,6 +167,18 @@ class RefServer:
                 async for message in connection:
                     agent.record_message(len(message))
                     await connection.send(message)
+            elif self.config.protocol == SOCKETIO_PROTOCOL:
+                # Agents per namespace session, freed (or leaked) by serve_socketio itself.
+                await serve_socketio(
+                    connection,
+                    self._socketio_session(connection.request),
+                    self.agents,
+                    self.config.faults,
+                    remote,
+                    attributes,
+                    self.config.ping_interval_ms / 1000,
+                    self.config.ping_timeout_ms / 1000,
+                )
             else:
                 session = AppSession(self.config.auth_token)
                 await connection.send(session.greeting())
@@ -191,6 +209,18 @@ class RefServer:
                     "dropped" if dropped else "closed",
                     "freed" if freed else "leaked",
                 )
+
+    def _socketio_session(self, request: Request) -> SocketIOSession:
+        token = self.config.auth_token
+        return SocketIOSession(
+            expected_token=token,
+            # Socket.IO apps may check the handshake's token as well as the CONNECT auth payload.
+            handshake_authorized=token is not None
+            and is_authorized(token, request.headers.get("Authorization"), request.path),
+            ping_interval_ms=self.config.ping_interval_ms,
+            ping_timeout_ms=self.config.ping_timeout_ms,
+            max_payload=self.config.max_message_bytes,
+        )
 
     def serve(self, host: str, port: int, *, reuse_port: bool = False) -> Server:
         """Create the websockets server; await it to start listening."""

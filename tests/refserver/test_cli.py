@@ -46,10 +46,18 @@ def test_protocol_defaults_to_echo_and_accepts_app() -> None:
     assert parse_config(["--protocol", "app"], {}).protocol == "app"
 
 
+def test_socketio_mode_takes_its_heartbeat_timing() -> None:
+    """--protocol socketio, with the ping interval and timeout (Socket.IO's 25 s and 20 s by default)."""
+    config = parse_config(["--protocol", "socketio", "--ping-interval-ms", "100", "--ping-timeout-ms", "50"], {})
+    assert (config.protocol, config.ping_interval_ms, config.ping_timeout_ms) == ("socketio", 100, 50)
+    assert (parse_config([], {}).ping_interval_ms, parse_config([], {}).ping_timeout_ms) == (25_000, 20_000)
+
+
 @pytest.mark.parametrize(
     "argv",
     [
-        ["--protocol", "socketio"],
+        ["--protocol", "stomp"],
+        ["--ping-interval-ms", "0"],
         ["--reject-pct", "101"],
         ["--reject-pct", "-1"],
         ["--port", "70000"],
