@@ -14,6 +14,7 @@ import ipaddress
 import math
 import os
 import socket
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -188,6 +189,33 @@ def output_path(value: Any) -> str:
         if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
             raise ValueError(f"cannot write to {folder}")
     return path
+
+
+def check_output_paths(config: PackConfig) -> None:
+    """Make sure each output file can be written, before any load: its folder is made, a file is written there.
+
+    os.access says yes to root for folders nobody can write (/proc), so the folder is made
+    (os.makedirs) and a probe file created and removed in it; an existing file is opened
+    for appending (its content untouched). OptionError names the first option that fails.
+    """
+    for flag, path in (
+        ("--verdict-json", config.verdict_json),
+        ("--junit-xml", config.junit_xml),
+        ("--resource-csv", config.resource_csv),
+    ):
+        if not path:
+            continue
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(folder, exist_ok=True)
+            probe_fd, probe = tempfile.mkstemp(prefix=".flapping-pack-probe-", dir=folder)
+            os.close(probe_fd)
+            os.unlink(probe)
+            if os.path.exists(path):
+                with open(path, "ab"):
+                    pass
+        except OSError as error:
+            raise OptionError(f"{flag}: cannot write to {folder} ({error.strerror or error})") from None
 
 
 # --- the table of options ---------------------------------------------------------------

@@ -37,6 +37,7 @@ from pack.options import (
     PackConfig,
     add_pack_options,
     check_host_resolves,
+    check_output_paths,
     config_from_options,
     validate_ws_host,
 )
@@ -266,19 +267,20 @@ class FlappingPack:
 
     def client_totals(self) -> ClientTotals:
         """The client-side numbers the verdict needs, totalled across workers."""
-        connect = self.environment.stats.get(*CONNECT_STAT)
-        steady = self.environment.stats.get(*STEADY_ECHO_STAT)
+        entries = self.environment.stats.entries  # dict.get: stats.get would add an empty row for what never ran
+        connect = entries.get(CONNECT_STAT)
+        steady = entries.get(STEADY_ECHO_STAT)
         counts = self.counts()
         recovery = self.recovery
         return ClientTotals(
-            connect_attempts=connect.num_requests,
-            connect_failures=connect.num_failures,
+            connect_attempts=connect.num_requests if connect else 0,
+            connect_failures=connect.num_failures if connect else 0,
             cycles_completed=counts.cycles_completed,
             users=counts.users_started,
             recovery_ms=recovery.recovery_ms if recovery else None,
             recovery_failure=recovery.failure if recovery else None,
-            steady_p95_ms=steady.get_response_time_percentile(0.95) if steady.num_requests else None,
-            steady_echoes=steady.num_requests,
+            steady_p95_ms=steady.get_response_time_percentile(0.95) if steady and steady.num_requests else None,
+            steady_echoes=steady.num_requests if steady else 0,
             generator_limited=self._generator_limit(),
         )
 
@@ -353,7 +355,8 @@ class FlappingPack:
             message = str(error.error)
             if "load generator limit" in message:
                 return f"{message}: {GENERATOR_ADVICE.get(message.split(' (')[0], 'see the generator section')}"
-        if self.environment.stats.get(*CONNECT_STAT).num_failures:
+        connect = self.environment.stats.entries.get(CONNECT_STAT)  # dict.get: stats.get would add an empty row
+        if connect is not None and connect.num_failures:
             warnings = self.generator_warnings()
             if warnings:
                 return warnings[0]
@@ -404,6 +407,17 @@ def _on_parser(parser: Any, **_kwargs: Any) -> None:
     add_pack_options(parser)
 
 
+def _check_run_time(environment: Environment, config: PackConfig) -> None:
+    """A -t that leaves no time for the flapping between baseline and settle is bad configuration."""
+    run_time = getattr(environment.parsed_options, "run_time", None)
+    if not run_time:
+        return
+    period_s = (config.timing.connected_ms + config.timing.disconnected_ms) / 1000.0
+    problem = PhasePlan(config.baseline_s, config.settle_s).run_time_problem(float(run_time), period_s)
+    if problem is not None:
+        raise OptionError(problem)
+
+
 def _on_init(environment: Environment, runner: Runner | None = None, **_kwargs: Any) -> None:
     try:
         config = config_from_options(environment.parsed_options)
@@ -411,6 +425,9 @@ def _on_init(environment: Environment, runner: Runner | None = None, **_kwargs: 
             validate_ws_host(environment.host)
             if not isinstance(runner, WorkerRunner):
                 check_host_resolves(environment.host)
+        if not isinstance(runner, WorkerRunner):  # workers write no files, and take -t from the master
+            check_output_paths(config)
+            _check_run_time(environment, config)
     except OptionError as error:
         fail_config(str(error))
         return
@@ -506,6 +523,8 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
         try:
             pack.config = config_from_options(environment.parsed_options)
             validate_ws_host(environment.host or "")
+            if not pack.is_worker:
+                check_output_paths(pack.config)
         except OptionError as error:
             bad_config = str(error)
     flap_context(environment).settings = flap_settings(pack.config)
