@@ -87,11 +87,19 @@ def test_the_token_reaches_the_server_and_no_output(locust, place: str) -> None:
         (ROOT / "report.html").unlink(missing_ok=True)
 
 
-def test_a_token_from_the_environment_is_not_shown_when_connects_fail(locust) -> None:
-    """LOCUST_WS_AUTH_TOKEN is honoured and never echoed, even in failure messages."""
-    run = locust("--host", "ws://127.0.0.1:1/", "--flap-cycles", "1", "-u", "1", env={"LOCUST_WS_AUTH_TOKEN": TOKEN})
-    assert TOKEN not in run.output
-    assert "connection refused" in (run.out_dir / "run_failures.csv").read_text()
+def test_a_token_from_the_environment_reaches_a_server_that_requires_it(locust, start_server) -> None:
+    """LOCUST_WS_AUTH_TOKEN is sent: a server requiring it accepts every connect and refuses them without it."""
+    server = start_server(env={"REFSERVER_AUTH_TOKEN": TOKEN})
+    args = ["--host", server.url, "--flap-cycles", "2", "-u", "2"]
+    with_token = locust(*args, env={"LOCUST_WS_AUTH_TOKEN": TOKEN})
+    assert with_token.exit_code == 0, with_token.output[-3000:]
+    assert with_token.stats_row("connect")["Request Count"] == "4"
+    assert with_token.stats_row("connect")["Failure Count"] == "0"
+    assert TOKEN not in with_token.output
+    without_token = locust(*args, env={"LOCUST_WS_AUTH_TOKEN": ""})
+    assert without_token.exit_code == 3, without_token.output[-3000:]
+    assert without_token.stats_row("connect")["Failure Count"] == "4"
+    assert "handshake rejected: HTTP 401" in (without_token.out_dir / "run_failures.csv").read_text()
 
 
 def test_a_slow_ramp_up_does_not_replace_finished_users(locust) -> None:

@@ -1,7 +1,8 @@
 """The web UI in a real headless Chromium: start a run from the form, open the "Server resources" tab.
 
 Chromium is driven over the DevTools protocol with websocket-client (already a dependency),
-so no browser download and no extra driver. Without Chromium the test skips; CI installs it.
+so no browser download and no extra driver. Without Chromium the test skips, except under CI
+(env CI set), where it fails: .ci/run installs Chromium.
 """
 
 from __future__ import annotations
@@ -112,11 +113,31 @@ class Browser:
         self.process.wait(timeout=10)
 
 
+def require_browser(path: str) -> None:
+    """Skip without Chromium at `path`, but fail under CI (env CI set): there a skip would pass untested."""
+    if os.path.exists(path):
+        return
+    message = "Chromium not installed: apt-get install chromium chromium-driver"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI is set, so the browser test cannot skip)")
+    pytest.skip(message)
+
+
+def test_a_missing_browser_fails_under_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With CI set, a missing Chromium fails the browser test; without CI it skips."""
+    missing = str(tmp_path / "no-chromium")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        require_browser(missing)
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        require_browser(missing)
+
+
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Browser]:
     """A fresh headless Chromium with its own profile, killed at teardown."""
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Chromium not installed: apt-get install chromium chromium-driver")
+    require_browser(CHROMIUM)
     profile = tmp_path / "chromium-profile"
     profile.mkdir()
     browser = Browser(profile, tmp_path / "chromium.log")
