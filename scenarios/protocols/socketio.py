@@ -239,6 +239,7 @@ class SocketIOFraming(ConnectionFraming):
         self._pending_connect: str | None = None  # CONNECT frame held until the open packet came
         self._next_ack_id = 0  # the next emit's ack id
         self._last_ack_id: int | None = None  # the ack id of the step just sent (its expectation's)
+        self._attachments_due = 0  # binary frames announced by a BINARY_EVENT or BINARY_ACK, still to skip
         self._prefix_event = encode_message(EVENT, self.namespace)  # "42" or "42/chat,"
 
     # --- steps to frames ---------------------------------------------------------------------
@@ -354,7 +355,14 @@ class SocketIOFraming(ConnectionFraming):
     # --- frames to messages ------------------------------------------------------------------
 
     def receive(self, text: str) -> tuple[tuple[str, ...], tuple[Message, ...]]:
-        """Decode one frame: pongs and a held CONNECT to send back, the Socket.IO messages of our namespace."""
+        """Decode one frame: pongs and a held CONNECT to send back, the Socket.IO messages of our namespace.
+
+        The binary attachments a BINARY_EVENT or BINARY_ACK announced are skipped, however the
+        I/O layer hands them over (binary frames decoded as text).
+        """
+        if self._attachments_due:
+            self._attachments_due -= 1
+            return NO_FRAMES, ()
         first = text[:1]
         if first == EIO_MESSAGE:
             return NO_FRAMES, self._socketio(text[1:])
@@ -391,6 +399,7 @@ class SocketIOFraming(ConnectionFraming):
         except PacketError:
             self.ended = self.ended or MALFORMED_SOCKET
             return (Message(text, KIND_INVALID, MALFORMED_SOCKET),)
+        self._attachments_due = packet.attachments  # a binary packet's frames follow it, to be skipped
         if packet.namespace != self.namespace:
             return ()  # another namespace's: not this conversation's
         type = packet.type

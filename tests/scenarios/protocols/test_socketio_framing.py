@@ -303,7 +303,23 @@ def test_a_binary_event_fails_its_expect_event_and_is_skipped_otherwise() -> Non
     step = make_step("expect_event", "file", "file")
     assert run_step(_connected(_protocol()), step, V, [binary]).result == "binary events not supported"
     step = make_step("expect_event", "news", "news")
-    assert run_step(_connected(_protocol()), step, V, [binary, '42["news"]']).result == "matched"
+    assert run_step(_connected(_protocol()), step, V, [binary, "\x01", '42["news"]']).result == "matched"
+
+
+def test_binary_attachments_are_skipped_whatever_they_look_like() -> None:
+    """The frames a binary packet announces (here one that looks like an event) are skipped, then reading goes on."""
+    framing = _connected(_protocol())
+    frames = [
+        '452-["file",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]',
+        "\x01\x02",
+        '42["x"]',
+        '42["y"]',
+    ]
+    assert feed(framing, frames) == ([], 2)
+    assert framing.ended is None
+    frames = ['451-/other,["file",{"_placeholder":true,"num":0}]', "\x00junk", "2"]
+    assert feed(framing, frames) == (["3"], 0)
+    assert framing.ended is None
 
 
 def test_a_server_disconnect_fails_the_awaited_step_and_ends_the_session() -> None:
