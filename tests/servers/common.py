@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, ProcessCollector, generate_latest
@@ -230,8 +232,27 @@ def announce(sock: socket.socket) -> None:
 
 
 def serve_uvicorn(app: AsgiApp, args: argparse.Namespace) -> int:
-    """Serve ``app`` with uvicorn on one bound socket until SIGTERM; return the exit code."""
+    """Serve ``app`` with uvicorn on one bound socket until SIGTERM; return the exit code (0)."""
     import uvicorn
+
+    class Server(uvicorn.Server):
+        # uvicorn re-raises SIGTERM after its graceful shutdown, so the process would end by
+        # the signal (-15); these servers exit 0 on SIGTERM, as the refserver does.
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop)
+            try:
+                yield
+            finally:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+
+        def stop(self) -> None:
+            # A second signal cuts the graceful shutdown short.
+            self.force_exit = self.should_exit
+            self.should_exit = True
 
     sock = bind(args.host, args.port)
     config = uvicorn.Config(
@@ -244,7 +265,7 @@ def serve_uvicorn(app: AsgiApp, args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_S,
         ws_ping_interval=None,  # no keepalive pings unless a server asks for them: the client's own choice
     )
-    server = uvicorn.Server(config)
+    server = Server(config)
 
     async def run() -> None:
         serving = asyncio.create_task(server.serve(sockets=[sock]))
