@@ -69,7 +69,7 @@ def _talk(
     session.connect()
     talk = client.talk(session, report, user=4)
     try:
-        talk.run(client.opening)
+        talk.run(client.protocol.opening() + conversation.open)
         talk.run(conversation.hold)
         talk.idle_until(time.perf_counter() + hold_s)
         if end is None:
@@ -160,3 +160,17 @@ def test_graphql_errors_and_empty_results_fail_the_step(start_app_server, query:
     rows = _talk(server.url, f'protocol: graphql-ws\nhold:\n  - subscribe: "{query}"\n    name: op\n')
     expected = "subscription error" if "nope" in query else "completed without data"
     assert rows == [("init", None), ("op", expected)]
+
+
+def test_the_example_files_run_against_their_servers(start_server, start_app_server) -> None:
+    """examples/socketio-chat.yaml passes on the bundled server, examples/graphql-subscribe.yaml on Strawberry."""
+    with open("examples/socketio-chat.yaml", encoding="utf-8") as file:
+        socketio_talk = file.read()
+    with open("examples/graphql-subscribe.yaml", encoding="utf-8") as file:
+        graphql_talk = file.read()
+    assert _talk(start_server("--protocol", "socketio").url, socketio_talk) == [
+        ("namespace", None),
+        ("welcome", None),
+        ("chat", None),
+    ]
+    assert _talk(start_app_server("graphql_server").url, graphql_talk) == [("init", None), ("hello", None)]
