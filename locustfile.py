@@ -3,12 +3,7 @@
 Run `locust --headless` (options in locust.conf) or `locust` for the web UI.
 """
 
-from pack import plugin
-from scenarios.flapping_user import FlappingUser
-from scenarios.phases import FlapPhases
-from scenarios.steady_user import SteadyUser
-
-plugin.activate()
+from flapping_pack import FlapPhases, FlappingUser, SteadyUser
 
 
 class FlappingClient(FlappingUser):
@@ -16,7 +11,7 @@ class FlappingClient(FlappingUser):
 
 
 class SteadyClient(SteadyUser):
-    """Holds one connection and echoes every 100 ms while the others flap (only with --steady-users)."""
+    """Holds one connection and talks every 100 ms while the others flap (only with --steady-users)."""
 
 
 __all__ = ["FlapPhases", "FlappingClient", "SteadyClient"]

@@ -48,8 +48,11 @@ class EmbeddedServer(Protocol):
 def server_args(config: PackConfig) -> list[str]:
     """Command-line arguments of the bundled server for this config."""
     args = ["--host", "127.0.0.1", "--port", "0"]
-    if config.ref_server_protocol != "echo":
-        args += ["--protocol", config.ref_server_protocol]
+    protocol = config.ref_server_protocol
+    if protocol == "echo" and config.conversation.protocol == "socketio":
+        protocol = "socketio"  # --ws-protocol socketio on a fresh machine: the bundled server speaks it too
+    if protocol != "echo":
+        args += ["--protocol", protocol]
     for mode in config.ref_server_faults:
         args += FAULT_ARGS[mode]
     return args

@@ -21,12 +21,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from monitors.checks import ThresholdInfo, Thresholds, threshold_info
+from scenarios.client import AUTH_PLACES, ClientSettings
+from scenarios.conversation import Conversation, ConversationError, echo_conversation, parse_header
 from scenarios.disconnect import DisconnectMix
 from scenarios.fast_handshake import MAX_SOURCE_ADDRESSES
+from scenarios.protocols import PROTOCOL_NAMES, load_conversation
 from scenarios.schedule import JITTER_DISTRIBUTIONS, FlapTiming
 
+REF_SERVER_PROTOCOLS = ("echo", "app", "socketio")  # what the bundled server speaks (refserver --protocol)
 FAULT_MODES = ("none", "leak-memory", "leak-agents", "leak-fds", "reject-503", "slow-handshake", "block-loop")
-AUTH_PLACES = ("header", "query")
+ORIGIN_AUTO = "auto"  # --ws-origin's default: derived from the URL
+MAX_ROUNDS = 10  # --flap-rounds at most
 
 
 class OptionError(ValueError):
@@ -70,6 +75,14 @@ def non_negative_int(value: Any) -> int:
     number = int(_number(value, int))
     if number < 0:
         raise ValueError(f"must be >= 0, got {value}")
+    return number
+
+
+def round_count(value: Any) -> int:
+    """How many rounds of flapping and settle: 1 to 10."""
+    number = int(_number(value, int))
+    if not 1 <= number <= MAX_ROUNDS:
+        raise ValueError(f"must be between 1 and {MAX_ROUNDS}, got {value}")
     return number
 
 
@@ -164,6 +177,50 @@ def disconnect_mix(value: Any) -> str:
     return str(value if isinstance(value, DisconnectMix) else DisconnectMix.parse(text(value)))
 
 
+def header_lines(value: Any) -> tuple[tuple[str, str], ...]:
+    """`Name: value` headers (the option repeats); ValueError names a bad header, never its value."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, tuple) and all(isinstance(v, tuple) for v in value):
+        return value  # already parsed
+    lines = [value] if isinstance(value, str) else list(value)
+    return tuple(parse_header(str(line)) for line in lines if str(line).strip())
+
+
+def name_list(value: Any) -> tuple[str, ...]:
+    """A comma-separated list of names (subprotocols)."""
+    if isinstance(value, (tuple, list)):
+        value = ",".join(value)
+    names = tuple(name.strip() for name in text(value).split(",") if name.strip())
+    for name in names:
+        if any(c.isspace() or c in '",;' for c in name):
+            raise ValueError(f"not a subprotocol name: {name!r}")
+    return names
+
+
+def readable_file(value: Any) -> str:
+    """A path to a readable file, or empty."""
+    path = text(value)
+    if path and not os.path.isfile(path):
+        raise ValueError(f"no such file: {path}")
+    if path and not os.access(path, os.R_OK):
+        raise ValueError(f"cannot read {path}")
+    return path
+
+
+def ca_file(value: Any) -> str:
+    """A PEM file of CA certificates to trust, or empty."""
+    path = readable_file(value)
+    if path:
+        import ssl
+
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=path)
+        except (ssl.SSLError, ValueError):
+            raise ValueError(f"{path} holds no PEM certificate") from None
+    return path
+
+
 def boolean(value: Any) -> bool:
     """true/false, yes/no, on/off, 1/0."""
     if isinstance(value, bool):
@@ -231,6 +288,7 @@ class OptionSpec:
     help: str  # one line, shown by --help and in the web UI
     secret: bool = False  # masked in the web UI and never logged
     boolean_flag: bool = False  # --x / --no-x
+    repeatable: bool = False  # given once per value (--ws-header A --ws-header B)
 
     @property
     def dest(self) -> str:
@@ -293,12 +351,49 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "--flap-echo", boolean, True, "Send a text message during each hold and check its echo", boolean_flag=True
     ),
     OptionSpec("--ws-timeout-s", positive_float, 5.0, "Timeout of every WebSocket operation, seconds"),
+    OptionSpec(
+        "--ws-conversation",
+        readable_file,
+        "",
+        "What each connection says after (re)connecting: a YAML or JSON file of open/hold/close steps "
+        "(empty: an echo per hold; see the README)",
+    ),
+    OptionSpec(
+        "--ws-protocol",
+        choice(PROTOCOL_NAMES),
+        "raw",
+        "Framing of the conversation: raw (WebSocket text), socketio (Socket.IO 5) or graphql-ws "
+        "(graphql-transport-ws); a conversation file's protocol: key wins",
+    ),
+    OptionSpec(
+        "--ws-header",
+        header_lines,
+        (),
+        "An extra handshake header, 'Name: value' (repeat the option for more; values are secret)",
+        secret=True,
+        repeatable=True,
+    ),
+    OptionSpec(
+        "--ws-subprotocol",
+        name_list,
+        (),
+        "Subprotocols to offer, comma-separated; the server must choose one of them",
+    ),
+    OptionSpec(
+        "--ws-origin",
+        text,
+        ORIGIN_AUTO,
+        "Origin header: auto (http(s)://host[:port] of --host, as browsers and websocket-client send), "
+        "a value, or empty for none",
+    ),
+    OptionSpec("--ws-ca-file", ca_file, "", "wss://: a PEM file of CA certificates to trust (a private CA)"),
     OptionSpec("--ws-auth-token", text, "", "Auth token sent to the server (secret; never logged)", secret=True),
     OptionSpec(
         "--ws-auth-in",
         choice(AUTH_PLACES),
         "header",
-        "Where the token goes: header (Authorization: Bearer) or query (?token=)",
+        "Where the token goes: header (Authorization: Bearer), query (?token=) or payload (the protocol's own "
+        "auth: Socket.IO's CONNECT auth, GraphQL's connection_init payload); ${token} in a conversation",
     ),
     OptionSpec(
         "--flap-source-addresses",
@@ -325,6 +420,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "none",
         f"Fault mode(s) of the bundled server, comma-separated: {', '.join(FAULT_MODES)}",
     ),
+    OptionSpec(
+        "--ref-server-protocol",
+        choice(REF_SERVER_PROTOCOLS),
+        "echo",
+        "What the bundled server speaks: echo, app (greeting, JSON ping/pong, auth message, agent responses) "
+        "or socketio",
+    ),
     # What the monitor watches.
     OptionSpec("--server-pid", optional_pid, "", "PID of the server process (tree) to watch"),
     OptionSpec("--server-port", optional_port, "", "Watch the process listening on this local port"),
@@ -334,6 +436,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("--baseline-s", non_negative_float, 2.0, "Seconds of baseline sampling before any user connects"),
     OptionSpec(
         "--settle-s", non_negative_float, 5.0, "Seconds after the last cycle for the server to release resources"
+    ),
+    OptionSpec(
+        "--flap-rounds",
+        round_count,
+        2,
+        "Rounds of the same flapping, each followed by a settle: memory, fds and agents are judged on what "
+        "rounds after the first add to its settled level (a high-water mark is reached in round 1); "
+        "1: judged from baseline to settled",
     ),
     OptionSpec("--resource-csv", output_path, "", "Write the resource timeline to this CSV file"),
     # After the flapping, and beside it.
@@ -374,6 +484,9 @@ def add_pack_options(parser: Any) -> None:
         }
         if spec.boolean_flag:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif spec.repeatable:
+            kwargs["action"] = "append"  # a list of raw lines; parsed (and checked) by config_from_options
+            kwargs["default"] = None
         else:
             kwargs["type"] = _argparse_type(spec)
         action = group.add_argument(spec.flag, **kwargs)
@@ -393,10 +506,16 @@ class PackConfig:
 
     timing: FlapTiming = field(default_factory=FlapTiming)  # the flap schedule
     disconnect: DisconnectMix = field(default_factory=DisconnectMix)  # how each cycle disconnects, by weight
-    echo: bool = True  # echo a message during each hold
+    echo: bool = True  # echo a message during each hold (without a conversation file)
     ws_timeout_s: float = 5.0  # bound on every socket operation
     auth_token: str = field(default="", repr=False)  # secret: never in repr, logs or reports
-    auth_in: str = "header"  # header or query
+    auth_in: str = "header"  # header, query or payload
+    conversation: Conversation = field(default_factory=echo_conversation)  # what each connection says
+    ws_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # extra handshake headers (secret values)
+    ws_subprotocols: tuple[str, ...] = ()  # offered in the handshake
+    ws_origin: str | None = None  # None: derived from the URL; "": none
+    ws_ca_file: str = ""  # a private CA for wss://
+    ref_server_protocol: str = "echo"  # what the bundled server speaks
     source_addresses: int = 1  # loopback source addresses the users connect from in turn
     ref_server_faults: tuple[str, ...] = ()  # fault modes of the bundled server
     server_pid: int | None = None  # watch this process tree
@@ -406,6 +525,7 @@ class PackConfig:
     monitor_interval_s: float = 0.5  # sampling period
     baseline_s: float = 2.0  # baseline phase length
     settle_s: float = 5.0  # settle phase length
+    rounds: int = 2  # rounds of flapping and settle
     resource_csv: str = ""  # timeline output
     verdict_json: str = ""  # verdict output
     junit_xml: str = ""  # verdict output for CI systems
@@ -428,7 +548,7 @@ def _parsed(spec: OptionSpec, options: Any) -> Any:
     try:
         return spec.parse(value)
     except ValueError as error:
-        shown = "invalid value" if spec.secret else str(error)
+        shown = "invalid value" if spec.secret and not spec.repeatable else str(error)  # header errors name no value
         raise OptionError(f"{spec.flag}: {shown}") from None
 
 
@@ -447,6 +567,11 @@ def config_from_options(options: Any) -> PackConfig:
         storm=values["flap_storm"],
     )
     thresholds = Thresholds(**{name: values[name] for name in _THRESHOLD_FIELDS if name in values})
+    conversation = _conversation(values)
+    if values["ws_auth_in"] == "payload" and conversation.protocol == "raw":
+        raise OptionError(
+            "--ws-auth-in: payload needs --ws-protocol socketio or graphql-ws (raw: use ${token} in a step)"
+        )
     return PackConfig(
         timing=timing,
         disconnect=DisconnectMix.parse(values["flap_disconnect"]),
@@ -454,6 +579,12 @@ def config_from_options(options: Any) -> PackConfig:
         ws_timeout_s=values["ws_timeout_s"],
         auth_token=values["ws_auth_token"],
         auth_in=values["ws_auth_in"],
+        conversation=conversation,
+        ws_headers=values["ws_header"],
+        ws_subprotocols=values["ws_subprotocol"],
+        ws_origin=None if values["ws_origin"] == ORIGIN_AUTO else values["ws_origin"],
+        ws_ca_file=values["ws_ca_file"],
+        ref_server_protocol=values["ref_server_protocol"],
         source_addresses=values["flap_source_addresses"],
         ref_server_faults=values["ref_server_fault"],
         server_pid=values["server_pid"],
@@ -463,6 +594,7 @@ def config_from_options(options: Any) -> PackConfig:
         monitor_interval_s=values["monitor_interval_s"],
         baseline_s=values["baseline_s"],
         settle_s=values["settle_s"],
+        rounds=values["flap_rounds"],
         resource_csv=values["resource_csv"],
         verdict_json=values["verdict_json"],
         junit_xml=values["junit_xml"],
@@ -475,6 +607,32 @@ def config_from_options(options: Any) -> PackConfig:
         steady_users=values["steady_users"],
         steady_interval_ms=values["steady_interval_ms"],
         thresholds=thresholds,
+    )
+
+
+def _conversation(values: dict[str, Any]) -> Conversation:
+    """The conversation file, or the built-in echo (with its protocol from --ws-protocol)."""
+    path = values["ws_conversation"]
+    try:
+        if path:
+            return load_conversation(path, values["ws_protocol"])
+        conversation = echo_conversation(values["flap_echo"] and values["ws_protocol"] == "raw")
+        return dataclasses.replace(conversation, protocol=values["ws_protocol"])
+    except ConversationError as error:
+        raise OptionError(f"--ws-conversation: {error}") from None
+
+
+def client_settings(config: PackConfig) -> ClientSettings:
+    """How the run's connections are made and what they say."""
+    return ClientSettings(
+        timeout_s=config.ws_timeout_s,
+        auth_token=config.auth_token,
+        auth_in=config.auth_in,
+        headers=config.ws_headers,
+        subprotocols=config.ws_subprotocols,
+        origin=config.ws_origin,
+        ca_file=config.ws_ca_file,
+        conversation=config.conversation,
     )
 
 

@@ -18,6 +18,7 @@ import gevent
 from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, Runner, WorkerRunner
+from locust.stats import StatsEntry
 
 from monitors.checks import ClientTotals, Verdict, evaluate
 from monitors.generator import GeneratorHealth, sample_generator
@@ -38,16 +39,18 @@ from pack.options import (
     add_pack_options,
     check_host_resolves,
     check_output_paths,
+    client_settings,
     config_from_options,
     validate_ws_host,
 )
-from scenarios.flapping_user import FlapSettings, flap_context
+from scenarios.flapping_user import FlapSettings, conversation_script, flap_context
 from scenarios.phases import PHASE_DONE, PhasePlan
-from scenarios.recovery import RecoveryResult, probe_recovery
+from scenarios.recovery import ConversationProbe, RecoveryResult, probe_recovery
+from scenarios.steady_user import ROW_PREFIX as STEADY_ROW_PREFIX
 from scenarios.steady_user import SteadyUser
 from scenarios.tracker import FlapCounts
-from scenarios.ws_events import fire_ws_request
-from scenarios.ws_session import WebSocketSession, WsFailure
+from scenarios.ws_events import REQUEST_TYPE, fire_ws_request
+from scenarios.ws_session import WsFailure
 
 logger = logging.getLogger("flapping_pack")
 
@@ -55,7 +58,7 @@ REPORT_KEY = "flapping_pack_counts"  # key of our counts in a worker's report to
 PROGRESS_MESSAGE = "flapping_pack_progress"  # a worker's counts and health, sent as they change
 PROGRESS_INTERVAL_S = 0.5
 CONNECT_STAT = ("connect", "WS")  # (name, method) of the connect row in Locust's stats
-STEADY_ECHO_STAT = ("steady-echo", "WS")  # the steady users' echo row
+STEADY_CONNECT = "steady-connect"  # ... of which the handshake's
 GENERATOR_ADVICE = {  # what to do when a connect failed for the load generator's own reasons
     "no free local port": "widen net.ipv4.ip_local_port_range, lower the cycle rate or use more source addresses",
     "too many open files": "raise `ulimit -n` or spread users over more --processes",
@@ -79,11 +82,8 @@ def flap_settings(config: PackConfig) -> FlapSettings:
     return FlapSettings(
         timing=config.timing,
         disconnect=config.disconnect,
-        echo=config.echo,
-        timeout_s=config.ws_timeout_s,
-        auth_token=config.auth_token,
-        auth_in=config.auth_in,
         source_addresses=config.source_addresses,
+        client=client_settings(config),
     )
 
 
@@ -97,7 +97,8 @@ class FlappingPack:
         self.proxy: Any = None  # the fault proxy in front of the server, when network conditions are on
         self.default_host: str | None = None  # the URL the pack set up (bundled server, proxy)
         self.targets: targets.MonitorTargets | None = None  # what the monitor watches
-        self.plan = PhasePlan(config.baseline_s, config.settle_s)  # baseline -> flapping -> settle
+        self.plan = PhasePlan(config.baseline_s, config.settle_s, rounds=config.rounds)  # the run's phases
+        self.finished_before_round = 0  # users that finished in earlier rounds (counts are cumulative)
         self.phase = PHASE_BASELINE  # the current phase, tags every sample
         self.monitor: ResourceMonitor | None = None  # the polling greenlet of this run
         self.worker_counts: dict[str, FlapCounts] = {}  # latest counts from each worker
@@ -127,11 +128,15 @@ class FlappingPack:
         return flap_context(self.environment).tracker.snapshot()
 
     def users_done(self) -> bool:
-        """True when every user asked for has finished its cycles (never with --flap-cycles 0)."""
+        """True when every user asked for has finished this round's cycles (never with --flap-cycles 0).
+
+        Each round spawns fresh users; the counts add up over the rounds, so a round's
+        finished users are those counted since it began.
+        """
         if self.config.timing.cycles == 0:
             return False
         target = int(getattr(self.environment.parsed_options, "num_users", 0) or 0)
-        return target > 0 and self.counts().users_finished >= target
+        return target > 0 and self.counts().users_finished - self.finished_before_round >= target
 
     def advance_phase(self, elapsed_s: float) -> str:
         """Called by the load shape every tick: move the plan and remember the phase."""
@@ -140,8 +145,12 @@ class FlappingPack:
             return PHASE_DONE
         run_time = getattr(self.environment.parsed_options, "run_time", None)
         self.plan.run_time_s = float(run_time) if run_time else None
+        flap_round = self.plan.flap_round
         phase = self.plan.advance(elapsed_s, self.users_done() if self.plan.phase == PHASE_FLAPPING else False)
-        if self.phase == PHASE_FLAPPING and phase != PHASE_FLAPPING:
+        if self.plan.flap_round != flap_round:
+            # A new round: users stopped at the end of the last one, and fresh ones flap anew.
+            self.finished_before_round = self.counts().users_finished
+        if self.phase == PHASE_FLAPPING and phase != PHASE_FLAPPING and self.plan.last_round:
             self._start_recovery_probe()
         probing = self.recovery_greenlet is not None and not self.recovery_greenlet.ready()
         within_run_time = self.plan.run_time_s is None or elapsed_s < self.plan.run_time_s
@@ -150,7 +159,9 @@ class FlappingPack:
             # Locust arms its own -t timer only after a shape ends, so the shape must end.
             phase = PHASE_SETTLE
         if phase != self.phase:
-            logger.info("flapping-pack: %s phase", phase)
+            rounds = self.plan.rounds_fitting()
+            of_round = f" (round {self.plan.flap_round} of {rounds})" if rounds > 1 and phase != PHASE_DONE else ""
+            logger.info("flapping-pack: %s phase%s", phase, of_round)
         self.phase = phase
         return phase
 
@@ -165,7 +176,8 @@ class FlappingPack:
         self.worker_generators.clear()
         self.verdict = None
         self.stop_reason = None
-        self.plan = PhasePlan(self.config.baseline_s, self.config.settle_s)
+        self.plan = PhasePlan(self.config.baseline_s, self.config.settle_s, rounds=self.config.rounds)
+        self.finished_before_round = 0
         self.phase = PHASE_BASELINE
         self.recovery = None
         if self.recovery_greenlet is not None:
@@ -177,6 +189,7 @@ class FlappingPack:
             self.config.monitor_interval_s,
             phase_of=lambda: self.phase,
             cycles_of=lambda: self.counts().cycles_completed,
+            round_of=lambda: self.plan.flap_round,
             on_death=self._on_server_death,
             death_grace_s=self.targets.restart_grace_s if self.targets else 0.0,
         )
@@ -189,19 +202,14 @@ class FlappingPack:
         if self.is_worker or not self.environment.host:
             return
         ended_at = time.perf_counter()
-        settings = flap_context(self.environment).settings
+        client = flap_context(self.environment).client
         host = self.environment.host
 
-        def open_session(timeout_s: float) -> WebSocketSession:
-            return WebSocketSession(
-                host,
-                timeout_s=min(settings.timeout_s, timeout_s),
-                auth_token=settings.auth_token,
-                auth_in=settings.auth_in,
-            )
+        def connection(timeout_s: float) -> ConversationProbe:
+            return ConversationProbe(client, conversation_script(self.environment), host, timeout_s)
 
         def probe() -> None:
-            result = probe_recovery(open_session, ended_at, self.config.recovery_timeout_s, sleep=gevent.sleep)
+            result = probe_recovery(connection, ended_at, self.config.recovery_timeout_s, sleep=gevent.sleep)
             self.recovery = result
             failure = WsFailure(result.failure) if result.failure else None
             fire_ws_request(
@@ -267,22 +275,31 @@ class FlappingPack:
 
     def client_totals(self) -> ClientTotals:
         """The client-side numbers the verdict needs, totalled across workers."""
-        entries = self.environment.stats.entries  # dict.get: stats.get would add an empty row for what never ran
-        connect = entries.get(CONNECT_STAT)
-        steady = entries.get(STEADY_ECHO_STAT)
+        steady = self._steady_rounds()
         counts = self.counts()
         recovery = self.recovery
         return ClientTotals(
-            connect_attempts=connect.num_requests if connect else 0,
-            connect_failures=connect.num_failures if connect else 0,
+            connect_attempts=counts.connect_attempts,
+            connect_failures=counts.connect_attempts - counts.sessions_established,
             cycles_completed=counts.cycles_completed,
             users=counts.users_started,
             recovery_ms=recovery.recovery_ms if recovery else None,
             recovery_failure=recovery.failure if recovery else None,
-            steady_p95_ms=steady.get_response_time_percentile(0.95) if steady and steady.num_requests else None,
-            steady_echoes=steady.num_requests if steady else 0,
+            steady_p95_ms=steady.get_response_time_percentile(0.95) if steady.num_requests else None,
+            steady_echoes=steady.num_requests,
             generator_limited=self._generator_limit(),
+            sessions_succeeded=counts.sessions_succeeded,
+            sessions_failed=counts.sessions_failed,
         )
+
+    def _steady_rounds(self) -> StatsEntry:
+        """The steady users' timed steps (every `steady-` row but the connect) as one entry; creates no row."""
+        stats = self.environment.stats
+        merged = StatsEntry(stats, "steady", REQUEST_TYPE)
+        for (name, method), entry in list(stats.entries.items()):
+            if method == REQUEST_TYPE and name.startswith(STEADY_ROW_PREFIX) and name != STEADY_CONNECT:
+                merged.extend(entry)
+        return merged
 
     def report(self, verdict: Verdict) -> dict[str, Any]:
         """The verdict with its context, as written to --verdict-json and served to the web UI."""
@@ -307,7 +324,9 @@ class FlappingPack:
         if self.verdict is not None:
             return self.report(self.verdict)
         timeline = self.monitor.timeline if self.monitor is not None else Timeline()
-        live = evaluate(timeline, self.client_totals(), self.config.thresholds, interrupted=False)
+        live = evaluate(
+            timeline, self.client_totals(), self.config.thresholds, interrupted=False, rounds=self.config.rounds
+        )
         return self.report(live)
 
     def finish(self, interrupted: bool) -> Verdict | None:
@@ -317,7 +336,9 @@ class FlappingPack:
         self.monitor.stop()
         if self.recovery_greenlet is not None and not self.recovery_greenlet.ready():
             self.recovery_greenlet.kill(block=True, timeout=2)  # an interrupted run: no measurement
-        self.verdict = evaluate(self.monitor.timeline, self.client_totals(), self.config.thresholds, interrupted)
+        self.verdict = evaluate(
+            self.monitor.timeline, self.client_totals(), self.config.thresholds, interrupted, rounds=self.config.rounds
+        )
         for warning in self.generator_warnings():
             logger.warning("flapping-pack: %s", warning)
         self._write_outputs(self.report(self.verdict))

@@ -51,7 +51,7 @@ class WsClient:
         self.settings = settings  # fixed for this client's life: a change of settings makes a new client
         self.conversation = settings.conversation  # what each connection says
         self.protocol: WireProtocol = make_protocol(settings.conversation, settings.auth_in == "payload")
-        self.opening: tuple[Step, ...] = self.protocol.opening() + settings.conversation.open  # all open steps
+        self.opening: tuple[Step, ...] = self.protocol.opening()  # the protocol's own open steps, before on_open
         self._connection_for = lru_cache(maxsize=16)(self._connection_details)
 
     def _connection_details(self, host: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:

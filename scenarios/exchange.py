@@ -33,6 +33,7 @@ from scenarios.conversation import (
 from scenarios.protocols import ConnectionFraming, describe_close_code
 from scenarios.ws_session import WebSocketSession, WsFailure
 
+NO_MESSAGES: tuple[Message, ...] = ()
 # report(name, started, response_length, failure): one Locust row; `started` is a perf_counter() value.
 Report = Callable[[str, float, int, WsFailure | None], None]
 
@@ -171,11 +172,20 @@ class Talk:
         opcode, data = self.session.receive(self.part)
         if opcode == ABNF.OPCODE_CLOSE:
             raise close_failure(data, self.framing.close_names())
-        replies, messages = self.framing.receive(data.decode("utf-8", "replace"))
+        if opcode == ABNF.OPCODE_PING or opcode == ABNF.OPCODE_PONG:
+            return NO_MESSAGES  # answered by the session
+        framing = self.framing
+        replies, messages = framing.receive(data.decode("utf-8", "replace"))
         for frame in replies:
             self.session.send_text(frame, self.part)
         self.messages_received += len(messages)
         return messages
+
+    def _read_idle(self) -> None:
+        """Read one frame while no step waits: the protocol's session ending (Socket.IO DISCONNECT) fails the part."""
+        self._read()
+        if self.framing.ended is not None:
+            raise WsFailure(self.framing.ended)
 
     def idle_until(self, deadline: float) -> None:
         """Keep the connection alive until the perf clock reaches `deadline`: read what comes, answer pings.
@@ -190,7 +200,7 @@ class Talk:
                 timer = gevent.Timeout(self.timeout_s)
                 timer.start()
                 try:
-                    self._read()
+                    self._read_idle()
                 except gevent.Timeout as fired:
                     if fired is not timer:
                         raise

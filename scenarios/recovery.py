@@ -114,7 +114,7 @@ class ConversationProbe:
         """Connect and run the protocol's opening and the open steps."""
         self._session.connect()
         self._talk = self._client.talk(self._session, _quiet)
-        self._part(self._client.protocol.opening(), "open")
+        self._part(self._client.opening, "open")
 
     def round(self) -> None:
         """The hold steps once."""

@@ -172,14 +172,14 @@ class WebSocketSession:
             raise describe_failure(error, action) from None
 
     def receive(self, action: str) -> tuple[int, bytes]:
-        """The next whole message (opcode, payload), pings answered; a close frame is returned as one.
+        """The next whole message (opcode, payload), or a ping (already answered) or pong; a close frame too.
 
         The caller bounds the whole wait (`deadline`); no message may exceed MAX_MESSAGE_BYTES.
         After a close frame or a failure the connection is dropped.
         """
         ws = self._require_open(action)
         try:
-            message = _recv_message(ws, action)
+            message = _recv_message(ws, action, control=True)
         except BaseException as error:
             if not isinstance(error, gevent.Timeout):
                 self.abort()
@@ -291,8 +291,11 @@ def deadline(timeout_s: float, message: str) -> Iterator[None]:
         timer.close()
 
 
-def _recv_message(ws: websocket.WebSocket, action: str) -> tuple[int, bytes]:
+def _recv_message(ws: websocket.WebSocket, action: str, control: bool = False) -> tuple[int, bytes]:
     """The next whole message (opcode, payload), answering pings; a close frame is returned as one.
+
+    With `control`, a ping (answered) or pong between messages is returned too, so a caller
+    waiting for a deadline is not held by a stream of pings.
 
     Each frame's announced length is read before its payload: a frame, or a fragmented
     message, over MAX_MESSAGE_BYTES is refused unread (`frame too large during <action>`).
@@ -311,8 +314,12 @@ def _recv_message(ws: websocket.WebSocket, action: str) -> tuple[int, bytes]:
         frame = ws.recv_frame()
         if frame.opcode == ABNF.OPCODE_PING:
             ws.pong(frame.data)
+            if control and opcode is None:
+                return frame.opcode, b""
             continue
         if frame.opcode == ABNF.OPCODE_PONG:
+            if control and opcode is None:
+                return frame.opcode, b""
             continue
         if frame.opcode == ABNF.OPCODE_CLOSE:
             return frame.opcode, frame.data

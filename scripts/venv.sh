@@ -15,5 +15,8 @@ if [ ! -f "$STAMP" ] || ! cmp -s <(cat "$ROOT"/requirements*.txt) "$STAMP"; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/$REQS" >&2
   cat "$ROOT"/requirements*.txt > "$STAMP"
 fi
+# The pack's folder on the venv's path, so a locustfile anywhere can `import flapping_pack`.
+PTH="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/flapping_pack.pth"
+[ -f "$PTH" ] && [ "$(cat "$PTH")" = "$ROOT" ] || echo "$ROOT" > "$PTH"
 export PATH="$VENV/bin:$PATH"
 cd "$ROOT"

@@ -62,7 +62,7 @@ def test_web_ui_strings_are_parsed_like_the_command_line() -> None:
         ("server_metrics_url", "ftp://x/metrics", "--server-metrics-url: not an http:// or https:// URL"),
         ("min_connect_success_pct", "101", "--min-connect-success-pct: must be between 0 and 100, got 101"),
         ("max_memory_growth_mb", "lots", "--max-memory-growth-mb: not a number: 'lots'"),
-        ("ws_auth_in", "cookie", "--ws-auth-in: must be one of header, query; got 'cookie'"),
+        ("ws_auth_in", "cookie", "--ws-auth-in: must be one of header, query, payload; got 'cookie'"),
         ("ref_server_fault", "leak-everything", "--ref-server-fault: unknown fault mode 'leak-everything'"),
     ],
 )

@@ -1,0 +1,38 @@
+"""flapping-pack's public API, for your own locustfile.
+
+Importing this module turns the pack on (its options, the bundled server, the monitor, the
+verdict and the web UI tab), as the bundled `locustfile.py` does. Subclass `FlappingUser`
+(and optionally `SteadyUser`) and override `on_open`, `on_hold` and `on_close` to write the
+conversation in Python with the `Talk` each receives; export `FlapPhases` so the run has its
+phases. See the README, "A conversation in Python", and `examples/custom_user.py`.
+"""
+
+from pack import plugin
+from scenarios.client import ClientSettings, WsClient
+from scenarios.conversation import Conversation, ConversationError, Message, Step, Variables, make_step
+from scenarios.exchange import StepFailed, Talk
+from scenarios.flapping_user import FlappingUser
+from scenarios.phases import FlapPhases
+from scenarios.protocols import load_conversation
+from scenarios.steady_user import SteadyUser
+from scenarios.ws_session import WsFailure
+
+plugin.activate()
+
+__all__ = [
+    "ClientSettings",
+    "Conversation",
+    "ConversationError",
+    "FlapPhases",
+    "FlappingUser",
+    "Message",
+    "SteadyUser",
+    "Step",
+    "StepFailed",
+    "Talk",
+    "Variables",
+    "WsClient",
+    "WsFailure",
+    "load_conversation",
+    "make_step",
+]
