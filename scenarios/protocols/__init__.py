@@ -29,6 +29,7 @@ from scenarios.conversation import (
     json_expectation,
     parse_conversation,
     regex_expectation,
+    substitute,
     text_expectation,
 )
 
@@ -155,6 +156,21 @@ class WireProtocol:
                     cls.check_step(step)
                 except ConversationError as error:
                     raise ConversationError(f"{conversation.source}: {part} step {index}: {error}") from None
+
+
+def payload_with_token(
+    setting: Mapping[str, Any] | None, variables: Variables, with_token: bool
+) -> dict[str, Any] | None:
+    """A protocol's auth payload (Socket.IO's CONNECT auth, GraphQL's connection_init payload).
+
+    The file's setting, substituted, plus `token` when the token goes in the payload
+    (--ws-auth-in payload) and the setting does not name it already; None when there is neither.
+    """
+    payload: dict[str, Any] | None = dict(substitute(setting, variables)) if setting is not None else None
+    if with_token:
+        payload = payload if payload is not None else {}
+        payload.setdefault("token", variables.token)
+    return payload
 
 
 PROTOCOL_NAMES = ("raw", "socketio", "graphql-ws")

@@ -38,10 +38,9 @@ from scenarios.conversation import (
     Verdict,
     contains,
     make_step,
-    substitute,
     unknown_variables,
 )
-from scenarios.protocols import NO_FRAMES, ConnectionFraming, WireProtocol
+from scenarios.protocols import NO_FRAMES, ConnectionFraming, WireProtocol, payload_with_token
 from scenarios.protocols.awaiting import Awaiting
 
 SUBPROTOCOL = "graphql-transport-ws"
@@ -257,10 +256,4 @@ class GraphQLWSProtocol(WireProtocol):
 
     def init_payload(self, variables: Variables) -> dict[str, Any] | None:
         """connection_init's payload: the `init_payload` setting, plus the token when it goes in the payload."""
-        payload: dict[str, Any] | None = None
-        if self.init_setting is not None:
-            payload = dict(substitute(self.init_setting, variables))
-        if self.auth_in_payload:
-            payload = payload if payload is not None else {}
-            payload.setdefault("token", variables.token)
-        return payload
+        return payload_with_token(self.init_setting, variables, self.auth_in_payload)

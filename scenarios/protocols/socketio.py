@@ -48,10 +48,9 @@ from scenarios.conversation import (
     Verdict,
     contains,
     make_step,
-    substitute,
     unknown_variables,
 )
-from scenarios.protocols import NO_FRAMES, ConnectionFraming, WireProtocol
+from scenarios.protocols import NO_FRAMES, ConnectionFraming, WireProtocol, payload_with_token
 from scenarios.protocols.awaiting import Awaiting
 
 # Engine.IO v4 packet types (the first character of every frame).
@@ -523,10 +522,4 @@ class SocketIOProtocol(WireProtocol):
 
     def auth(self, variables: Variables) -> dict[str, Any] | None:
         """The CONNECT packet's auth payload: the `auth` setting, plus the token when it goes in the payload."""
-        auth: dict[str, Any] | None = None
-        if self.auth_setting is not None:
-            auth = dict(substitute(self.auth_setting, variables))
-        if self.auth_in_payload:
-            auth = auth if auth is not None else {}
-            auth.setdefault("token", variables.token)
-        return auth
+        return payload_with_token(self.auth_setting, variables, self.auth_in_payload)
