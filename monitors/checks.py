@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 from .leak import LeakUnknown, estimate_leak
+from .rounds import ALLOCATOR_NOISE_MB, RoundGrowth, round_growth
 from .sample import PHASE_FLAPPING, PHASE_SETTLE, ResourceSample
 from .timeline import ResourceLevels, Timeline
 
@@ -333,6 +334,124 @@ def leak_kb_per_cycle(samples: Sequence[ResourceSample], max_kb: float) -> Check
     return CheckResult(name, _status(slope <= max_kb), slope, max_kb, unit, detail)
 
 
+# --- the rounds rule: what later rounds added after round 1's high-water mark ----
+
+
+def _per_cycle(amount: float, cycles: int, unit: str) -> str:
+    """`128 KB per cycle`; empty without cycles."""
+    if cycles <= 0:
+        return ""
+    value = amount / cycles
+    return f"{fmt_number(value, 1 if abs(value) >= 1 else 2)}{' ' + unit if unit else ''} per cycle"
+
+
+def _high_water(growth: RoundGrowth, later: float, shown_later: str) -> str:
+    """What the later rounds did to a level that did not leak: nothing, or a little within the limits."""
+    if later <= 0 or fmt_number(later) == "0":
+        return f"high-water: no further growth in {growth.later_label}"
+    return f"high-water: {growth.later_label} added only {shown_later}"
+
+
+def leaks_per_cycle(growth: RoundGrowth, max_kb: float) -> bool:
+    """Whether the memory the later rounds added is over `max_kb` KiB per cycle (and over the allocator noise)."""
+    if growth.later_cycles <= 0 or growth.later_growth <= ALLOCATOR_NOISE_MB * MIB:
+        return False
+    return growth.later_growth / KIB / growth.later_cycles > max_kb
+
+
+def memory_growth_mb_rounds(growth: RoundGrowth, max_mb: float, max_kb_per_cycle: float = math.inf) -> CheckResult:
+    """Fail if the rounds after round 1 added more than `max_mb` MiB to its settled memory.
+
+    The words say which it was: a leak (this check fails), a high-water mark (round 2 added
+    nothing, or little within both limits), or neither when only the per-cycle limit is over.
+    """
+    name, unit = "memory_growth_mb", "MB"
+    first, later, total = growth.first_growth / MIB, growth.later_growth / MIB, growth.total_growth / MIB
+    ok = later <= max_mb
+    opening = f"memory {'grew' if first >= 0 else 'fell'} {fmt_number(abs(first))} MB in {growth.first_label}"
+    per_cycle = _per_cycle(growth.later_growth / KIB, growth.later_cycles, "KB")
+    if not ok:
+        leak = f"leak: {per_cycle}; " if per_cycle else "leak; "
+        change = f"memory grew {_fmt_against(later, max_mb)} MB more in {growth.later_label} ({leak}"
+    elif leaks_per_cycle(growth, max_kb_per_cycle):
+        change = f"{opening} and {fmt_number(later)} MB more in {growth.later_label} ({per_cycle}; "
+    else:
+        shown = f"{fmt_number(later)} MB" + (f", {per_cycle}" if per_cycle else "")
+        change = f"{opening} ({_high_water(growth, later, shown)}; "
+    levels = f"{_mb(growth.baseline)} → {_mb(growth.first)} → {_mb(growth.last)}"
+    overall = f"{'+' if total >= 0 else '-'}{fmt_number(abs(total))} MB"
+    total_per_cycle = _per_cycle(growth.total_growth / KIB, growth.total_cycles, "KB")
+    overall += f", {total_per_cycle}" if total_per_cycle else ""
+    detail = f"{change}limit {fmt_number(max_mb)} MB more): {levels}; baseline to settled {overall}"
+    return CheckResult(name, _status(ok), later, max_mb, unit, detail)
+
+
+def memory_growth_pct_rounds(growth: RoundGrowth, max_pct: float) -> CheckResult:
+    """Fail if the rounds after round 1 added more than `max_pct` % of the baseline memory; off at 0."""
+    name, unit = "memory_growth_pct", "%"
+    if max_pct <= 0:
+        return _skip(name, unit, None, "off (max_memory_growth_pct is 0)")
+    if growth.baseline <= 0:
+        return _skip(name, unit, max_pct, "baseline memory is 0 bytes")
+    later = 100.0 * growth.later_growth / growth.baseline
+    first = 100.0 * growth.first_growth / growth.baseline
+    ok = later <= max_pct
+    if later > 0:
+        change = f"memory grew {_fmt_against(later, max_pct)}% of baseline more in {growth.later_label}"
+    else:
+        change = f"memory did not grow in {growth.later_label}"
+    detail = (
+        f"{change}, after {fmt_number(first)}% in {growth.first_label}"
+        f"{'' if ok else ' (leak)'} (limit {fmt_number(max_pct)}% more):"
+        f" {_mb(growth.baseline)} → {_mb(growth.first)} → {_mb(growth.last)}"
+    )
+    return CheckResult(name, _status(ok), later, max_pct, unit, detail)
+
+
+def leak_kb_per_cycle_rounds(growth: RoundGrowth, max_kb: float) -> CheckResult:
+    """Fail if the rounds after round 1 added more than `max_kb` KiB of settled memory per cycle.
+
+    Growth under ALLOCATOR_NOISE_MB never fails: the limit is at least that noise spread
+    over the later rounds' cycles, so very short rounds are not judged on noise.
+    """
+    name, unit = "leak_kb_per_cycle", "KB/cycle"
+    cycles = growth.later_cycles
+    if cycles <= 0:
+        return _skip(name, unit, max_kb, f"no flap cycles counted in {growth.later_label}")
+    per_cycle = growth.later_growth / KIB / cycles
+    noise_kb = ALLOCATOR_NOISE_MB * 1024 / cycles
+    limit = max(max_kb, noise_kb)
+    ok = per_cycle <= limit
+    if per_cycle >= 0:
+        change = f"memory grew {_fmt_against(per_cycle, limit)} KB per cycle in {growth.later_label}"
+    else:
+        change = f"memory fell {fmt_number(-per_cycle)} KB per cycle in {growth.later_label}"
+    over = f"{fmt_number(growth.later_growth / MIB)} MB over {_plural(cycles, 'cycle')}"
+    limit_text = f"limit {fmt_number(limit)} KB"
+    if noise_kb > max_kb:
+        limit_text += f": {fmt_number(ALLOCATOR_NOISE_MB)} MB of allocator noise over {_plural(cycles, 'cycle')}"
+    detail = f"{change} ({'' if ok else 'leak: '}{over}; {limit_text}), settled after round 1 to the end"
+    return CheckResult(name, _status(ok), per_cycle, limit, unit, detail)
+
+
+def count_growth_rounds(name: str, unit: str, what: str, growth: RoundGrowth, limit: int) -> CheckResult:
+    """Fail if the rounds after round 1 added more than `limit` to a count (fds, agents)."""
+    later = growth.later_growth
+    ok = later <= limit
+    opening = f"{what} {'grew' if growth.first_growth >= 0 else 'fell'} by {fmt_number(abs(growth.first_growth))}"
+    if not ok:
+        per_cycle = _per_cycle(later, growth.later_cycles, "")
+        leak = f"leak: {per_cycle}; " if per_cycle else "leak; "
+        change = f"{what} grew by {fmt_number(later)} more in {growth.later_label} ({leak}"
+    elif later <= 0:
+        change = f"{opening} in {growth.first_label} (high-water: no further growth in {growth.later_label}; "
+    else:
+        change = f"{opening} in {growth.first_label} and by {fmt_number(later)} more in {growth.later_label} ("
+    levels = f"{fmt_number(growth.baseline)} → {fmt_number(growth.first)} → {fmt_number(growth.last)}"
+    detail = f"{change}limit {fmt_number(limit)} more): {levels}"
+    return CheckResult(name, _status(ok), later, float(limit), unit, detail)
+
+
 def _count_growth(
     *,
     name: str,
@@ -450,8 +569,13 @@ def evaluate(
     totals: ClientTotals,
     thresholds: Thresholds,
     interrupted: bool = False,
+    rounds: int = 1,
 ) -> Verdict:
-    """Run every check in a fixed order: server health first, then clients, memory, handles."""
+    """Run every check in a fixed order: server health first, then clients, memory, handles.
+
+    With `rounds` > 1 planned, memory, fds and agents are judged by the rounds rule (see
+    `judge_rounds`); with one round, from baseline to settled.
+    """
     baseline = timeline.baseline()
     settled = timeline.settled()
     checks = [
@@ -467,6 +591,8 @@ def evaluate(
         recovery_ms(totals, thresholds.max_recovery_ms),
         steady_p95_ms(totals, thresholds.max_steady_p95_ms),
     ]
+    if rounds > 1:
+        checks = judge_rounds(checks, timeline, thresholds, interrupted)
     if interrupted and settled.source != PHASE_SETTLE:
         # Stopped mid-flap: what the server holds then is the load, not a leak.
         checks = [
@@ -482,3 +608,47 @@ def evaluate(
 SETTLED_LEVEL_CHECKS = frozenset(
     {"memory_growth_mb", "memory_growth_pct", "fd_growth", "lingering_connections", "agents_growth"}
 )
+
+# Checks the rounds rule judges: levels a server may raise to a high-water mark and keep.
+ROUNDS_RULE_CHECKS = frozenset(
+    {"memory_growth_mb", "memory_growth_pct", "leak_kb_per_cycle", "fd_growth", "agents_growth"}
+)
+
+
+def judge_rounds(
+    checks: list[CheckResult], timeline: Timeline, thresholds: Thresholds, interrupted: bool
+) -> list[CheckResult]:
+    """The one-round checks, with memory, fds and agents judged on what the rounds after round 1 added.
+
+    Without two settled rounds (the run was interrupted, or -t left no time for round 2),
+    the one-round results stay, and say why.
+    """
+    memory = round_growth(timeline, "rss_bytes")
+    fds = round_growth(timeline, "open_fds")
+    agents = round_growth(timeline, "agents")
+    by_rounds: dict[str, CheckResult] = {}
+    if memory is not None:
+        by_rounds["memory_growth_mb"] = memory_growth_mb_rounds(
+            memory, thresholds.max_memory_growth_mb, thresholds.max_leak_kb_per_cycle
+        )
+        by_rounds["memory_growth_pct"] = memory_growth_pct_rounds(memory, thresholds.max_memory_growth_pct)
+        by_rounds["leak_kb_per_cycle"] = leak_kb_per_cycle_rounds(memory, thresholds.max_leak_kb_per_cycle)
+    if fds is not None:
+        by_rounds["fd_growth"] = count_growth_rounds(
+            "fd_growth", "fds", "open file descriptors", fds, thresholds.max_fd_growth
+        )
+    if agents is not None:
+        by_rounds["agents_growth"] = count_growth_rounds(
+            "agents_growth", "agents", "server agents", agents, thresholds.max_agents_growth
+        )
+    why = "the run was interrupted before round 2 settled" if interrupted else "round 2 has not settled"
+    one_round = f"; {why}, so judged from baseline to settled (one round)"
+    judged: list[CheckResult] = []
+    for check in checks:
+        if check.name in by_rounds:
+            judged.append(by_rounds[check.name])
+        elif check.name in ROUNDS_RULE_CHECKS and check.status != "skip":
+            judged.append(dataclasses.replace(check, detail=check.detail + one_round))
+        else:
+            judged.append(check)
+    return judged

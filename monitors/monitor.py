@@ -80,6 +80,7 @@ class ResourceMonitor:
         on_death: Callable[[ResourceSample], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         death_grace_s: float = 0.0,
+        round_of: Callable[[], int] = lambda: 0,
     ) -> None:
         self.samplers = list(samplers)  # process tree and/or metrics endpoint
         self.interval_s = interval_s  # time between polls
@@ -87,6 +88,7 @@ class ResourceMonitor:
         self.last_error: str | None = None  # the latest sampler failure, for the UI and logs
         self._phase_of = phase_of  # which phase the run is in now
         self._cycles_of = cycles_of  # completed cycles across all users now
+        self._round_of = round_of  # which round of flapping and settle the run is in now
         self._on_death = on_death  # told once when the server is seen dead
         # How long the server may be seen gone before it counts as dead: a server watched
         # through its port may restart there (the sampler follows it; the verdict says so).
@@ -131,7 +133,9 @@ class ResourceMonitor:
         sample = threadpool.spawn(self._sample_all, now).get()
         if sample is None:
             return None
-        sample = dataclasses.replace(sample, phase=self._phase_of(), cycles_completed=self._cycles_of())
+        sample = dataclasses.replace(
+            sample, phase=self._phase_of(), cycles_completed=self._cycles_of(), flap_round=self._round_of()
+        )
         previous_pid = self._last_pid
         if sample.pid is not None:
             self._last_pid = sample.pid

@@ -130,8 +130,20 @@ class Timeline:
             held_tcp_states=_held_tcp_states(samples),
         )
 
-    def settled(self) -> ResourceLevels:
-        """Levels at the end of the settle phase, after all clients left.
+    def settled_rounds(self) -> list[int]:
+        """The rounds with settle samples, in order (0 for settle samples without a round)."""
+        return sorted({s.flap_round for s in self._samples if s.phase == PHASE_SETTLE})
+
+    def round_cycles(self, flap_round: int) -> int:
+        """Flap cycles completed in `flap_round`: the count at its last sample minus the count before it."""
+        before = [s.cycles_completed for s in self._samples if s.flap_round < flap_round]
+        during = [s.cycles_completed for s in self._samples if s.flap_round == flap_round]
+        if not during:
+            return 0
+        return max(during) - max(before, default=0)
+
+    def settled(self, flap_round: int | None = None) -> ResourceLevels:
+        """Levels at the end of a settle phase, after all clients left: the last round's, or `flap_round`'s.
 
         Memory (and threads, which pools shrink slowly) is the median of the last
         half of the settle samples, because RSS is noisy. File descriptors, held
@@ -141,7 +153,10 @@ class Timeline:
         `source` is "flapping" so the checks can say there was no settle phase.
         """
         source = PHASE_SETTLE
-        samples = self.in_phase(PHASE_SETTLE)
+        rounds = self.settled_rounds()
+        if flap_round is None and rounds:
+            flap_round = rounds[-1]
+        samples = [s for s in self.in_phase(PHASE_SETTLE) if flap_round is None or s.flap_round == flap_round]
         if not samples:
             source = PHASE_FLAPPING
             samples = self.in_phase(PHASE_FLAPPING)

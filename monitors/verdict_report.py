@@ -17,6 +17,7 @@ from .timeline import ResourceLevels, Timeline
 TIMELINE_CSV_HEADER = (
     "t_s",
     "phase",
+    "round",
     "cycles_completed",
     "alive",
     "pid",
@@ -126,7 +127,17 @@ def verdict_to_dict(verdict: Verdict, timeline: Timeline, totals: ClientTotals) 
             "users": totals.users,
         },
         "samples": {"total": len(timeline), "by_phase": timeline.count_by_phase()},
+        "rounds": rounds_to_list(timeline),
     }
+
+
+def rounds_to_list(timeline: Timeline) -> list[dict[str, Any]]:
+    """Each round's flap cycles and settled levels (the rounds rule's inputs), in order."""
+    return [
+        {"round": r, "cycles": timeline.round_cycles(r), "settled": _levels_dict(timeline.settled(r))}
+        for r in timeline.settled_rounds()
+        if r >= 1
+    ]
 
 
 # --- files -------------------------------------------------------------------------
@@ -206,6 +217,7 @@ def timeline_csv_rows(timeline: Timeline) -> list[list[str]]:
             [
                 f"{timeline.relative_t_s(s):.3f}",
                 s.phase,
+                str(s.flap_round),
                 str(s.cycles_completed),
                 "true" if s.alive else "false",
                 _cell(s.pid),

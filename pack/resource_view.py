@@ -73,17 +73,22 @@ def resource_rows(baseline: ResourceLevels, latest: dict[str, int | None]) -> li
 
 
 def chart_data(timeline: Timeline) -> dict[str, Any]:
-    """Columns for the chart: seconds, memory (MB), fds, held connections, agents, and phase spans."""
+    """Columns for the chart: seconds, memory (MB), fds, held connections, agents, and phase spans.
+
+    Each span is one phase of one round; its label names the round when the run has several.
+    """
     samples = timeline.samples
     t_s = [round(timeline.relative_t_s(s), 3) for s in samples]
     phases: list[dict[str, Any]] = []
+    rounds = max((s.flap_round for s in samples), default=0) > 1  # name the rounds once there are several
     for t, sample in zip(t_s, samples, strict=True):
-        if phases and phases[-1]["phase"] == sample.phase:
+        if phases and (phases[-1]["phase"], phases[-1]["round"]) == (sample.phase, sample.flap_round):
             phases[-1]["end_s"] = t
         else:
             if phases:
                 phases[-1]["end_s"] = t  # a band reaches the next phase's first sample
-            phases.append({"phase": sample.phase, "start_s": t, "end_s": t})
+            label = f"{sample.phase} {sample.flap_round}" if rounds and sample.flap_round else sample.phase
+            phases.append({"phase": sample.phase, "round": sample.flap_round, "label": label, "start_s": t, "end_s": t})
     return {
         "t_s": t_s,
         "rss_mb": [None if s.rss_bytes is None else round(s.rss_bytes / MIB, 3) for s in samples],

@@ -43,7 +43,7 @@ def test_flap_sh_with_default_options_passes_and_writes_its_files(tmp_path: Path
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     verdict = json.loads((tmp_path / "verdict.json").read_text())
     assert verdict["passed"] is True
-    assert verdict["connections"]["cycles_completed"] == 10 * 20  # locust.conf: 10 users x 20 cycles
+    assert verdict["connections"]["cycles_completed"] == 2 * 10 * 20  # locust.conf: 10 users x 20 cycles, 2 rounds
     assert "the bundled reference server" in run.stderr
     suite = ElementTree.parse(tmp_path / "verdict.junit.xml").getroot()
     cases = suite.iter("testcase")

@@ -4,7 +4,7 @@
  *
  * Data comes from /flapping-pack/timeline.json (pack/web_ui.py chart_data): columns of
  * seconds-from-first-sample and one column per series (null = not observed), plus the
- * phases as [start, end] spans drawn as shaded bands with their names.
+ * phases as [start, end] spans drawn as shaded bands with their names (and round, "settle 2").
  */
 (function (global) {
   "use strict";
@@ -66,7 +66,7 @@
             u.ctx.font = 12 * ratio + "px sans-serif";
             u.ctx.textBaseline = "top";
             eachBand(u, function (p, left, right, top) {
-              var label = p.phase;
+              var label = p.label || p.phase; // "flapping 2": the phase and its round
               if (u.ctx.measureText(label).width < right - left - 8 * ratio) {
                 u.ctx.fillText(label, left + 4 * ratio, top + 4 * ratio);
               }

@@ -134,7 +134,7 @@ class TestJson:
         connects = data["checks"][1]
         assert connects["observed"] == 98.5
         assert connects["limit"] == 100
-        assert data["checks"][3]["passed"] is None
+        assert next(c for c in data["checks"] if c["name"] == "memory_growth_pct")["passed"] is None  # off: skipped
         assert data["baseline"]["rss_bytes"] == 60 * MIB
         assert data["baseline"]["from"] == "baseline"
         assert data["settled"] == {
@@ -201,12 +201,14 @@ class TestTimelineCsv:
         rows = timeline_csv_rows(timeline)
         assert rows[0] == list(TIMELINE_CSV_HEADER)
         assert ",".join(rows[0]) == (
-            "t_s,phase,cycles_completed,alive,pid,rss_bytes,cpu_pct,open_fds,threads,held_connections,agents,tcp_states"
+            "t_s,phase,round,cycles_completed,alive,pid,rss_bytes,cpu_pct,open_fds,threads,held_connections,agents,"
+            "tcp_states"
         )
         assert len(rows) == 5
         assert rows[2] == [
             "1.500",
             "flapping",
+            "0",
             "120",
             "true",
             "7",
@@ -218,7 +220,7 @@ class TestTimelineCsv:
             "30",
             "CLOSE_WAIT=2;ESTABLISHED=30;LISTEN=1",
         ]
-        assert rows[4] == ["4.000", "settle", "200", "false", "", "", "", "", "", "", "", ""]
+        assert rows[4] == ["4.000", "settle", "0", "200", "false", "", "", "", "", "", "", "", ""]
 
     def test_write(self, tmp_path: Path) -> None:
         """The written CSV reads back as the same rows."""

@@ -61,9 +61,30 @@ def test_chart_columns_and_phase_bands() -> None:
     assert data["held_connections"] == [None, None, 2, 0, None]
     assert data["agents"] == [None, None, 2, 0, None]
     assert data["phases"] == [
-        {"phase": "baseline", "start_s": 0.0, "end_s": 1.0},
-        {"phase": "flapping", "start_s": 1.0, "end_s": 1.5},
-        {"phase": "settle", "start_s": 1.5, "end_s": 2.0},
+        {"phase": "baseline", "round": 0, "label": "baseline", "start_s": 0.0, "end_s": 1.0},
+        {"phase": "flapping", "round": 0, "label": "flapping", "start_s": 1.0, "end_s": 1.5},
+        {"phase": "settle", "round": 0, "label": "settle", "start_s": 1.5, "end_s": 2.0},
+    ]
+
+
+def test_chart_bands_name_each_round() -> None:
+    """With two rounds, each round's flapping and settle get a band of their own, named with the round."""
+    timeline = Timeline(
+        [
+            sample(0.0, rss_bytes=2 * MIB),
+            sample(1.0, PHASE_FLAPPING, flap_round=1, rss_bytes=9 * MIB),
+            sample(2.0, PHASE_SETTLE, flap_round=1, rss_bytes=5 * MIB),
+            sample(3.0, PHASE_FLAPPING, flap_round=2, rss_bytes=9 * MIB),
+            sample(4.0, PHASE_SETTLE, flap_round=2, rss_bytes=5 * MIB),
+        ]
+    )
+    labels = [(p["label"], p["start_s"], p["end_s"]) for p in chart_data(timeline)["phases"]]
+    assert labels == [
+        ("baseline", 0.0, 1.0),
+        ("flapping 1", 1.0, 2.0),
+        ("settle 1", 2.0, 3.0),
+        ("flapping 2", 3.0, 4.0),
+        ("settle 2", 4.0, 4.0),
     ]
 
 
