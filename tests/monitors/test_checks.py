@@ -16,7 +16,6 @@ from monitors.checks import (
     Verdict,
     agents_growth,
     connect_success_pct,
-    session_success_pct,
     evaluate,
     fd_growth,
     fmt_number,
@@ -26,6 +25,7 @@ from monitors.checks import (
     memory_growth_pct,
     recovery_ms,
     server_alive,
+    session_success_pct,
     threshold_info,
 )
 from monitors.sample import PHASE_BASELINE, PHASE_FLAPPING, PHASE_SETTLE, ResourceSample
