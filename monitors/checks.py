@@ -643,12 +643,14 @@ def judge_rounds(
         )
     why = "the run was interrupted before round 2 settled" if interrupted else "round 2 has not settled"
     one_round = f"; {why}, so judged from baseline to settled (one round)"
+    one_round_trend = f"; {why}, so judged by the trend during flapping (one round)"
     judged: list[CheckResult] = []
     for check in checks:
         if check.name in by_rounds:
             judged.append(by_rounds[check.name])
         elif check.name in ROUNDS_RULE_CHECKS and check.status != "skip":
-            judged.append(dataclasses.replace(check, detail=check.detail + one_round))
+            note = one_round_trend if check.name == "leak_kb_per_cycle" else one_round
+            judged.append(dataclasses.replace(check, detail=check.detail + note))
         else:
             judged.append(check)
     return judged

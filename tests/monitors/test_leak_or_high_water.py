@@ -199,7 +199,7 @@ def test_a_run_interrupted_before_round_two_settled_is_judged_on_one_round_and_s
         " the run was interrupted before round 2 settled, so judged from baseline to settled (one round)"
     )
     assert checks["leak_kb_per_cycle"].detail.endswith(
-        "; the run was interrupted before round 2 settled, so judged from baseline to settled (one round)"
+        "; the run was interrupted before round 2 settled, so judged by the trend during flapping (one round)"
     )
 
 
