@@ -279,8 +279,9 @@ class FlappingPack:
         counts = self.counts()
         recovery = self.recovery
         return ClientTotals(
-            connect_attempts=counts.connect_attempts,
-            connect_failures=counts.connect_attempts - counts.sessions_established,
+            # Connects that ended one way or the other: one a stop cut short counts neither way.
+            connect_attempts=counts.sessions_established + counts.connect_failures,
+            connect_failures=counts.connect_failures,
             cycles_completed=counts.cycles_completed,
             users=counts.users_started,
             recovery_ms=recovery.recovery_ms if recovery else None,

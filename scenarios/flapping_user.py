@@ -407,6 +407,8 @@ class FlappingUser(User):
                 self._session = None
                 succeeded = self._disconnect(session, talk, cycle.disconnect, close_started)
             self._tracker.session_ended(succeeded, talk.messages_received)
+        else:
+            self._tracker.connect_failed()  # the server refused the session behind the handshake
         self._drop_open_connection()  # a failed step left the connection dropped
 
         self._pause(cycle, slot)

@@ -54,7 +54,7 @@ class FlapCounts:
     users_finished: int = 0  # users that completed all their cycles
     connect_attempts: int = 0  # handshakes begun
     connect_successes: int = 0  # handshakes completed (HTTP 101)
-    connect_failures: int = 0  # handshakes that failed or timed out
+    connect_failures: int = 0  # connects that failed: the handshake, or an open step (the session refused)
     open_connections: int = 0  # connections open right now
     sessions_established: int = 0  # connects whose open steps all passed (the application session began)
     sessions_succeeded: int = 0  # established sessions whose every step and disconnect succeeded
@@ -118,7 +118,7 @@ class ConnectionTracker:
         total.open_connections += 1
 
     def connect_failed(self) -> None:
-        """A handshake failed."""
+        """A connect failed: its handshake, or one of its open steps."""
         self.total.connect_failures += 1
 
     def session_established(self) -> None:
