@@ -434,8 +434,7 @@ def _check_run_time(environment: Environment, config: PackConfig) -> None:
     run_time = getattr(environment.parsed_options, "run_time", None)
     if not run_time:
         return
-    period_s = (config.timing.connected_ms + config.timing.disconnected_ms) / 1000.0
-    problem = PhasePlan(config.baseline_s, config.settle_s).run_time_problem(float(run_time), period_s)
+    problem = PhasePlan(config.baseline_s, config.settle_s).run_time_problem(float(run_time))
     if problem is not None:
         raise OptionError(problem)
 

@@ -15,7 +15,7 @@ from monitors.sample import PHASE_BASELINE, PHASE_FLAPPING, PHASE_SETTLE
 from scenarios.steady_user import SteadyUser
 
 PHASE_DONE = "done"
-MIN_FLAPPING_S = 1.0  # the least flapping a run time must leave room for, besides one flap period
+MIN_FLAPPING_S = 1.0  # the least flapping a run time must leave room for: every user connects within it
 
 
 class PhasePlan:
@@ -85,18 +85,19 @@ class PhasePlan:
                 self._start_round(elapsed_s)
         return self.phase
 
-    def least_run_time_s(self, period_s: float) -> float:
+    def least_run_time_s(self) -> float:
         """The shortest -t that fits every phase: the baseline, some flapping and the settle.
 
-        Some flapping is one flap period (hold + pause), and at least `MIN_FLAPPING_S`:
-        less would end the flapping before a user's first connect (each waits for its phase
-        within the period, up to a second). A phase added to the plan belongs in this sum.
+        Some flapping is `MIN_FLAPPING_S`: each user's first connect waits for its phase
+        within the period, at most a second, so less could end the flapping before any
+        connect. A -t that then cuts a long hold short is an interrupted run, judged as one.
+        A phase added to the plan belongs in this sum.
         """
-        return self.baseline_s + max(period_s, MIN_FLAPPING_S) + self.settle_s
+        return self.baseline_s + MIN_FLAPPING_S + self.settle_s
 
-    def run_time_problem(self, run_time_s: float, period_s: float) -> str | None:
+    def run_time_problem(self, run_time_s: float) -> str | None:
         """The one line refusing a -t too short for the phases, or None when it fits."""
-        least_s = self.least_run_time_s(period_s)
+        least_s = self.least_run_time_s()
         if run_time_s >= least_s:
             return None
         flapping_s = least_s - self.baseline_s - self.settle_s

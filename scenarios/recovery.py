@@ -19,6 +19,7 @@ from scenarios.exchange import StepFailed, Talk
 from scenarios.ws_session import WebSocketSession, WsFailure
 
 RETRY_S = 0.02  # pause between failed attempts
+PROBE_USER = -1  # the probe's ${user}: no flapping user's number, so a server (or a test) can tell it apart
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class ConversationProbe:
     def open(self) -> None:
         """Connect and run the protocol's opening and the open steps."""
         self._session.connect()
-        self._talk = self._client.talk(self._session, _quiet)
+        self._talk = self._client.talk(self._session, _quiet, user=PROBE_USER)
         self._part(self._client.opening, "open")
 
     def round(self) -> None:

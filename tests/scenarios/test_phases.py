@@ -64,7 +64,7 @@ def test_run_time_is_shared_by_the_rounds_settles_included() -> None:
 def test_a_run_time_too_short_for_every_round_runs_the_rounds_that_fit() -> None:
     """-t at the least run time of one round runs one round, with its flapping and settle intact."""
     plan = PhasePlan(baseline_s=2, settle_s=5, rounds=2)
-    least_s = plan.least_run_time_s(period_s=0.15)
+    least_s = plan.least_run_time_s()
     plan.run_time_s = least_s
     assert plan.rounds_fitting() == 1
     assert plan.advance(2.0, users_done=False) == "flapping"
