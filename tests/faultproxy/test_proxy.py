@@ -16,6 +16,7 @@ from faultproxy.launch import start_faultproxy
 from faultproxy.toxics import ResetPeer, derive_rng
 from refserver.launch import RunningRefServer
 from tests.faultproxy.helpers import DEADLINE_S, StartProxy, connect
+from tests.unavailable import unavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,12 +149,12 @@ def test_unreachable_upstream_closes_the_client() -> None:
 def test_ipv6_loopback(echo_server: RunningRefServer) -> None:
     """The proxy listens on ::1 when asked to."""
     if not socket.has_ipv6:
-        pytest.skip("no IPv6")
+        unavailable("no IPv6")
     try:
         with socket.socket(socket.AF_INET6) as probe:
             probe.bind(("::1", 0))
     except OSError:
-        pytest.skip("::1 not configured")
+        unavailable("::1 not configured")
     with start_faultproxy(echo_server.host, echo_server.port, listen_host="::1") as proxy:
         assert proxy.netloc == f"[::1]:{proxy.port}"
         ws = connect(proxy)

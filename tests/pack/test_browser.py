@@ -22,6 +22,7 @@ import pytest
 import websocket
 
 from tests.e2e_helpers import locust_ui, wait_until
+from tests.unavailable import unavailable
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TAB_TITLE = "Server resources"  # pack/web_ui.py TAB_TITLE
@@ -117,10 +118,7 @@ def require_browser(path: str) -> None:
     """Skip without Chromium at `path`, but fail under CI (env CI set): there a skip would pass untested."""
     if os.path.exists(path):
         return
-    message = "Chromium not installed: apt-get install chromium chromium-driver"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message} (CI is set, so the browser test cannot skip)")
-    pytest.skip(message)
+    unavailable("Chromium not installed: apt-get install chromium chromium-driver")
 
 
 def test_a_missing_browser_fails_under_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

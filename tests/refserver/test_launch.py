@@ -14,6 +14,7 @@ import pytest
 
 from refserver.launch import RefServerStartError, connect_host, parse_ready_line, start_refserver
 from tests.refserver.helpers import DEADLINE_S, StartServer, connect
+from tests.unavailable import unavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,7 +43,7 @@ def test_urls(start_server: StartServer) -> None:
 def test_ipv6_loopback(start_server: StartServer) -> None:
     """A server bound to ::1 gets a bracketed URL that works."""
     if not socket.has_ipv6:
-        pytest.skip("no IPv6")
+        unavailable("no IPv6")
     server = start_server("--host", "::1")
     assert server.url == f"ws://[::1]:{server.port}/"
     connect(server.url).close()

@@ -33,6 +33,7 @@ from scenarios.fast_handshake import (
 from scenarios.flapping_user import FlapContext, FlapSettings
 from scenarios.ws_session import WebSocketSession, WsFailure
 from tests.raw_ws_server import RawWsServer
+from tests.unavailable import unavailable
 from tests.ws_echo import echo
 from tests.ws_frames import frame as _frame
 
@@ -354,7 +355,7 @@ def test_a_host_name_connects() -> None:
 def certificate(tmp_path_factory) -> Iterator[tuple[Path, Path]]:
     """A self-signed certificate for 127.0.0.1 (made with `openssl req`), and its key."""
     if shutil.which("openssl") is None:
-        pytest.skip("openssl not found: cannot make a certificate for the wss:// test")
+        unavailable("openssl not found: cannot make a certificate for the wss:// test")
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
