@@ -1,6 +1,6 @@
 """Socket.IO and GraphQL over WebSocket end to end: Locust runs against python-socketio and Strawberry servers.
 
-Healthy servers pass; agents kept on abrupt drops are caught with `abrupt` and pass with
+Healthy servers pass; a per-session memory leak fails; agents kept on abrupt drops are caught with `abrupt` and pass with
 `clean` disconnects; a refused namespace or init fails `connect_success_pct`.
 """
 
@@ -53,3 +53,18 @@ def test_the_bundled_server_speaks_socketio_on_a_fresh_machine(locust) -> None:
     assert run.exit_code == 0, run.output[-3000:]
     assert int(run.stats_row("namespace")["Request Count"]) >= 20
     assert int(run.stats_row("chat")["Failure Count"]) == 0
+
+
+@pytest.mark.parametrize("protocol", sorted(SERVERS))
+def test_a_per_session_memory_leak_fails_and_a_healthy_server_passes(start_app_server, locust, protocol) -> None:
+    """128 KiB kept per session: what round 2 adds is a leak (leak_kb_per_cycle fails); healthy, it passes."""
+    name, conversation, _ = SERVERS[protocol]
+    rounds = ["--ws-conversation", str(conversation), "--flap-rounds", "2", "--flap-cycles", "10"]
+    healthy = start_app_server(name)
+    run = locust("--host", healthy.url, *rounds)
+    assert run.exit_code == 0, run.output[-3000:]
+    assert run.check("leak_kb_per_cycle")["status"] == "pass"
+    leaking = start_app_server(name, "--fault", "leak-memory")
+    run = locust("--host", leaking.url, *rounds)
+    assert run.exit_code == 3, run.output[-3000:]
+    assert run.check("leak_kb_per_cycle")["status"] == "fail", run.check("leak_kb_per_cycle")
