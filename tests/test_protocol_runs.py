@@ -1,7 +1,8 @@
 """Socket.IO and GraphQL over WebSocket end to end: Locust runs against python-socketio and Strawberry servers.
 
-Healthy servers pass; a per-session memory leak fails; agents kept on abrupt drops are caught with `abrupt` and pass with
-`clean` disconnects; a refused namespace or init fails `connect_success_pct`.
+Healthy servers pass; a per-session memory leak fails; agents kept on abrupt drops are
+caught with `abrupt` and pass with `clean` disconnects; a refused namespace or init fails
+`connect_success_pct`.
 """
 
 from __future__ import annotations
