@@ -43,3 +43,13 @@ def test_locust_conf_sets_only_known_options() -> None:
         if line.strip() and not line.startswith("#"):
             key = line.split("=", 1)[0].strip()
             assert key in ours | locust_own, key
+
+
+def test_the_python_conversation_in_the_readme_is_the_example_that_runs() -> None:
+    """Every line of the README's Python conversation stands in examples/custom_user.py (which a test runs)."""
+    section = README.split("### A conversation in Python", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block
+    example = {line.strip() for line in (ROOT / "examples" / "custom_user.py").read_text().splitlines()}
+    missing = [line for line in block.group(1).splitlines() if line.strip() and line.strip() not in example]
+    assert not missing, missing
