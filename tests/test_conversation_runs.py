@@ -7,6 +7,7 @@ after each reconnect. A healthy server passes; a faulty one fails the check that
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 from tests.locust_process import ROOT, LocustRun
@@ -130,3 +131,16 @@ def test_the_python_api_example_runs_against_the_bundled_server(locust) -> None:
     with open(run.out_dir / "run_stats.csv") as file:
         names = {row["Name"] for row in csv.DictReader(file)}
     assert "echo" not in names  # the bundled default user did not run beside it
+
+
+def test_the_readmes_conversation_file_runs_as_written(start_app_server, locust, tmp_path: Path) -> None:
+    """The YAML of the README's conversations section, copied to a file, passes against a GraphQL server."""
+    section = (ROOT / "README.md").read_text().split("## What each connection says", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block
+    conversation = tmp_path / "readme.yaml"
+    conversation.write_text(block.group(1))
+    server = start_app_server("graphql_server")
+    run = locust("--host", server.url, "--ws-conversation", str(conversation))
+    assert run.exit_code == 0, run.output[-3000:]
+    assert int(run.stats_row("hello")["Request Count"]) == 20
