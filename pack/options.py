@@ -302,6 +302,7 @@ class OptionSpec:
 
 
 _timing = FlapTiming()
+_client = ClientSettings()
 
 
 def _threshold_option(info: ThresholdInfo) -> OptionSpec:
@@ -350,7 +351,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "--flap-echo", boolean, True, "Send a text message during each hold and check its echo", boolean_flag=True
     ),
-    OptionSpec("--ws-timeout-s", positive_float, 5.0, "Timeout of every WebSocket operation, seconds"),
+    OptionSpec("--ws-timeout-s", positive_float, _client.timeout_s, "Timeout of every WebSocket operation, seconds"),
     OptionSpec(
         "--ws-conversation",
         readable_file,
@@ -391,7 +392,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "--ws-auth-in",
         choice(AUTH_PLACES),
-        "header",
+        _client.auth_in,
         "Where the token goes: header (Authorization: Bearer), query (?token=) or payload (the protocol's own "
         "auth: Socket.IO's CONNECT auth, GraphQL's connection_init payload); ${token} in a conversation",
     ),

@@ -9,12 +9,14 @@ of conversations written in Python (`FlappingUser.on_open`, `on_hold`, `on_close
 
 from __future__ import annotations
 
+import logging
 import re
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import gevent
+from locust.exception import InterruptTaskSet, LocustError, RescheduleTask, StopTest, StopUser
 from websocket import ABNF
 
 from scenarios.conversation import (
@@ -31,8 +33,9 @@ from scenarios.conversation import (
     make_step,
 )
 from scenarios.protocols import ConnectionFraming, describe_close_code
-from scenarios.ws_session import WebSocketSession, WsFailure
+from scenarios.ws_session import WebSocketSession, WsFailure, deadline
 
+logger = logging.getLogger("flapping_pack")
 NO_MESSAGES: tuple[Message, ...] = ()
 # report(name, started, response_length, failure): one Locust row; `started` is a perf_counter() value.
 Report = Callable[[str, float, int, WsFailure | None], None]
@@ -137,35 +140,25 @@ class Talk:
             if expectation is None:
                 return None
             timeout_s = step.timeout_ms / 1000.0 if step.timeout_ms is not None else self.timeout_s
-            message = self._wait_for(expectation, timeout_s)
+            with deadline(timeout_s, expectation.timeout_reason):
+                message = self._wait_for(expectation)
         except WsFailure as failure:
-            self._started = None
-            self.session.abort()
-            self._report(step.name, started, 0, failure)
-            raise StepFailed(failure.message) from None
+            raise self.fail(step.name, failure, started) from None
         self._started = None
         self._report(step.name, started, len(message.text), None)
         return message
 
-    def _wait_for(self, expectation: Expectation, timeout_s: float) -> Message:
-        timer = gevent.Timeout(timeout_s)
-        timer.start()
-        try:
-            while True:
-                for message in self._read():
-                    verdict = expectation.check(message)
-                    if verdict is MATCHED:
-                        for frame in expectation.after:
-                            self.session.send_text(frame, self.part)
-                        return message
-                    if verdict is not NOT_IT:
-                        raise WsFailure(str(verdict))
-        except gevent.Timeout as fired:
-            if fired is not timer:
-                raise
-            raise WsFailure(expectation.timeout_reason()) from None
-        finally:
-            timer.close()
+    def _wait_for(self, expectation: Expectation) -> Message:
+        """Read until a message is the awaited one (the caller bounds the time); a failure verdict raises."""
+        while True:
+            for message in self._read():
+                verdict = expectation.check(message)
+                if verdict is MATCHED:
+                    for frame in expectation.after:
+                        self.session.send_text(frame, self.part)
+                    return message
+                if verdict is not NOT_IT:
+                    raise WsFailure(str(verdict))
 
     def _read(self) -> tuple[Message, ...]:
         """Read one frame: answer what the protocol answers, return its application messages."""
@@ -187,36 +180,30 @@ class Talk:
         if self.framing.ended is not None:
             raise WsFailure(self.framing.ended)
 
-    def idle_until(self, deadline: float) -> None:
-        """Keep the connection alive until the perf clock reaches `deadline`: read what comes, answer pings.
+    def idle_until(self, until: float) -> None:
+        """Keep the connection alive until the perf clock reaches `until`: read what comes, answer pings.
 
         A close frame or a dropped connection is a failure of the `hold` row (StepFailed).
         """
         session = self.session
         try:
-            while (remaining := deadline - time.perf_counter()) > 0:
+            while (remaining := until - time.perf_counter()) > 0:
                 if not session.readable(remaining):
                     return
-                timer = gevent.Timeout(self.timeout_s)
-                timer.start()
-                try:
+                with deadline(self.timeout_s, f"{self.part} timed out"):
                     self._read_idle()
-                except gevent.Timeout as fired:
-                    if fired is not timer:
-                        raise
-                    raise WsFailure(f"{self.part} timed out") from None
-                finally:
-                    timer.close()
         except WsFailure as failure:
-            session.abort()
-            self._report(self.part, time.perf_counter(), 0, failure)
-            raise StepFailed(failure.message) from None
+            raise self.fail(self.part, failure) from None
 
-    def fail(self, name: str, failure: WsFailure) -> None:
-        """End the session with a failure reported under `name` (for errors outside a step)."""
+    def fail(self, name: str, failure: WsFailure, started: float | None = None) -> StepFailed:
+        """End the session: drop the connection, report `failure` under `name`; returns the StepFailed to raise.
+
+        The row is timed from `started` (a perf_counter() value), or has no time.
+        """
         self.session.abort()
         self._started = None
-        self._report(name, time.perf_counter(), 0, failure)
+        self._report(name, time.perf_counter() if started is None else started, 0, failure)
+        return StepFailed(failure.message)
 
     def goodbye(self) -> None:
         """Send what the protocol sends before a clean close (Socket.IO's disconnect packet)."""
@@ -224,6 +211,42 @@ class Talk:
             try:
                 self.session.send_text(frame, "close")
             except WsFailure as failure:
-                self.session.abort()
-                self._report("close", time.perf_counter(), 0, failure)
-                raise StepFailed(failure.message) from None
+                raise self.fail("close", failure) from None
+
+
+_LOCUST_CONTROL = (StopUser, StopTest, InterruptTaskSet, RescheduleTask, LocustError)  # Locust's own flow: passed on
+_logged_errors: set[tuple[str, str]] = set()  # (part, exception type) already logged with a traceback
+
+
+def converse(
+    talk: Talk, part: str, hook: Callable[[Talk], object], protocol_steps: tuple[Step, ...] = ()
+) -> WsFailure | None:
+    """Run one part of a connection's conversation: the protocol's own steps, then the hook.
+
+    `hook` is a user's `on_open`, `on_hold` or `on_close` (a FlappingUser's, or one lent to
+    the probe and the steady users). Returns None when the part passed, else the failure:
+    a failed step (its row already reported) or an error in the hook's own code (reported
+    as a failure of the part's row, its traceback logged once). The connection is dropped
+    on failure; Locust's own control exceptions pass through.
+    """
+    talk.part = part
+    try:
+        talk.run(protocol_steps)
+        hook(talk)
+    except StepFailed as failure:
+        return failure
+    except WsFailure as failure:  # raised by the script itself
+        talk.fail(part, failure)
+        return failure
+    except _LOCUST_CONTROL:
+        talk.session.abort()
+        raise
+    except Exception as error:
+        kind = type(error).__name__
+        if (part, kind) not in _logged_errors:
+            _logged_errors.add((part, kind))
+            logger.error("flapping-pack: %s in on_%s:\n%s", kind, part, traceback.format_exc())
+        script_failure = WsFailure(f"{kind} in on_{part}")
+        talk.fail(part, script_failure)
+        return script_failure
+    return None

@@ -19,20 +19,12 @@ from urllib.parse import urlsplit
 import gevent
 from gevent import GreenletExit, get_hub, getcurrent
 from locust import User, constant, task
-from locust.exception import (
-    InterruptTaskSet,
-    LocustError,
-    RescheduleTask,
-    RescheduleTaskImmediately,
-    StopTest,
-    StopUser,
-)
+from locust.exception import InterruptTaskSet, RescheduleTask, RescheduleTaskImmediately, StopTest, StopUser
 from locust.user.users import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
 from scenarios.client import ClientSettings, WsClient
-from scenarios.conversation import Step
 from scenarios.disconnect import ABRUPT, CLEAN, HALF_OPEN, HANDSHAKE_ABORT, REQUEST_NAMES, RESET, DisconnectMix
-from scenarios.exchange import StepFailed, Talk
+from scenarios.exchange import StepFailed, Talk, converse
 from scenarios.fast_handshake import loopback_source_addresses
 from scenarios.schedule import (
     FlapCycle,
@@ -399,13 +391,11 @@ class FlappingUser(User):
         planned_disconnect = disconnect_deadline(slot if self._grid is not None else self._connected_at, cycle)
 
         talk = self._client.talk(session, self._report, self._number, cycle.index)
-        if converse(self, talk, self._client.opening, "open") is None:
+        if converse(talk, "open", self.on_open, self._client.opening) is None:
             self._tracker.session_established()
-            succeeded = converse(self, talk, (), "hold") is None and self._idle(talk, planned_disconnect)
+            succeeded = converse(talk, "hold", self.on_hold) is None and self._idle(talk, planned_disconnect)
             if succeeded:
-                close_started = time.perf_counter()
-                self._session = None
-                succeeded = self._disconnect(session, talk, cycle.disconnect, close_started)
+                succeeded = self._disconnect(session, talk, cycle.disconnect)
             self._tracker.session_ended(succeeded, talk.messages_received)
         else:
             self._tracker.connect_failed()  # the server refused the session behind the handshake
@@ -447,27 +437,27 @@ class FlappingUser(User):
             return False
         return True
 
-    def _disconnect(self, session: WebSocketSession, talk: Talk, style: str, started: float) -> bool:
+    def _disconnect(self, session: WebSocketSession, talk: Talk, style: str) -> bool:
         """End the held connection in the cycle's style (each style is its own stats row); False when it failed.
 
-        A clean disconnect first runs the close steps and the protocol's goodbye.
+        A clean disconnect first runs the close steps and the protocol's goodbye; when they
+        fail, the connection is already dropped (and counted by `_drop_open_connection`).
         """
+        if style == CLEAN:
+            if converse(talk, "close", self.on_close) is not None:
+                return False
+            try:
+                talk.goodbye()
+            except StepFailed:
+                return False
+        started = time.perf_counter()
+        self._session = None
         if style == HALF_OPEN:
             # No close frame, no FIN, no reading: the socket stays open until the pause ends.
             self._half_open = session
             self._half_open_since = started
             self._half_open_hold_s = started - self._connected_at
             return True
-        if style == CLEAN:
-            self._session = session  # the close steps may still fail and drop it
-            if converse(self, talk, (), "close") is not None:
-                return False
-            try:
-                talk.goodbye()
-            except StepFailed:
-                return False
-            self._session = None
-            started = time.perf_counter()
         self._tracker.disconnected(started - self._connected_at)
         name = REQUEST_NAMES[style]
         try:
@@ -521,42 +511,6 @@ class FlappingUser(User):
         fire_ws_request(self.environment, name, started, length, failure)
 
 
-_LOCUST_CONTROL = (StopUser, StopTest, InterruptTaskSet, RescheduleTask, LocustError)  # Locust's own flow: passed on
-_logged_errors: set[tuple[str, str]] = set()  # (part, exception type) already logged with a traceback
-
-
-def converse(script: Any, talk: Talk, protocol_steps: tuple[Step, ...], part: str) -> WsFailure | None:
-    """Run one part of a connection's conversation: the protocol's own steps, then the script's hook.
-
-    `script` has `on_open`, `on_hold` and `on_close` (a FlappingUser, or one lent to the
-    probe and the steady users). Returns None when the part passed, else the failure: a
-    failed step (its row already reported) or an error in the script's own code (reported
-    as a failure of the part's row, its traceback logged once). The connection is dropped
-    on failure.
-    """
-    talk.part = part
-    try:
-        talk.run(protocol_steps)
-        getattr(script, f"on_{part}")(talk)
-    except StepFailed as failure:
-        return failure
-    except WsFailure as failure:  # raised by the script itself
-        talk.fail(part, failure)
-        return failure
-    except _LOCUST_CONTROL:
-        talk.session.abort()
-        raise
-    except Exception as error:
-        kind = type(error).__name__
-        if (part, kind) not in _logged_errors:
-            _logged_errors.add((part, kind))
-            logger.error("flapping-pack: %s in on_%s:\n%s", kind, part, traceback.format_exc())
-        script_failure = WsFailure(f"{kind} in on_{part}")
-        talk.fail(part, script_failure)
-        return script_failure
-    return None
-
-
 def conversation_script(environment: Any) -> FlappingUser:
     """A stand-in of the run's flapping user class, lent to the probe and the steady users.
 
@@ -575,7 +529,6 @@ __all__ = [
     "FlapSettings",
     "FlappingUser",
     "conversation_script",
-    "converse",
     "describe_failure",
     "flap_context",
 ]

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from scenarios.client import WsClient
 from scenarios.conversation import Step
-from scenarios.exchange import StepFailed, Talk
+from scenarios.exchange import StepFailed, Talk, converse
 from scenarios.ws_session import WebSocketSession, WsFailure
 
 RETRY_S = 0.02  # pause between failed attempts
@@ -97,17 +97,14 @@ class ConversationProbe:
     """A probe connection that speaks the run's conversation, made by the run's client factory."""
 
     def __init__(self, client: WsClient, script: Any, host: str, timeout_s: float) -> None:
-        from scenarios.flapping_user import converse  # the user glue runs the parts, as for every user
-
-        self._converse = converse  # runs one part of the conversation
         self._client = client  # the one client factory
         self._script = script  # whose on_open/on_hold/on_close run (a FlappingUser)
         self._session: WebSocketSession = client.session(host, timeout_s=min(client.settings.timeout_s, timeout_s))
         self._talk: Talk | None = None  # the conversation, once connected
 
-    def _part(self, steps: tuple[Step, ...], part: str) -> None:
+    def _part(self, part: str, steps: tuple[Step, ...] = ()) -> None:
         assert self._talk is not None
-        failure = self._converse(self._script, self._talk, steps, part)
+        failure = converse(self._talk, part, getattr(self._script, f"on_{part}"), steps)
         if failure is not None:
             raise WsFailure(failure.message)
 
@@ -115,15 +112,15 @@ class ConversationProbe:
         """Connect and run the protocol's opening and the open steps."""
         self._session.connect()
         self._talk = self._client.talk(self._session, _quiet, user=PROBE_USER)
-        self._part(self._client.opening, "open")
+        self._part("open", self._client.opening)
 
     def round(self) -> None:
         """The hold steps once."""
-        self._part((), "hold")
+        self._part("hold")
 
     def close(self) -> None:
         """The close steps, the protocol's goodbye, a clean close."""
-        self._part((), "close")
+        self._part("close")
         assert self._talk is not None
         try:
             self._talk.goodbye()

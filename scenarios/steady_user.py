@@ -13,8 +13,8 @@ import time
 import gevent
 from locust import User, constant, task
 
-from scenarios.exchange import StepFailed, Talk
-from scenarios.flapping_user import FlappingUser, conversation_script, converse, flap_context
+from scenarios.exchange import StepFailed, Talk, converse
+from scenarios.flapping_user import FlappingUser, conversation_script, flap_context
 from scenarios.ws_events import fire_ws_request
 from scenarios.ws_session import WsFailure
 
@@ -45,7 +45,7 @@ class SteadyUser(User):
                         continue
                 next_round = time.perf_counter() + interval_s
                 try:
-                    if converse(script, talk, (), "hold") is not None:
+                    if converse(talk, "hold", script.on_hold) is not None:
                         raise StepFailed("hold failed")
                     talk.idle_until(next_round)
                 except StepFailed:
@@ -66,7 +66,7 @@ class SteadyUser(User):
             return None
         self._report("connect", started, 0, None)
         talk = client.talk(session, self._report)
-        if converse(script, talk, client.opening, "open") is not None:
+        if converse(talk, "open", script.on_open, client.opening) is not None:
             return None
         return talk
 
@@ -75,7 +75,7 @@ class SteadyUser(User):
         # A steady client leaves politely even when Locust stops it, but never for long.
         try:
             with gevent.Timeout(CLOSE_ON_STOP_S):
-                if converse(script, talk, (), "close") is None:
+                if converse(talk, "close", script.on_close) is None:
                     talk.goodbye()
                     talk.session.close_clean()
         except (WsFailure, gevent.Timeout):

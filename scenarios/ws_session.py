@@ -16,7 +16,7 @@ import errno
 import socket
 import ssl
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -273,8 +273,10 @@ class WebSocketSession:
 
 
 @contextmanager
-def deadline(timeout_s: float, message: str) -> Iterator[None]:
+def deadline(timeout_s: float, message: str | Callable[[], str]) -> Iterator[None]:
     """Bound a whole operation, not only each read: raises WsFailure(message) when the time is up.
+
+    `message` may be a function, asked only when the time is up (an expect says what came).
 
     A gevent timeout (Locust runs on gevent): it fires in whichever read the operation waits,
     even inside `websocket-client`, whose reads each restart the socket's own timeout.
@@ -286,7 +288,7 @@ def deadline(timeout_s: float, message: str) -> Iterator[None]:
     except gevent.Timeout as fired:
         if fired is not timer:
             raise
-        raise WsFailure(message) from None
+        raise WsFailure(message if isinstance(message, str) else message()) from None
     finally:
         timer.close()
 
