@@ -112,9 +112,14 @@ def contains(expected: Any, actual: Any) -> bool:
     return bool(expected == actual)
 
 
+def compact_json(value: Any) -> str:
+    """JSON text without spaces, as the protocols put it in frames."""
+    return json.dumps(value, separators=(",", ":"))
+
+
 def as_text(value: Any) -> str:
     """What a `send` puts in a text frame: a string as is, anything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return value if isinstance(value, str) else compact_json(value)
 
 
 _NOT_DECODED = object()

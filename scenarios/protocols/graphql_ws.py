@@ -36,6 +36,7 @@ from scenarios.conversation import (
     Step,
     Variables,
     Verdict,
+    compact_json,
     contains,
     make_step,
     unknown_variables,
@@ -77,10 +78,6 @@ SUBSCRIPTION_ERROR = "subscription error"
 COMPLETED_WITHOUT_DATA = "completed without data"
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
 def encode(type: str, id: str | None = None, payload: Any = None) -> str:
     """One protocol message as JSON text (id and payload only when given)."""
     message: dict[str, Any] = {"type": type}
@@ -88,7 +85,7 @@ def encode(type: str, id: str | None = None, payload: Any = None) -> str:
         message["id"] = id
     if payload is not None:
         message["payload"] = payload
-    return _json(message)
+    return compact_json(message)
 
 
 class GraphQLWSFraming(ConnectionFraming):

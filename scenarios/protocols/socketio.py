@@ -46,6 +46,7 @@ from scenarios.conversation import (
     Step,
     Variables,
     Verdict,
+    compact_json,
     contains,
     make_step,
     unknown_variables,
@@ -120,10 +121,6 @@ class Packet:
     payload: str = ""  # the payload's JSON text as received ("" when absent)
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
 def encode_packet(
     type: int, namespace: str = MAIN_NAMESPACE, data: Any = None, id: int | None = None, *, payload: str | None = None
 ) -> str:
@@ -140,7 +137,7 @@ def encode_packet(
     if payload is not None:
         return text + payload
     if data is not None:
-        text += _json(data)
+        text += compact_json(data)
     return text
 
 
@@ -252,10 +249,10 @@ class SocketIOFraming(ConnectionFraming):
                 ack_id = self._next_ack_id
                 self._next_ack_id += 1
                 self._last_ack_id = ack_id
-                return (self._prefix_event + str(ack_id) + _json(args),)
-            return (self._prefix_event + _json(args),)
+                return (self._prefix_event + str(ack_id) + compact_json(args),)
+            return (self._prefix_event + compact_json(args),)
         if action == SEND:
-            return (self._prefix_event + _json(["message", step.resolved(variables)]),)
+            return (self._prefix_event + compact_json(["message", step.resolved(variables)]),)
         if action == CONNECT_NAMESPACE:
             frame = encode_message(CONNECT, self.namespace, self.protocol.auth(variables))
             if self.handshake is None:
