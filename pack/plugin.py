@@ -555,7 +555,10 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
             user_class.interval_s = pack.config.steady_interval_ms / 1000.0
     pack.on_test_start()
     pack.start_progress_reports()
-    if bad_config is not None and not pack.is_worker:
+    if bad_config is not None and pack.is_worker:
+        # E.g. the master's --ws-conversation path does not exist on this worker's host.
+        logger.error("flapping-pack: this worker cannot use the master's options (%s); it keeps its own", bad_config)
+    elif bad_config is not None:
         # Reachable from the web UI only: the command line is checked before any load.
         logger.error("flapping-pack: %s; stopping the run", bad_config)
         pack.stop_reason = "bad configuration"
