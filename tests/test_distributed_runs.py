@@ -88,3 +88,13 @@ def test_a_separate_master_and_two_workers_pass(tmp_path: Path) -> None:
     verdict = (tmp_path / "verdict.json").read_text()
     assert '"completed": 30' in verdict
     assert master.output.count("VERDICT: PASS") == 1
+
+
+def test_workers_speak_the_masters_conversation(locust) -> None:
+    """--processes 2 with a conversation file: every worker's users run its steps; sessions counted on the master."""
+    conversation = str(ROOT / "examples" / "app-chat.yaml")
+    run = locust(*_processes(2), "-u", "4", "--ref-server-protocol", "app", "--ws-conversation", conversation)
+    assert run.exit_code == 0, run.output[-3000:]
+    assert int(run.stats_row("auth")["Request Count"]) == 4 * 5
+    assert run.verdict["connections"]["sessions_succeeded"] == 4 * 5
+    assert run.check("session_success_pct")["status"] == "pass"
