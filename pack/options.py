@@ -14,6 +14,7 @@ import ipaddress
 import math
 import os
 import socket
+import ssl
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -212,8 +213,6 @@ def ca_file(value: Any) -> str:
     """A PEM file of CA certificates to trust, or empty."""
     path = readable_file(value)
     if path:
-        import ssl
-
         try:
             ssl.create_default_context().load_verify_locations(cafile=path)
         except (ssl.SSLError, ValueError):

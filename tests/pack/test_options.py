@@ -95,3 +95,12 @@ def test_loopback_hosts_are_recognised() -> None:
     assert is_loopback_host("ws://[::1]:1/")
     assert is_loopback_host("ws://localhost:1/")
     assert not is_loopback_host("ws://example.invalid:1/")
+
+
+def test_the_bundled_server_protocols_are_the_ones_it_speaks() -> None:
+    """--ref-server-protocol offers exactly the refserver's --protocol choices."""
+    from pack.options import REF_SERVER_PROTOCOLS
+    from refserver.app_protocol import PROTOCOLS
+    from refserver.socketio_mode import SOCKETIO_PROTOCOL
+
+    assert REF_SERVER_PROTOCOLS == (*PROTOCOLS, SOCKETIO_PROTOCOL)
