@@ -166,3 +166,8 @@ def test_a_bad_header_names_the_header_never_the_value() -> None:
     assert "abc" not in str(error.value) and "X-Api-Key" in str(error.value)
     with pytest.raises(ValueError, match="set by the handshake"):
         parse_header("Sec-WebSocket-Key: x")
+
+
+def test_a_token_holding_a_variable_name_is_sent_as_it_is() -> None:
+    """Substitution does not run twice: a token that reads "${user}" is not replaced by the user number."""
+    assert substitute("Bearer ${token}", Variables(user=3, token="a${user}b")) == "Bearer a${user}b"
