@@ -40,8 +40,10 @@ from monitors.monitor import ResourceMonitor
 from monitors.process_sampler import ProcessTreeSampler
 from pack import plugin
 from scenarios.client import ClientSettings, WsClient
+from scenarios.conversation import echo_conversation
 from scenarios.disconnect import DisconnectMix
 from scenarios.flapping_user import FlapContext, FlappingUser, FlapSettings
+from scenarios.protocols import load_conversation
 from scenarios.schedule import FlapTiming
 from scenarios.ws_session import WebSocketSession, WsFailure
 
@@ -168,9 +170,10 @@ def start_pack(args: argparse.Namespace, hold_s: float, pause_s: float, run: Run
 
     environment.user_classes = [RecordingUser if run.record else BenchUser]
     timing = FlapTiming(connected_ms=hold_s * 1000, disconnected_ms=pause_s * 1000, cycles=0)
+    conversation = load_conversation(args.conversation) if args.conversation else echo_conversation()
     settings = FlapSettings(
         timing=timing,
-        client=ClientSettings(timeout_s=5.0),
+        client=ClientSettings(timeout_s=5.0, conversation=conversation),
         disconnect=DisconnectMix.parse(args.disconnect),
         source_addresses=args.source_addresses,
     )
@@ -376,6 +379,7 @@ def main() -> None:
     parser.add_argument("--disconnect", default="clean", help="pack: --flap-disconnect")
     parser.add_argument("--cpu", type=int, default=None, help="pin to this core")
     parser.add_argument("--no-events", action="store_true", help="pack: fire no Locust request events (diagnostic)")
+    parser.add_argument("--conversation", default=None, help="pack: --ws-conversation (default: the echo)")
     args = parser.parse_args()
     args.seconds = min(args.seconds, HARD_LIMIT_S)
     if args.cpu is not None:

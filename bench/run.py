@@ -39,6 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 NODE_DIR = BENCH / "node"
+JSON3_CONVERSATION = BENCH / "conversations" / "json3.yaml"  # the pack-json3 row: three JSON steps per cycle
 PYTHON = sys.executable
 GENERATOR_CPU = 0  # the generator's core
 SERVER_CPU = 1  # the server's core
@@ -255,6 +256,8 @@ def part_throughput(server: Server, clients: list[str], repeats: int, seconds: f
                 options.update(server_pid=server.pid, server_port=server.port)
             if client == "pack-no-events":
                 options.update(no_events=True)
+            if client == "pack-json3":
+                options.update(conversation=str(JSON3_CONVERSATION))
             kind = client if client in ("plain", "session", "node") else "pack"
             command = generator(kind, "throughput", server.url, **options)
             result = run_json(command, timeout_s=seconds + 60)
@@ -541,7 +544,8 @@ def main() -> None:
     if skip_node:
         log(skip_node)
         results["node_skipped"] = skip_node
-    clients = ["plain", "session", "pack", "pack-no-monitor", "pack-no-events"] + ([] if skip_node else ["node"])
+    clients = ["plain", "session", "pack", "pack-no-monitor", "pack-no-events", "pack-json3"]
+    clients += [] if skip_node else ["node"]
     timing_clients = ["plain", "pack"] + ([] if skip_node else ["node"])
     memory_clients = ["plain", "session", "pack"] + ([] if skip_node else ["node"])
     if "server" in parts:
