@@ -1,13 +1,18 @@
 """One Python load generator of the benchmark, in its own process; `bench/run.py` starts it.
 
 Three clients, same cycle (connect + handshake, one echo, hold, clean close, pause), all in
-gevent greenlets (Locust's monkey-patching, imported first):
+gevent greenlets (Locust's monkey-patching, imported first), and a Socket.IO baseline:
 
 - `plain`: the stock `websocket-client` loop, `create_connection()` and `close()`; the baseline.
 - `session`: the pack's `WebSocketSession` in a bare loop: the pack's client without Locust.
 - `pack`: the pack's `FlappingUser` inside a Locust `LocalRunner`, with everything the pack
   does beside it: request events and Locust's stats, the connection tracker, the resource
   monitor sampling the server every 0.5 s and the generator's self-check.
+- `sio-python`: the python-socketio client (`socketio.Client`, WebSocket transport only), the
+  Socket.IO part's baseline: per cycle connect (namespace included), one `call('chat', ...)`
+  (an emit that waits for its acknowledgement), hold, `disconnect()`, pause. Its server is the
+  refserver in socketio mode; the pack's row for that part is `pack` with a `protocol: socketio`
+  conversation file (`--conversation`).
 
 Modes: `throughput` (zero hold and pause: cycles/s and CPU per cycle), `timing` (per-cycle
 timestamps at a given hold and pause), `memory` (bytes per open connection), `sustained`
@@ -48,6 +53,7 @@ from scenarios.schedule import FlapTiming
 from scenarios.ws_session import WebSocketSession, WsFailure
 
 MESSAGE = "flap bench"
+SIO_PAYLOAD = {"text": MESSAGE}  # what bench/conversations/socketio-ack.yaml emits
 WARMUP_S = 1.5  # cycles starting before this are not counted
 HARD_LIMIT_S = 900.0  # no mode runs longer than this, whatever it is asked
 
@@ -111,9 +117,37 @@ def _session_cycle(url: str, hold_s: float) -> tuple[float, float, float, float]
     return start, connected, close_start, time.perf_counter()
 
 
+def _sio_cycle(url: str, hold_s: float) -> tuple[float, float, float, float]:
+    import socketio  # imported by run_loops before any greenlet starts
+
+    start = time.perf_counter()
+    # A client of its own per cycle, as a flapping client; no reconnection, no SIGINT handler
+    # (greenlets are no place for one), every wait bounded.
+    sio = socketio.Client(reconnection=False, handle_sigint=False, request_timeout=5)
+    try:
+        sio.connect(url, transports=["websocket"], wait_timeout=5)  # returns once the namespace is connected
+        connected = time.perf_counter()
+        answer = sio.call("chat", SIO_PAYLOAD, timeout=5)
+        if not isinstance(answer, dict) or answer.get("ok") is not True:
+            raise RuntimeError("unexpected ack")
+        delay = connected + hold_s - time.perf_counter()
+        gevent.sleep(delay if delay > 0 else 0)
+        close_start = time.perf_counter()
+    finally:
+        sio.disconnect()  # the namespace DISCONNECT, then the Engine.IO close; a no-op when not connected
+    return start, connected, close_start, time.perf_counter()
+
+
 def run_loops(client: str, url: str, users: int, hold_s: float, pause_s: float, run: Run) -> list[gevent.Greenlet]:
     """Start `users` greenlets looping the cycle, their starts spread over one cycle period."""
-    cycle = _plain_cycle if client == "plain" else _session_cycle
+    cycles = {"plain": _plain_cycle, "session": _session_cycle, "sio-python": _sio_cycle}
+    cycle = cycles[client]
+    if client == "sio-python":
+        # Imported here, once: greenlets importing it side by side would see a half-initialised
+        # module (the import lock is per thread, and they share one). Only this client pays for it.
+        import socketio  # noqa: F401
+
+        url = url.replace("ws", "http", 1)  # python-socketio takes the server's HTTP origin
     period = hold_s + pause_s
 
     def loop(number: int) -> None:
@@ -365,7 +399,7 @@ def _start(args: argparse.Namespace, run: Run, hold_s: float, pause_s: float):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="One Python load generator of the benchmark.")
-    parser.add_argument("--client", choices=("plain", "session", "pack"), required=True)
+    parser.add_argument("--client", choices=("plain", "session", "pack", "sio-python"), required=True)
     parser.add_argument("--mode", choices=("throughput", "timing", "memory", "sustained"), required=True)
     parser.add_argument("--url", required=True)
     parser.add_argument("--users", type=int, default=48)
@@ -382,6 +416,8 @@ def main() -> None:
     parser.add_argument("--conversation", default=None, help="pack: --ws-conversation (default: the echo)")
     args = parser.parse_args()
     args.seconds = min(args.seconds, HARD_LIMIT_S)
+    if args.client == "sio-python" and args.mode == "memory":
+        parser.error("--client sio-python has no memory mode")
     if args.cpu is not None:
         try:
             os.sched_setaffinity(0, {args.cpu})

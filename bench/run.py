@@ -16,10 +16,16 @@ Each generator runs in a process of its own pinned to core 0, the echo server on
    server holds 10,000 sockets (TIME_WAIT included);
 5. sustained: the pack's users at full rate for `--sustained-s`, errors counted; and a short
    run where the client, not the server, keeps the TIME_WAIT entries, with one and with
-   several source addresses.
+   several source addresses;
+6. socketio: zero hold, one Socket.IO cycle (connect + namespace + one emit whose
+   acknowledgement is awaited + disconnect) by the pack's user in Locust
+   (`bench/conversations/socketio-ack.yaml`), the Node.js `socket.io-client` loop and the
+   python-socketio client in gevent; cycles/s and CPU-seconds per 1,000 cycles, medians of
+   `--repeats` interleaved runs, and the server's CPU per 1,000 cycles beside them.
 
 Prints a table and writes `bench/results/latest.json`. The server is `bench/echo_server.py`
-(the bundled refserver saturates first; part 0 shows by how much).
+(the bundled refserver saturates first; part 0 shows by how much); for part 6 it is the
+bundled refserver in socketio mode (`bench/echo_server.py` speaks no Socket.IO).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 NODE_DIR = BENCH / "node"
 JSON3_CONVERSATION = BENCH / "conversations" / "json3.yaml"  # the pack-json3 row: three JSON steps per cycle
+SOCKETIO_CONVERSATION = BENCH / "conversations" / "socketio-ack.yaml"  # part 6: one emit with ack per cycle
 PYTHON = sys.executable
 GENERATOR_CPU = 0  # the generator's core
 SERVER_CPU = 1  # the server's core
@@ -55,6 +62,8 @@ TARGETS = {
     "monitor_sample_cpu_ms": 2.0,  # one monitor sample at 10,000 server sockets, CPU ms, at most
     "monitor_stall_ms": 5.0,  # the longest event-loop stall while monitoring, ms, at most
     "bytes_per_connection": 10 * 1024,  # generator memory per open connection, at most
+    "sio_cpu_vs_node": 1.0,  # Socket.IO cycle: the pack's CPU per cycle / Node.js socket.io-client's, at most
+    "sio_cpu_vs_python": 0.3,  # Socket.IO cycle: the pack's CPU per cycle / python-socketio's, at most
 }
 
 
@@ -105,6 +114,9 @@ class Server:
     def __init__(self, kind: str = "fast") -> None:
         if kind == "fast":
             command = [PYTHON, "-m", "bench.echo_server", "--port", "0"]
+        elif kind == "socketio":  # warnings only: a log line per connection would be server CPU in every cycle
+            command = [PYTHON, "-m", "refserver", "--host", "127.0.0.1", "--port", "0", "--protocol", "socketio"]
+            command += ["--log-level", "WARNING"]
         else:
             command = [PYTHON, "-m", "refserver", "--host", "127.0.0.1", "--port", "0"]
         self.proc = subprocess.Popen(  # the server process
@@ -134,6 +146,14 @@ class Server:
         self.pid = self.proc.pid  # watched by the pack's monitor
         self.url = f"ws://127.0.0.1:{self.port}/"  # where the generators connect
 
+    def cpu_s(self) -> float:
+        """The server's CPU seconds so far (user + system), or 0.0 where /proc cannot tell."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
     def stop(self) -> None:
         """Stop the server (bounded)."""
         self.proc.terminate()
@@ -148,14 +168,14 @@ class Server:
 
 
 def node_ready() -> str | None:
-    """None when the Node.js client can run (installing `ws` with npm if needed), else why not."""
+    """None when the Node.js clients can run (installing `ws` and `socket.io-client` if needed), else why not."""
     if shutil.which("node") is None:
         return "node not found on PATH: the Node.js ws comparison is skipped"
-    if not (NODE_DIR / "node_modules" / "ws").is_dir():
+    if not all((NODE_DIR / "node_modules" / name).is_dir() for name in ("ws", "socket.io-client")):
         npm = shutil.which("npm")
         if npm is None:
             return "npm not found: cannot install ws for the Node.js comparison"
-        log("installing ws into bench/node/node_modules (npm ci)")
+        log("installing ws and socket.io-client into bench/node/node_modules (npm ci)")
         lock = (NODE_DIR / "package-lock.json").exists()
         try:
             subprocess.run(
@@ -177,10 +197,11 @@ def generator(client: str, mode: str, url: str, **options: Any) -> list[str]:
         for name, value in options.items()
         if value is not None and value is not False
     ]
-    if client == "node":
+    if client in ("node", "node-sio"):
         extra = ["--expose-gc"] if mode == "memory" else []
         args = [arg for flag in flags for arg in flag.split("=", 1)]
-        return ["node", *extra, str(NODE_DIR / "client.js"), "--mode", mode, "--url", url, *args]
+        script = NODE_DIR / ("client.js" if client == "node" else "sio_client.js")
+        return ["node", *extra, str(script), "--mode", mode, "--url", url, *args]
     return [PYTHON, "-m", "bench.python_gen", "--client", client, "--mode", mode, "--url", url, *flags]
 
 
@@ -267,6 +288,40 @@ def part_throughput(server: Server, clients: list[str], repeats: int, seconds: f
         client: {
             "cycles_per_s": _round(median_of(results, "cycles_per_s"), 0),
             "cpu_s_per_1000": _round(median_of(results, "cpu_s_per_1000"), 4),
+            "runs": results,
+        }
+        for client, results in runs.items()
+    }
+
+
+def part_socketio(server: Server, clients: list[str], repeats: int, seconds: float) -> dict[str, Any]:
+    """Zero hold, one Socket.IO cycle: cycles/s and CPU per 1,000 cycles, `repeats` interleaved runs per client.
+
+    Each run also notes the server's CPU per 1,000 cycles and its share of a core, to show
+    when the server, not the client, set the rate.
+    """
+    runs: dict[str, list[dict]] = {client: [] for client in clients}
+    for repeat in range(repeats):
+        for client in clients:
+            options: dict[str, Any] = {"users": 48, "seconds": seconds}
+            if client == "pack":  # everything on, as in part 1's pack row
+                options.update(server_pid=server.pid, server_port=server.port, conversation=str(SOCKETIO_CONVERSATION))
+            server_cpu0, wall0 = server.cpu_s(), time.monotonic()
+            result = run_json(generator(client, "throughput", server.url, **options), timeout_s=seconds + 60)
+            server_cpu, wall = server.cpu_s() - server_cpu0, time.monotonic() - wall0
+            if "error" not in result:
+                # Over the whole run (warm-up included): the server's cost per cycle, roughly.
+                total = result["cycles_per_s"] * wall
+                result["server_cpu_s_per_1000"] = server_cpu / total * 1000 if total else None
+                result["server_cpu_share"] = server_cpu / wall
+            runs[client].append(result)
+            log(f"socketio {client} #{repeat + 1}: {_brief(result)}, server CPU share {result.get('server_cpu_share')}")
+    return {
+        client: {
+            "cycles_per_s": _round(median_of(results, "cycles_per_s"), 0),
+            "cpu_s_per_1000": _round(median_of(results, "cpu_s_per_1000"), 4),
+            "server_cpu_s_per_1000": _round(median_of(results, "server_cpu_s_per_1000"), 4),
+            "server_cpu_share": _round(median_of(results, "server_cpu_share"), 2),
             "runs": results,
         }
         for client, results in runs.items()
@@ -426,6 +481,21 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         TARGETS["bytes_per_connection"],
         "pack users holding connections, RSS growth / connections",
     )
+    sio = {client: data.get("cpu_s_per_1000") for client, data in results.get("socketio", {}).items()}
+    if sio:
+        sio_pack = sio.get("pack")
+        row(
+            "sio_cpu_vs_node",
+            ratio(sio_pack, sio.get("node-sio")),
+            TARGETS["sio_cpu_vs_node"],
+            "Socket.IO cycle: pack / Node.js socket.io-client",
+        )
+        row(
+            "sio_cpu_vs_python",
+            ratio(sio_pack, sio.get("sio-python")),
+            TARGETS["sio_cpu_vs_python"],
+            "Socket.IO cycle: pack / python-socketio",
+        )
     sustained = results.get("sustained", {}).get("main", {})
     if sustained:
         rows.append(
@@ -489,6 +559,16 @@ def table(results: dict[str, Any]) -> str:
             f"sustained {name}: {data.get('seconds', 0):.0f} s, {data.get('cycles_per_s', 0):.0f} cycles/s, "
             f"{data.get('error_count')} errors {data.get('errors') or ''}"
         )
+    socketio = results.get("socketio", {})
+    if socketio:
+        out.append("Socket.IO, zero hold      cycles/s   CPU-s/1000 cycles   server: CPU-s/1000, share of a core")
+        for client, data in socketio.items():
+            cost, share = data.get("server_cpu_s_per_1000"), data.get("server_cpu_share")
+            out.append(
+                f"  {client:<22}{data['cycles_per_s'] or 0:>9.0f}   {data['cpu_s_per_1000'] or 0:>8.4f}"
+                f"            {'-' if cost is None else f'{cost:.4f}'}, {'-' if share is None else f'{share:.2f}'}"
+            )
+        out.append("")
     out.append("")
     out.append("targets")
     for row in results.get("targets", []):
@@ -531,7 +611,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="The flapping-pack generator benchmark.")
     parser.add_argument("--quick", action="store_true", help="short parts, about two minutes, for development")
     parser.add_argument("--sustained-s", type=float, default=None, help="length of the sustained run (default 600)")
-    parser.add_argument("--parts", default="server,throughput,timing,memory,monitor,sustained")
+    parser.add_argument("--parts", default="server,throughput,timing,memory,monitor,sustained,socketio")
     parser.add_argument("--out", default=str(BENCH / "results" / "latest.json"))
     args = parser.parse_args()
     quick = args.quick
@@ -577,6 +657,15 @@ def main() -> None:
                 )
     finally:
         server.stop()
+    if "socketio" in parts:
+        log("part 6: a Socket.IO cycle at zero hold")
+        sio_server = Server("socketio")
+        results["socketio_server"] = "the bundled refserver, --protocol socketio (one asyncio process)"
+        try:
+            sio_clients = ["pack"] + ([] if skip_node else ["node-sio"]) + ["sio-python"]
+            results["socketio"] = part_socketio(sio_server, sio_clients, 1 if quick else 3, 3.0 if quick else 6.0)
+        finally:
+            sio_server.stop()
     results["machine"]["load_average_at_end"] = os.getloadavg()
     results["targets"] = targets(results)
     out = Path(args.out)
