@@ -156,6 +156,8 @@ def run_loops(client: str, url: str, users: int, hold_s: float, pause_s: float, 
             try:
                 stamps = cycle(url, hold_s)
             except Exception as error:  # counted; a real failure shows in the result
+                if run.stop:  # killed mid-cycle by the end of the run (python-socketio's disconnect then fails)
+                    return
                 message = error.message if isinstance(error, WsFailure) else type(error).__name__
                 run.errors[message] += 1
                 gevent.sleep(pause_s)

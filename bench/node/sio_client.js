@@ -39,6 +39,7 @@ function connect(url) {
     forceNew: true, // a connection of its own per cycle, as a flapping client
     reconnection: false,
     timeout: TIMEOUT_MS,
+    perMessageDeflate: false, // as client.js and the pack: no compression (the client offers it by default)
   });
   return new Promise((resolve, reject) => {
     socket.once('connect', () => resolve(socket));
