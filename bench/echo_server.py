@@ -1,4 +1,4 @@
-"""A minimal WebSocket echo server for the benchmark: one thread, one epoll loop, no library.
+"""A minimal WebSocket echo server for the benchmark: one thread, one epoll loop, no WebSocket library.
 
 Fast enough that the generator, not the server, is what a benchmark run measures (the
 bundled `refserver` on the `websockets` library tops out well below what one generator core
@@ -6,7 +6,13 @@ can drive). It answers the upgrade (Sec-WebSocket-Accept computed), echoes text 
 frames, answers pings, and answers a close frame with a close frame and then closes TCP
 first, so the server, not the client, holds the TIME_WAIT entries, as most servers do.
 
-    python bench/echo_server.py --port 0 [--cpu 1]    # prints "listening <port>" on stdout
+With `--protocol socketio` it answers Socket.IO instead of echoing, with the bundled
+refserver's own decisions (`refserver.socketio_mode.SocketIOSession`: the Engine.IO open
+packet, CONNECT answered by CONNECT and a `welcome` event, an EVENT's acknowledgement) on
+this loop: the same frames as the refserver in socketio mode, at a fraction of its CPU, and
+without its agents, heartbeat or fault modes.
+
+    python bench/echo_server.py --port 0 [--protocol socketio] [--cpu 1]    # prints "listening <port>"
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import select
 import socket
 import struct
 import sys
+from collections.abc import Callable
+from typing import Any
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEAD_BYTES = 16384  # a longer upgrade request is refused
@@ -73,20 +81,51 @@ def _frame(opcode: int, payload: bytes) -> bytes:
     return struct.pack("!BBQ", 0x80 | opcode, 127, length) + payload
 
 
-def serve(listener: socket.socket) -> None:
-    """Serve forever on `listener` (until killed)."""
+class Echo:
+    """One connection's answers: text and binary frames echoed (pings and closes are the loop's)."""
+
+    opening = b""  # nothing is sent before the client speaks
+
+    def answer(self, opcode: int, payload: bytes) -> bytes:
+        return _frame(opcode, payload)
+
+
+class SocketIOAnswers:
+    """One Engine.IO connection, answered as the bundled refserver's Socket.IO mode answers it."""
+
+    def __init__(self) -> None:
+        from refserver.socketio_mode import SocketIOSession  # the bundled server's pure protocol state
+
+        self.session = SocketIOSession(expected_token=None, handshake_authorized=True)  # no auth asked
+        self.opening = _frame(0x1, self.session.open_packet().encode())  # the Engine.IO open packet
+
+    def answer(self, opcode: int, payload: bytes) -> bytes:
+        message = payload.decode("utf-8", "replace") if opcode == 0x1 else payload
+        return b"".join(_frame(0x1, text.encode()) for text in self.session.receive(message).send)
+
+
+ANSWERERS: dict[str, Callable[[], Any]] = {"echo": Echo, "socketio": SocketIOAnswers}
+
+
+def serve(listener: socket.socket, new_connection: Callable[[], Any] = Echo) -> None:
+    """Serve forever on `listener` (until killed).
+
+    `new_connection()` makes one connection's answerer: its `opening` bytes (frames sent
+    right after the 101) and `answer(opcode, payload)`, the frames answering one text or
+    binary frame. The loop itself answers pings and close frames.
+    """
     listener.setblocking(False)
     poller = select.epoll()
     poller.register(listener.fileno(), EPOLLIN)
     conns: dict[int, socket.socket] = {}  # fd -> connection
     buffers: dict[int, bytearray] = {}  # fd -> bytes read and not yet handled
-    upgraded: set[int] = set()  # fds past the handshake
+    answerers: dict[int, Any] = {}  # fds past the handshake -> their answerer
     listen_fd = listener.fileno()
 
     def drop(fd: int) -> None:
         sock = conns.pop(fd, None)
         buffers.pop(fd, None)
-        upgraded.discard(fd)
+        answerers.pop(fd, None)
         if sock is not None:
             try:
                 poller.unregister(fd)
@@ -127,7 +166,8 @@ def serve(listener: socket.socket) -> None:
             buffer = buffers[fd]
             buffer += data
             try:
-                if fd not in upgraded:
+                answerer = answerers.get(fd)
+                if answerer is None:
                     end = buffer.find(b"\r\n\r\n")
                     if end < 0:
                         if len(buffer) > MAX_HEAD_BYTES:
@@ -139,16 +179,16 @@ def serve(listener: socket.socket) -> None:
                         sock.send(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                         drop(fd)
                         continue
+                    answerer = answerers[fd] = new_connection()
                     sock.send(
                         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+                        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + answerer.opening
                     )
-                    upgraded.add(fd)
                 out = []
                 closing = False
                 for opcode, payload in _frames(buffer):
                     if opcode in (0x1, 0x2):
-                        out.append(_frame(opcode, payload))
+                        out.append(answerer.answer(opcode, payload))
                     elif opcode == 0x9:
                         out.append(_frame(0xA, payload))
                     elif opcode == 0x8:
@@ -167,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--protocol", choices=sorted(ANSWERERS), default="echo", help="what the server speaks")
     parser.add_argument("--cpu", type=int, default=None, help="pin to this CPU core")
     args = parser.parse_args(argv)
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
@@ -177,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     listener = socket.create_server((args.host, args.port), backlog=4096, reuse_port=False)
     print(f"listening {listener.getsockname()[1]}", flush=True)
     try:
-        serve(listener)
+        serve(listener, ANSWERERS[args.protocol])
     except KeyboardInterrupt:
         sys.exit(0)
 

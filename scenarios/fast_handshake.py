@@ -33,6 +33,7 @@ from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
 import websocket
+from websocket import ABNF
 from websocket._abnf import continuous_frame
 from websocket._handshake import handshake_response
 from websocket._socket import sock_opt
@@ -43,6 +44,7 @@ from websocket._utils import NoLock
 VERIFIED_WEBSOCKET_CLIENT = ("1.9.2",)
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_RESPONSE_HEAD_BYTES = 16384  # a longer upgrade response is refused
+READ_CHUNK_BYTES = 16384  # the most one read of frames takes from the socket (as websocket-client's reads)
 RECV_CHUNK_BYTES = 4096  # one read of the upgrade response; a 101 is usually ~130 bytes
 RESOLVE_TTL_S = 30.0  # how long a host name's addresses are reused
 MAX_REDIRECTS = 3  # as websocket-client
@@ -344,7 +346,7 @@ def open_websocket(
     subprotocols: tuple[str, ...] = (),
     source_address: str | None = None,
     ca_file: str = "",
-) -> websocket.WebSocket:
+) -> AdoptedWebSocket:
     """Connect and upgrade; returns an open `websocket.WebSocket` with the socket's timeout `timeout_s`.
 
     Follows up to `MAX_REDIRECTS` redirects on the same host (scheme, host and port), and
@@ -400,12 +402,38 @@ class _SharedOptions(sock_opt):
 
 
 class AdoptedWebSocket(websocket.WebSocket):
-    """A `websocket.WebSocket` whose options object may be shared: `settimeout()` gives it its own first."""
+    """A `websocket.WebSocket` whose options object may be shared: `settimeout()` gives it its own first.
+
+    Its frame reader reads whatever the socket has (`read_available`), and `write_text`
+    sends a frame without the library's send path (its lock, trace logging and write loop):
+    fewer calls per frame. The frames are still `websocket-client`'s (`ABNF`).
+    """
 
     def settimeout(self, timeout: float | None) -> None:
         if isinstance(self.sock_opt, _SharedOptions):
             self.sock_opt = sock_opt(None, None)  # copy on write: never change another connection's timeout
         super().settimeout(timeout)
+
+    def read_available(self, _size: int) -> bytes:
+        """The frame reader's `recv`: what the socket has, up to READ_CHUNK_BYTES, in one call.
+
+        The reader asks for a frame's header, then its payload; a frame that came whole is
+        read with one system call, the bytes not asked for kept in the reader's buffer.
+        """
+        sock = self.sock
+        if sock is None:
+            raise websocket.WebSocketConnectionClosedException("socket is already closed.")
+        data = sock.recv(READ_CHUNK_BYTES)
+        if not data:
+            raise websocket.WebSocketConnectionClosedException("Connection to remote host was lost.")
+        return data
+
+    def write_text(self, text: str) -> None:
+        """Send one text frame (masked, as a client must), bounded by the socket's timeout."""
+        sock = self.sock
+        if sock is None:
+            raise websocket.WebSocketConnectionClosedException("socket is already closed.")
+        sock.sendall(ABNF.create_frame(text, ABNF.OPCODE_TEXT).format())
 
 
 @lru_cache(maxsize=64)
@@ -422,7 +450,7 @@ def adopt(
     subprotocol: str | None,
     buffered: bytes,
     timeout_s: float,
-) -> websocket.WebSocket:
+) -> AdoptedWebSocket:
     """Hand an upgraded socket to `websocket-client`, as its own `connect()` leaves it, leaner.
 
     `buffered` are bytes read past the response head (frames the server sent at once);
@@ -442,5 +470,6 @@ def adopt(
     ws.handshake_response = _response(status, subprotocol)
     if buffered:
         ws.frame_buffer.recv_buffer.append(buffered)
+    ws.frame_buffer.recv = ws.read_available
     ws.connected = True
     return ws

@@ -26,7 +26,7 @@ from gevent.socket import wait_read
 from websocket import ABNF
 
 from scenarios import fast_handshake
-from scenarios.fast_handshake import HandshakeError, new_websocket_key
+from scenarios.fast_handshake import AdoptedWebSocket, HandshakeError, new_websocket_key
 
 MAX_MESSAGE_BYTES = 1024 * 1024  # largest message the client reads (the reference server's cap too)
 
@@ -145,7 +145,7 @@ class WebSocketSession:
         self.source_address = source_address  # the local address to connect from; None: the kernel's choice
         self.subprotocols = subprotocols  # offered in the handshake; the server must pick one of them
         self.ca_file = ca_file  # wss://: a CA bundle to trust besides the system's; "" for none
-        self._ws: websocket.WebSocket | None = None  # the open connection, if any
+        self._ws: AdoptedWebSocket | None = None  # the open connection, if any
 
     @property
     def is_open(self) -> bool:
@@ -167,7 +167,7 @@ class WebSocketSession:
         """Send one text frame (bounded by the socket's timeout)."""
         ws = self._require_open(action)
         try:
-            ws.send(text)
+            ws.write_text(text)
         except Exception as error:
             raise describe_failure(error, action) from None
 
@@ -266,7 +266,7 @@ class WebSocketSession:
             if sock is not None:
                 _close_quietly(sock)
 
-    def _require_open(self, action: str) -> websocket.WebSocket:
+    def _require_open(self, action: str) -> AdoptedWebSocket:
         if self._ws is None:
             raise WsFailure(f"{action} without an open connection")
         return self._ws
@@ -293,7 +293,7 @@ def deadline(timeout_s: float, message: str | Callable[[], str]) -> Iterator[Non
         timer.close()
 
 
-def _recv_message(ws: websocket.WebSocket, action: str, control: bool = False) -> tuple[int, bytes]:
+def _recv_message(ws: AdoptedWebSocket, action: str, control: bool = False) -> tuple[int, bytes]:
     """The next whole message (opcode, payload), answering pings; a close frame is returned as one.
 
     With `control`, a ping (answered) or pong between messages is returned too, so a caller
@@ -335,7 +335,7 @@ def _recv_message(ws: websocket.WebSocket, action: str, control: bool = False) -
             return opcode, b"".join(parts)
 
 
-def _drop(ws: websocket.WebSocket, reset: bool = False) -> None:
+def _drop(ws: AdoptedWebSocket, reset: bool = False) -> None:
     """Close the socket immediately (with a RST when `reset`); errors (already closed) are irrelevant here."""
     sock = ws.sock
     ws.sock = None
