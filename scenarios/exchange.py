@@ -33,7 +33,7 @@ from scenarios.conversation import (
     make_step,
 )
 from scenarios.protocols import ConnectionFraming, describe_close_code
-from scenarios.ws_session import WebSocketSession, WsFailure, deadline
+from scenarios.ws_session import Deadline, WebSocketSession, WsFailure
 
 logger = logging.getLogger("flapping_pack")
 NO_MESSAGES: tuple[Message, ...] = ()
@@ -140,7 +140,7 @@ class Talk:
             if expectation is None:
                 return None
             timeout_s = step.timeout_ms / 1000.0 if step.timeout_ms is not None else self.timeout_s
-            with deadline(timeout_s, expectation.timeout_reason):
+            with Deadline(timeout_s, expectation.timeout_reason):
                 message = self._wait_for(expectation)
         except WsFailure as failure:
             raise self.fail(step.name, failure, started) from None
@@ -190,7 +190,7 @@ class Talk:
             while (remaining := until - time.perf_counter()) > 0:
                 if not session.readable(remaining):
                     return
-                with deadline(self.timeout_s, f"{self.part} timed out"):
+                with Deadline(self.timeout_s, f"{self.part} timed out"):
                     self._read_idle()
         except WsFailure as failure:
             raise self.fail(self.part, failure) from None
@@ -205,13 +205,12 @@ class Talk:
         self._report(name, time.perf_counter() if started is None else started, 0, failure)
         return StepFailed(failure.message)
 
-    def goodbye(self) -> None:
-        """Send what the protocol sends before a clean close (Socket.IO's disconnect packet)."""
-        for frame in self.framing.goodbye():
-            try:
-                self.session.send_text(frame, "close")
-            except WsFailure as failure:
-                raise self.fail("close", failure) from None
+    def close_clean(self) -> None:
+        """Close cleanly: the protocol's goodbye (Socket.IO's DISCONNECT) and the close frame in one write.
+
+        Raises WsFailure (the caller reports the `close` row).
+        """
+        self.session.close_clean(self.framing.goodbye())
 
 
 _LOCUST_CONTROL = (StopUser, StopTest, InterruptTaskSet, RescheduleTask, LocustError)  # Locust's own flow: passed on

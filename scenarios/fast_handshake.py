@@ -28,6 +28,7 @@ import selectors
 import socket
 import ssl
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
@@ -404,8 +405,8 @@ class _SharedOptions(sock_opt):
 class AdoptedWebSocket(websocket.WebSocket):
     """A `websocket.WebSocket` whose options object may be shared: `settimeout()` gives it its own first.
 
-    Its frame reader reads whatever the socket has (`read_available`), and `write_text`
-    sends a frame without the library's send path (its lock, trace logging and write loop):
+    Its frame reader reads whatever the socket has (`read_available`), and `write_frames`
+    sends frames without the library's send path (its lock, trace logging and write loop):
     fewer calls per frame. The frames are still `websocket-client`'s (`ABNF`).
     """
 
@@ -419,21 +420,34 @@ class AdoptedWebSocket(websocket.WebSocket):
 
         The reader asks for a frame's header, then its payload; a frame that came whole is
         read with one system call, the bytes not asked for kept in the reader's buffer.
+        Every read of frames waits under a `ws_session.Deadline`, which bounds the whole
+        wait, so the socket's own timeout is lifted for it: a timer less per wait.
         """
         sock = self.sock
         if sock is None:
             raise websocket.WebSocketConnectionClosedException("socket is already closed.")
-        data = sock.recv(READ_CHUNK_BYTES)
+        timeout = sock.gettimeout()
+        sock.settimeout(None)
+        try:
+            data = sock.recv(READ_CHUNK_BYTES)
+        finally:
+            sock.settimeout(timeout)
         if not data:
             raise websocket.WebSocketConnectionClosedException("Connection to remote host was lost.")
         return data
 
-    def write_text(self, text: str) -> None:
-        """Send one text frame (masked, as a client must), bounded by the socket's timeout."""
+    def write_frames(self, texts: Iterable[str], last: ABNF | None = None) -> None:
+        """Send text frames, then `last` (a close frame), in one write, bounded by the socket's timeout.
+
+        Each frame is masked with a key of its own, as a client must.
+        """
         sock = self.sock
         if sock is None:
             raise websocket.WebSocketConnectionClosedException("socket is already closed.")
-        sock.sendall(ABNF.create_frame(text, ABNF.OPCODE_TEXT).format())
+        frames = [ABNF.create_frame(text, ABNF.OPCODE_TEXT).format() for text in texts]
+        if last is not None:
+            frames.append(last.format())
+        sock.sendall(frames[0] if len(frames) == 1 else b"".join(frames))
 
 
 @lru_cache(maxsize=64)

@@ -440,16 +440,12 @@ class FlappingUser(User):
     def _disconnect(self, session: WebSocketSession, talk: Talk, style: str) -> bool:
         """End the held connection in the cycle's style (each style is its own stats row); False when it failed.
 
-        A clean disconnect first runs the close steps and the protocol's goodbye; when they
-        fail, the connection is already dropped (and counted by `_drop_open_connection`).
+        A clean disconnect first runs the close steps; when they fail, the connection is
+        already dropped (and counted by `_drop_open_connection`). Its `close` row then times
+        the protocol's goodbye and the close handshake.
         """
-        if style == CLEAN:
-            if converse(talk, "close", self.on_close) is not None:
-                return False
-            try:
-                talk.goodbye()
-            except StepFailed:
-                return False
+        if style == CLEAN and converse(talk, "close", self.on_close) is not None:
+            return False
         started = time.perf_counter()
         self._session = None
         if style == HALF_OPEN:
@@ -467,7 +463,7 @@ class FlappingUser(User):
                 session.close_reset()
             else:
                 assert style == CLEAN, style
-                session.close_clean()
+                talk.close_clean()
         except WsFailure as failure:
             self._fire(name, started, failure=failure)
             return False

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from scenarios.client import WsClient
 from scenarios.conversation import Step
-from scenarios.exchange import StepFailed, Talk, converse
+from scenarios.exchange import Talk, converse
 from scenarios.ws_session import WebSocketSession, WsFailure
 
 RETRY_S = 0.02  # pause between failed attempts
@@ -122,11 +122,7 @@ class ConversationProbe:
         """The close steps, the protocol's goodbye, a clean close."""
         self._part("close")
         assert self._talk is not None
-        try:
-            self._talk.goodbye()
-        except StepFailed as failure:
-            raise WsFailure(failure.message) from None
-        self._session.close_clean()
+        self._talk.close_clean()
 
     def abort(self) -> None:
         """Drop the connection."""

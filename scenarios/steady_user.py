@@ -76,8 +76,7 @@ class SteadyUser(User):
         try:
             with gevent.Timeout(CLOSE_ON_STOP_S):
                 if converse(talk, "close", script.on_close) is None:
-                    talk.goodbye()
-                    talk.session.close_clean()
+                    talk.close_clean()
         except (WsFailure, gevent.Timeout):
             talk.session.abort()
 

@@ -16,8 +16,7 @@ import errno
 import socket
 import ssl
 import struct
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import gevent
@@ -29,6 +28,7 @@ from scenarios import fast_handshake
 from scenarios.fast_handshake import AdoptedWebSocket, HandshakeError, new_websocket_key
 
 MAX_MESSAGE_BYTES = 1024 * 1024  # largest message the client reads (the reference server's cap too)
+CLOSE_NORMAL = ABNF.create_frame(struct.pack("!H", websocket.STATUS_NORMAL), ABNF.OPCODE_CLOSE)  # code 1000, no reason
 
 
 # OpenSSL's certificate verification results (X509_V_ERR_*), as the one line a user reads.
@@ -167,14 +167,14 @@ class WebSocketSession:
         """Send one text frame (bounded by the socket's timeout)."""
         ws = self._require_open(action)
         try:
-            ws.write_text(text)
+            ws.write_frames((text,))
         except Exception as error:
             raise describe_failure(error, action) from None
 
     def receive(self, action: str) -> tuple[int, bytes]:
         """The next whole message (opcode, payload), or a ping (already answered) or pong; a close frame too.
 
-        The caller bounds the whole wait (`deadline`); no message may exceed MAX_MESSAGE_BYTES.
+        The caller bounds the whole wait (`Deadline`); no message may exceed MAX_MESSAGE_BYTES.
         After a close frame or a failure the connection is dropped.
         """
         ws = self._require_open(action)
@@ -203,13 +203,17 @@ class WebSocketSession:
             return False
         return True
 
-    def close_clean(self) -> None:
-        """Send a close frame, wait (bounded as a whole) for the server's close frame, then drop TCP."""
+    def close_clean(self, goodbye: tuple[str, ...] = ()) -> None:
+        """Send a close frame, wait (bounded as a whole) for the server's close frame, then drop TCP.
+
+        `goodbye` are text frames the protocol sends before its close frame (Socket.IO's
+        namespace DISCONNECT): they go in the same write.
+        """
         ws = self._require_open("close")
         self._ws = None
         try:
-            with deadline(self.timeout_s, "close timed out"):  # also a server that streams and never closes
-                ws.send_close(websocket.STATUS_NORMAL, b"")
+            with Deadline(self.timeout_s, "close timed out"):  # also a server that streams and never closes
+                ws.write_frames(goodbye, CLOSE_NORMAL)
                 while True:
                     opcode, _data = _recv_message(ws, "close")
                     if opcode == ABNF.OPCODE_CLOSE:
@@ -272,25 +276,30 @@ class WebSocketSession:
         return self._ws
 
 
-@contextmanager
-def deadline(timeout_s: float, message: str | Callable[[], str]) -> Iterator[None]:
-    """Bound a whole operation, not only each read: raises WsFailure(message) when the time is up.
+class Deadline:
+    """Bound a whole operation, not only each read: `with Deadline(...)` raises WsFailure(message) when the time is up.
 
     `message` may be a function, asked only when the time is up (an expect says what came).
 
     A gevent timeout (Locust runs on gevent): it fires in whichever read the operation waits,
     even inside `websocket-client`, whose reads each restart the socket's own timeout.
     """
-    timer = gevent.Timeout(timeout_s)
-    timer.start()
-    try:
-        yield
-    except gevent.Timeout as fired:
-        if fired is not timer:
-            raise
-        raise WsFailure(message if isinstance(message, str) else message()) from None
-    finally:
+
+    __slots__ = ("_timer", "_message")
+
+    def __init__(self, timeout_s: float, message: str | Callable[[], str]) -> None:
+        self._timer = gevent.Timeout(timeout_s)  # raised in the waiting greenlet when the time is up
+        self._message = message  # the failure's text, or a function that makes it
+
+    def __enter__(self) -> None:
+        self._timer.start()
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        timer = self._timer
         timer.close()
+        if error is timer:
+            message = self._message
+            raise WsFailure(message if isinstance(message, str) else message()) from None
 
 
 def _recv_message(ws: AdoptedWebSocket, action: str, control: bool = False) -> tuple[int, bytes]:

@@ -57,7 +57,7 @@ def _talk(
     end: Callable[..., None] | None = None,
     hold_s: float = 0.0,
 ) -> Rows:
-    """Connect, run the open steps (protocol's first), the hold steps, idle, then goodbye and a clean close."""
+    """Connect, run the open steps (protocol's first), the hold steps, idle, then a clean close with the goodbye."""
     conversation = load_conversation_text(text, "talk.yaml")
     client = WsClient(ClientSettings(timeout_s=5.0, auth_token=token, auth_in=auth_in, conversation=conversation))
     rows: Rows = []
@@ -74,8 +74,7 @@ def _talk(
         talk.idle_until(time.perf_counter() + hold_s)
         if end is None:
             talk.run(conversation.close)
-            talk.goodbye()
-            session.close_clean()
+            talk.close_clean()
         else:
             end(session)
     except StepFailed:
