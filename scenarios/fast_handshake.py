@@ -28,13 +28,11 @@ import selectors
 import socket
 import ssl
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
 import websocket
-from websocket import ABNF
 from websocket._abnf import continuous_frame
 from websocket._handshake import handshake_response
 from websocket._socket import sock_opt
@@ -405,9 +403,9 @@ class _SharedOptions(sock_opt):
 class AdoptedWebSocket(websocket.WebSocket):
     """A `websocket.WebSocket` whose options object may be shared: `settimeout()` gives it its own first.
 
-    Its frame reader reads whatever the socket has (`read_available`), and `write_frames`
-    sends frames without the library's send path (its lock, trace logging and write loop):
-    fewer calls per frame. The frames are still `websocket-client`'s (`ABNF`).
+    Its frame reader reads whatever the socket has (`read_available`): a frame that came
+    whole in one system call. The pack writes its frames itself (`write`, frames from
+    `scenarios.client_frames`), not through the library's send path.
     """
 
     def settimeout(self, timeout: float | None) -> None:
@@ -436,18 +434,12 @@ class AdoptedWebSocket(websocket.WebSocket):
             raise websocket.WebSocketConnectionClosedException("Connection to remote host was lost.")
         return data
 
-    def write_frames(self, texts: Iterable[str], last: ABNF | None = None) -> None:
-        """Send text frames, then `last` (a close frame), in one write, bounded by the socket's timeout.
-
-        Each frame is masked with a key of its own, as a client must.
-        """
+    def write(self, data: bytes) -> None:
+        """Send frames (`scenarios.client_frames`) in one write, bounded by the socket's timeout."""
         sock = self.sock
         if sock is None:
             raise websocket.WebSocketConnectionClosedException("socket is already closed.")
-        frames = [ABNF.create_frame(text, ABNF.OPCODE_TEXT).format() for text in texts]
-        if last is not None:
-            frames.append(last.format())
-        sock.sendall(frames[0] if len(frames) == 1 else b"".join(frames))
+        sock.sendall(data)
 
 
 @lru_cache(maxsize=64)

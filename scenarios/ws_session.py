@@ -25,10 +25,11 @@ from gevent.socket import wait_read
 from websocket import ABNF
 
 from scenarios import fast_handshake
+from scenarios.client_frames import OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, client_frame, close_payload, mask_key
 from scenarios.fast_handshake import AdoptedWebSocket, HandshakeError, new_websocket_key
 
 MAX_MESSAGE_BYTES = 1024 * 1024  # largest message the client reads (the reference server's cap too)
-CLOSE_NORMAL = ABNF.create_frame(struct.pack("!H", websocket.STATUS_NORMAL), ABNF.OPCODE_CLOSE)  # code 1000, no reason
+CLOSE_NORMAL = close_payload(websocket.STATUS_NORMAL)  # a clean close's payload: code 1000, no reason
 
 
 # OpenSSL's certificate verification results (X509_V_ERR_*), as the one line a user reads.
@@ -167,7 +168,7 @@ class WebSocketSession:
         """Send one text frame (bounded by the socket's timeout)."""
         ws = self._require_open(action)
         try:
-            ws.write_frames((text,))
+            ws.write(client_frame(OPCODE_TEXT, text.encode(), mask_key()))
         except Exception as error:
             raise describe_failure(error, action) from None
 
@@ -213,7 +214,9 @@ class WebSocketSession:
         self._ws = None
         try:
             with Deadline(self.timeout_s, "close timed out"):  # also a server that streams and never closes
-                ws.write_frames(goodbye, CLOSE_NORMAL)
+                frames = [client_frame(OPCODE_TEXT, text.encode(), mask_key()) for text in goodbye]
+                frames.append(client_frame(OPCODE_CLOSE, CLOSE_NORMAL, mask_key()))
+                ws.write(b"".join(frames))
                 while True:
                     opcode, _data = _recv_message(ws, "close")
                     if opcode == ABNF.OPCODE_CLOSE:
@@ -324,7 +327,7 @@ def _recv_message(ws: AdoptedWebSocket, action: str, control: bool = False) -> t
             raise WsFailure(f"frame too large during {action}")
         frame = ws.recv_frame()
         if frame.opcode == ABNF.OPCODE_PING:
-            ws.pong(frame.data)
+            ws.write(client_frame(OPCODE_PONG, frame.data, mask_key()))
             if control and opcode is None:
                 return frame.opcode, b""
             continue
