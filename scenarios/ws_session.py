@@ -325,7 +325,7 @@ def _recv_message(ws: AdoptedWebSocket, action: str, control: bool = False) -> t
             reader.recv_length()
         if size + (reader.length or 0) > MAX_MESSAGE_BYTES:
             raise WsFailure(f"frame too large during {action}")
-        frame = ws.recv_frame()
+        frame = reader.recv_frame()
         if frame.opcode == ABNF.OPCODE_PING:
             ws.write(client_frame(OPCODE_PONG, frame.data, mask_key()))
             if control and opcode is None:
