@@ -1,10 +1,10 @@
 """The frames a client writes, as RFC 6455 section 5 sets them out: whole (FIN set) and masked.
 
-Pure encoding; the masking key is given. The session writes text frames (a conversation's
-messages), a close frame and pongs; `websocket-client` reads the server's frames.
-Written here rather than with `websocket-client`'s `ABNF.format()`, which costs several times
-as much per frame (a system call for each masking key among it): at zero hold a Socket.IO
-cycle writes four frames.
+`client_frame` is pure encoding, its masking key given. The session writes text frames (a
+conversation's messages), a close frame and pongs with `masked_frame`; `websocket-client`
+reads the server's frames. Written here rather than with `websocket-client`'s
+`ABNF.format()`, which costs several times as much per frame (a system call for each masking
+key among it): at zero hold a Socket.IO cycle writes four frames.
 
 `MaskKeys` draws the keys from `os.urandom`, the strong source of entropy section 5.3 asks
 for, 4 KiB at a time; a forked process (Locust's `--processes`) starts a pool of its own.
@@ -40,6 +40,11 @@ def client_frame(opcode: int, payload: bytes, mask_key: bytes) -> bytes:
     key = (mask_key * (length // MASK_KEY_BYTES + 1))[:length]
     masked = int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")
     return header + mask_key + masked.to_bytes(length, "little")
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    """One whole frame, masked with the next of the process's keys."""
+    return client_frame(opcode, payload, mask_key())
 
 
 def close_payload(code: int) -> bytes:

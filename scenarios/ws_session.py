@@ -1,8 +1,9 @@
-"""One WebSocket connection on `websocket-client`: connect, echo, and each way to end it.
+"""One WebSocket connection on `websocket-client`: connect, send, receive, and each way to end it.
 
-A thin I/O adapter. Every socket operation is bounded by `timeout_s`. The connect (TCP and
-the HTTP upgrade) is `scenarios.fast_handshake`'s, which hands the upgraded socket to
-`websocket-client` for frames. The ways to end a
+A thin I/O adapter. Every socket operation is bounded by `timeout_s` (every read by a
+`Deadline`). The connect (TCP and the HTTP upgrade) is `scenarios.fast_handshake`'s, which
+hands the upgraded socket to `websocket-client`, whose frame reader reads the server's
+frames; the client's own frames are `scenarios.client_frames`'. The ways to end a
 connection are the disconnect styles of `scenarios.disconnect`: a clean close, a FIN
 without a close frame, a reset, and (on a raw socket, no `websocket-client`) a handshake
 dropped before its answer. The clean close is written here rather than using
@@ -25,7 +26,7 @@ from gevent.socket import wait_read
 from websocket import ABNF
 
 from scenarios import fast_handshake
-from scenarios.client_frames import OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, client_frame, close_payload, mask_key
+from scenarios.client_frames import OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, close_payload, masked_frame
 from scenarios.fast_handshake import AdoptedWebSocket, HandshakeError, new_websocket_key
 
 MAX_MESSAGE_BYTES = 1024 * 1024  # largest message the client reads (the reference server's cap too)
@@ -168,7 +169,7 @@ class WebSocketSession:
         """Send one text frame (bounded by the socket's timeout)."""
         ws = self._require_open(action)
         try:
-            ws.write(client_frame(OPCODE_TEXT, text.encode(), mask_key()))
+            ws.write(masked_frame(OPCODE_TEXT, text.encode()))
         except Exception as error:
             raise describe_failure(error, action) from None
 
@@ -214,8 +215,8 @@ class WebSocketSession:
         self._ws = None
         try:
             with Deadline(self.timeout_s, "close timed out"):  # also a server that streams and never closes
-                frames = [client_frame(OPCODE_TEXT, text.encode(), mask_key()) for text in goodbye]
-                frames.append(client_frame(OPCODE_CLOSE, CLOSE_NORMAL, mask_key()))
+                frames = [masked_frame(OPCODE_TEXT, text.encode()) for text in goodbye]
+                frames.append(masked_frame(OPCODE_CLOSE, CLOSE_NORMAL))
                 ws.write(b"".join(frames))
                 while True:
                     opcode, _data = _recv_message(ws, "close")
@@ -285,7 +286,8 @@ class Deadline:
     `message` may be a function, asked only when the time is up (an expect says what came).
 
     A gevent timeout (Locust runs on gevent): it fires in whichever read the operation waits,
-    even inside `websocket-client`, whose reads each restart the socket's own timeout.
+    even inside `websocket-client`'s frame reader. Reads of frames have no timeout of their
+    own (`AdoptedWebSocket.read_available`): every one runs under a Deadline.
     """
 
     __slots__ = ("_timer", "_message")
@@ -325,9 +327,9 @@ def _recv_message(ws: AdoptedWebSocket, action: str, control: bool = False) -> t
             reader.recv_length()
         if size + (reader.length or 0) > MAX_MESSAGE_BYTES:
             raise WsFailure(f"frame too large during {action}")
-        frame = reader.recv_frame()
+        frame = ws.recv_frame()
         if frame.opcode == ABNF.OPCODE_PING:
-            ws.write(client_frame(OPCODE_PONG, frame.data, mask_key()))
+            ws.write(masked_frame(OPCODE_PONG, frame.data))
             if control and opcode is None:
                 return frame.opcode, b""
             continue
