@@ -435,11 +435,17 @@ class AdoptedWebSocket(websocket.WebSocket):
         return data
 
     def write(self, data: bytes) -> None:
-        """Send frames (`scenarios.client_frames`) in one write, bounded by the socket's timeout."""
+        """Send frames (`scenarios.client_frames`), bounded by the socket's timeout.
+
+        One `send` takes a few frames whole; `sendall` (which asks the kernel for the
+        send buffer's size first) sends what is left of a larger write.
+        """
         sock = self.sock
         if sock is None:
             raise websocket.WebSocketConnectionClosedException("socket is already closed.")
-        sock.sendall(data)
+        sent = sock.send(data)
+        if sent < len(data):
+            sock.sendall(data[sent:])
 
 
 @lru_cache(maxsize=64)

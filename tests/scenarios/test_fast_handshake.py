@@ -439,3 +439,41 @@ def test_adopted_connections_share_what_they_never_change_but_not_their_timeout(
         for a, b in pairs:
             a.close()
             b.close()
+
+
+def test_a_write_larger_than_the_send_buffer_arrives_whole() -> None:
+    """One `send` takes what the kernel buffers; the rest follows, in order, while the peer reads."""
+    near, far = socket.socketpair()
+    near.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    payload = os.urandom(2 * 1024 * 1024)
+    received = bytearray()
+
+    def read_all() -> None:
+        while len(received) < len(payload):
+            chunk = far.recv(65536)
+            if not chunk:
+                return
+            received.extend(chunk)
+
+    reader = threading.Thread(target=read_all)  # a greenlet under the suite's gevent patching
+    reader.start()
+    try:
+        adopt(near, 101, None, b"", 5.0).write(payload)
+        reader.join(5.0)
+        assert bytes(received) == payload
+    finally:
+        near.close()
+        far.close()
+
+
+def test_reads_of_frames_leave_the_sockets_timeout_as_it_was() -> None:
+    """A read waits without the socket's own timer (its caller's Deadline bounds it) and restores the timeout."""
+    near, far = socket.socketpair()
+    try:
+        ws = adopt(near, 101, None, b"", 2.0)
+        far.sendall(_frame(0x1, b"hello"))
+        assert ws.recv_frame().data == b"hello"
+        assert near.gettimeout() == 2.0
+    finally:
+        near.close()
+        far.close()
