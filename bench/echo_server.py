@@ -26,7 +26,9 @@ import socket
 import struct
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Protocol
+
+from refserver.socketio_mode import SocketIOSession  # the bundled server's pure protocol state
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEAD_BYTES = 16384  # a longer upgrade request is refused
@@ -81,6 +83,16 @@ def _frame(opcode: int, payload: bytes) -> bytes:
     return struct.pack("!BBQ", 0x80 | opcode, 127, length) + payload
 
 
+class Answerer(Protocol):
+    """What one connection answers, past the handshake."""
+
+    opening: bytes  # frames sent right after the 101
+
+    def answer(self, opcode: int, payload: bytes) -> bytes:
+        """The frames answering one text or binary frame (none: b"")."""
+        ...
+
+
 class Echo:
     """One connection's answers: text and binary frames echoed (pings and closes are the loop's)."""
 
@@ -94,8 +106,6 @@ class SocketIOAnswers:
     """One Engine.IO connection, answered as the bundled refserver's Socket.IO mode answers it."""
 
     def __init__(self) -> None:
-        from refserver.socketio_mode import SocketIOSession  # the bundled server's pure protocol state
-
         self.session = SocketIOSession(expected_token=None, handshake_authorized=True)  # no auth asked
         self.opening = _frame(0x1, self.session.open_packet().encode())  # the Engine.IO open packet
 
@@ -104,22 +114,21 @@ class SocketIOAnswers:
         return b"".join(_frame(0x1, text.encode()) for text in self.session.receive(message).send)
 
 
-ANSWERERS: dict[str, Callable[[], Any]] = {"echo": Echo, "socketio": SocketIOAnswers}
+ANSWERERS: dict[str, Callable[[], Answerer]] = {"echo": Echo, "socketio": SocketIOAnswers}
 
 
-def serve(listener: socket.socket, new_connection: Callable[[], Any] = Echo) -> None:
+def serve(listener: socket.socket, new_connection: Callable[[], Answerer] = Echo) -> None:
     """Serve forever on `listener` (until killed).
 
-    `new_connection()` makes one connection's answerer: its `opening` bytes (frames sent
-    right after the 101) and `answer(opcode, payload)`, the frames answering one text or
-    binary frame. The loop itself answers pings and close frames.
+    `new_connection()` makes each connection's `Answerer`; the loop itself answers pings
+    and close frames.
     """
     listener.setblocking(False)
     poller = select.epoll()
     poller.register(listener.fileno(), EPOLLIN)
     conns: dict[int, socket.socket] = {}  # fd -> connection
     buffers: dict[int, bytearray] = {}  # fd -> bytes read and not yet handled
-    answerers: dict[int, Any] = {}  # fds past the handshake -> their answerer
+    answerers: dict[int, Answerer] = {}  # fds past the handshake -> their answerer
     listen_fd = listener.fileno()
 
     def drop(fd: int) -> None:
