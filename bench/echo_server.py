@@ -12,7 +12,7 @@ packet, CONNECT answered by CONNECT and a `welcome` event, an EVENT's acknowledg
 this loop: the same frames as the refserver in socketio mode, at a fraction of its CPU, and
 without its agents, heartbeat or fault modes.
 
-    python bench/echo_server.py --port 0 [--protocol socketio] [--cpu 1]    # prints "listening <port>"
+    python -m bench.echo_server --port 0 [--protocol socketio] [--cpu 1]    # prints "listening <port>"
 """
 
 from __future__ import annotations
