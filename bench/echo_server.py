@@ -10,7 +10,9 @@ With `--protocol socketio` it answers Socket.IO instead of echoing, with the bun
 refserver's own decisions (`refserver.socketio_mode.SocketIOSession`: the Engine.IO open
 packet, CONNECT answered by CONNECT and a `welcome` event, an EVENT's acknowledgement) on
 this loop: the same frames as the refserver in socketio mode, at a fraction of its CPU, and
-without its agents, heartbeat or fault modes.
+without its agents, heartbeat or fault modes. Where the refserver would close the connection
+(an Engine.IO close packet, a malformed packet) it answers nothing: the benchmark's clients
+send neither.
 
     python -m bench.echo_server --port 0 [--protocol socketio] [--cpu 1]    # prints "listening <port>"
 """
@@ -27,8 +29,6 @@ import struct
 import sys
 from collections.abc import Callable
 from typing import Protocol
-
-from refserver.socketio_mode import SocketIOSession  # the bundled server's pure protocol state
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEAD_BYTES = 16384  # a longer upgrade request is refused
@@ -106,6 +106,8 @@ class SocketIOAnswers:
     """One Engine.IO connection, answered as the bundled refserver's Socket.IO mode answers it."""
 
     def __init__(self) -> None:
+        from refserver.socketio_mode import SocketIOSession  # the refserver's pure protocol state (socketio mode only)
+
         self.session = SocketIOSession(expected_token=None, handshake_authorized=True)  # no auth asked
         self.opening = _frame(0x1, self.session.open_packet().encode())  # the Engine.IO open packet
 

@@ -3,7 +3,8 @@
 Opens `--established` plain TCP connections and keeps them open, then runs WebSocket
 cycles (the server closes first, so each leaves a TIME_WAIT entry on the server's side)
 until the server's port has `--total` sockets; prints `ready <count>` and holds everything
-until stdin closes or `--seconds` pass. No gevent: plain blocking sockets.
+until stdin closes or `--seconds` pass. Written as blocking code; the sockets are gevent's
+(the pack's client imports Locust, which patches the socket module).
 
     python -m bench.hold_sockets --port PORT --established 5000 --total 10000 --seconds 120
 """

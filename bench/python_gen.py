@@ -11,8 +11,9 @@ gevent greenlets (Locust's monkey-patching, imported first), and a Socket.IO bas
 - `sio-python`: the python-socketio client (`socketio.Client`, WebSocket transport only), the
   Socket.IO part's baseline: per cycle connect (namespace included), one `call('chat', ...)`
   (an emit that waits for its acknowledgement), hold, `disconnect()`, pause. Its server is the
-  refserver in socketio mode; the pack's row for that part is `pack` with a `protocol: socketio`
-  conversation file (`--conversation`).
+  benchmark's in socketio mode (`bench/echo_server.py --protocol socketio`, or the refserver);
+  the pack's row for that part is `pack` with a `protocol: socketio` conversation file
+  (`--conversation`).
 
 Modes: `throughput` (zero hold and pause: cycles/s and CPU per cycle), `timing` (per-cycle
 timestamps at a given hold and pause), `memory` (bytes per open connection), `sustained`

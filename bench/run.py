@@ -68,6 +68,13 @@ TARGETS = {
 }
 
 
+# Part 6's servers: --socketio-server -> (Server kind, what the results say).
+SOCKETIO_SERVERS = {
+    "bench": ("fast-socketio", "bench/echo_server.py --protocol socketio (the refserver's answers, one epoll thread)"),
+    "refserver": ("refserver-socketio", "the bundled refserver, --protocol socketio (one asyncio process)"),
+}
+
+
 def log(message: str) -> None:
     """Progress on stderr, so stdout is the table."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -117,6 +124,9 @@ class Server:
             command = [PYTHON, "-m", "bench.echo_server", "--port", "0"]
         elif kind == "fast-socketio":
             command = [PYTHON, "-m", "bench.echo_server", "--port", "0", "--protocol", "socketio"]
+        elif kind == "refserver-socketio":  # warnings only: a log line per connection would be server CPU
+            command = [PYTHON, "-m", "refserver", "--host", "127.0.0.1", "--port", "0", "--protocol", "socketio"]
+            command += ["--log-level", "WARNING"]
         else:
             command = [PYTHON, "-m", "refserver", "--host", "127.0.0.1", "--port", "0"]
         self.proc = subprocess.Popen(  # the server process
@@ -613,6 +623,12 @@ def main() -> None:
     parser.add_argument("--sustained-s", type=float, default=None, help="length of the sustained run (default 600)")
     parser.add_argument("--parts", default="server,throughput,timing,memory,monitor,sustained,socketio")
     parser.add_argument("--out", default=str(BENCH / "results" / "latest.json"))
+    parser.add_argument(
+        "--socketio-server",
+        choices=sorted(SOCKETIO_SERVERS),
+        default="bench",
+        help="part 6's server: the benchmark's (default) or the bundled refserver, which costs as much as the clients",
+    )
     args = parser.parse_args()
     quick = args.quick
     parts = set(args.parts.split(","))
@@ -659,10 +675,8 @@ def main() -> None:
         server.stop()
     if "socketio" in parts:
         log("part 6: a Socket.IO cycle at zero hold")
-        sio_server = Server("fast-socketio")
-        results["socketio_server"] = (
-            "bench/echo_server.py --protocol socketio (the refserver's Socket.IO answers, one epoll thread)"
-        )
+        sio_server = Server(SOCKETIO_SERVERS[args.socketio_server][0])
+        results["socketio_server"] = SOCKETIO_SERVERS[args.socketio_server][1]
         try:
             sio_clients = ["pack"] + ([] if skip_node else ["node-sio"]) + ["sio-python"]
             results["socketio"] = part_socketio(sio_server, sio_clients, 1 if quick else 3, 3.0 if quick else 6.0)

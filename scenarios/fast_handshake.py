@@ -1,4 +1,4 @@
-"""The connect path of a WebSocket session: TCP connect and HTTP upgrade here, frames in `websocket-client`.
+"""The connect path of a WebSocket session: TCP connect and HTTP upgrade here, then `websocket-client` reads frames.
 
 `websocket-client`'s own `connect()` resolves the host on every call (gevent's thread-pool
 resolver under Locust) and reads the upgrade response one byte per `recv()`, about 130
@@ -6,7 +6,8 @@ system calls per handshake: most of a flapping cycle's CPU. Here a numeric host 
 resolved and a name is resolved once per `RESOLVE_TTL_S`; the response is read in buffered
 `recv()` calls until its blank line (bounded in size and time); the status, the Upgrade and
 Connection headers, `Sec-WebSocket-Accept` and the subprotocol are checked as the library
-checks them. The upgraded socket is then handed to a `websocket.WebSocket` for frames.
+checks them. The upgraded socket is then handed to a `websocket.WebSocket`, whose frame
+reader reads the server's frames (the pack writes its own: `scenarios.client_frames`).
 
 That hand-over sets attributes of the library's object that are not public API (`sock`,
 `connected`, `handshake_response`, the locks, the continuation state, and the frame reader's
@@ -14,7 +15,8 @@ buffer for bytes that came with the response): all of it is in `adopt()`, and
 `tests/scenarios/test_fast_handshake.py` fails when the library changes under it.
 
 Socket calls use the `socket` module as patched (gevent's under Locust), so every wait
-yields to the event loop; every operation is bounded by the timeout.
+yields to the event loop; every operation is bounded by the timeout (the session's reads of
+frames by a `ws_session.Deadline` instead, see `ws_session._recv_message`).
 """
 
 from __future__ import annotations
@@ -346,7 +348,7 @@ def open_websocket(
     source_address: str | None = None,
     ca_file: str = "",
 ) -> AdoptedWebSocket:
-    """Connect and upgrade; returns an open `websocket.WebSocket` with the socket's timeout `timeout_s`.
+    """Connect and upgrade; returns an open `AdoptedWebSocket` with the socket's timeout `timeout_s`.
 
     Follows up to `MAX_REDIRECTS` redirects on the same host (scheme, host and port), and
     refuses one to another host, so a token never leaves for somewhere else. Raises
@@ -418,18 +420,12 @@ class AdoptedWebSocket(websocket.WebSocket):
 
         The reader asks for a frame's header, then its payload; a frame that came whole is
         read with one system call, the bytes not asked for kept in the reader's buffer.
-        Every read of frames waits under a `ws_session.Deadline`, which bounds the whole
-        wait, so the socket's own timeout is lifted for it: a timer less per wait.
+        Bounded by the socket's timeout (the pack's own reads lift it under a Deadline).
         """
         sock = self.sock
         if sock is None:
             raise websocket.WebSocketConnectionClosedException("socket is already closed.")
-        timeout = sock.gettimeout()
-        sock.settimeout(None)
-        try:
-            data = sock.recv(READ_CHUNK_BYTES)
-        finally:
-            sock.settimeout(timeout)
+        data = sock.recv(READ_CHUNK_BYTES)
         if not data:
             raise websocket.WebSocketConnectionClosedException("Connection to remote host was lost.")
         return data
@@ -438,14 +434,15 @@ class AdoptedWebSocket(websocket.WebSocket):
         """Send frames (`scenarios.client_frames`), bounded by the socket's timeout.
 
         One `send` takes a few frames whole; `sendall` (which asks the kernel for the
-        send buffer's size first) sends what is left of a larger write.
+        send buffer's size first) sends what is left of a larger write, so a write may take
+        up to twice the timeout.
         """
         sock = self.sock
         if sock is None:
             raise websocket.WebSocketConnectionClosedException("socket is already closed.")
         sent = sock.send(data)
         if sent < len(data):
-            sock.sendall(data[sent:])
+            sock.sendall(memoryview(data)[sent:])
 
 
 @lru_cache(maxsize=64)

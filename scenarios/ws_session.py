@@ -30,6 +30,7 @@ from scenarios.client_frames import OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, clos
 from scenarios.fast_handshake import AdoptedWebSocket, HandshakeError, new_websocket_key
 
 MAX_MESSAGE_BYTES = 1024 * 1024  # largest message the client reads (the reference server's cap too)
+MAX_CONTROL_PAYLOAD_BYTES = 125  # RFC 6455 5.5: a ping, pong or close frame carries at most this
 CLOSE_NORMAL = close_payload(websocket.STATUS_NORMAL)  # a clean close's payload: code 1000, no reason
 
 
@@ -286,8 +287,8 @@ class Deadline:
     `message` may be a function, asked only when the time is up (an expect says what came).
 
     A gevent timeout (Locust runs on gevent): it fires in whichever read the operation waits,
-    even inside `websocket-client`'s frame reader. Reads of frames have no timeout of their
-    own (`AdoptedWebSocket.read_available`): every one runs under a Deadline.
+    even inside `websocket-client`'s frame reader. The session's reads of frames wait
+    without the socket's own timeout (`_recv_message`): every one runs under a Deadline.
     """
 
     __slots__ = ("_timer", "_message")
@@ -310,12 +311,28 @@ class Deadline:
 def _recv_message(ws: AdoptedWebSocket, action: str, control: bool = False) -> tuple[int, bytes]:
     """The next whole message (opcode, payload), answering pings; a close frame is returned as one.
 
+    Every caller holds a `Deadline`, which bounds the whole message: the socket's own timeout
+    is lifted meanwhile (a timer less per wait) and restored however the read ends.
+
     With `control`, a ping (answered) or pong between messages is returned too, so a caller
     waiting for a deadline is not held by a stream of pings.
 
     Each frame's announced length is read before its payload: a frame, or a fragmented
     message, over MAX_MESSAGE_BYTES is refused unread (`frame too large during <action>`).
+    A ping over 125 bytes (RFC 6455 5.5: control frames are short) is a protocol error.
     """
+    sock = ws.sock
+    if sock is None:
+        raise websocket.WebSocketConnectionClosedException("socket is already closed.")
+    timeout = sock.gettimeout()
+    sock.settimeout(None)
+    try:
+        return _read_message(ws, action, control)
+    finally:
+        sock.settimeout(timeout)
+
+
+def _read_message(ws: AdoptedWebSocket, action: str, control: bool) -> tuple[int, bytes]:
     opcode: int | None = None
     parts: list[bytes] = []
     size = 0
@@ -329,6 +346,8 @@ def _recv_message(ws: AdoptedWebSocket, action: str, control: bool = False) -> t
             raise WsFailure(f"frame too large during {action}")
         frame = ws.recv_frame()
         if frame.opcode == ABNF.OPCODE_PING:
+            if len(frame.data) > MAX_CONTROL_PAYLOAD_BYTES:
+                raise WsFailure(f"protocol error during {action}")
             ws.write(masked_frame(OPCODE_PONG, frame.data))
             if control and opcode is None:
                 return frame.opcode, b""

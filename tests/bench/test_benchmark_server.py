@@ -7,12 +7,15 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import socketio
 import websocket
 
 from tests.refserver.helpers import DEADLINE_S
+
+ROOT = Path(__file__).resolve().parents[2]  # the project, where `-m bench.echo_server` is found
 
 
 @pytest.fixture
@@ -23,6 +26,7 @@ def bench_server() -> Iterator:
     def start(*args: str) -> int:
         process = subprocess.Popen(
             [sys.executable, "-m", "bench.echo_server", "--port", "0", *args],
+            cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
         )

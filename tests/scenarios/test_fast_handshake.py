@@ -464,16 +464,3 @@ def test_a_write_larger_than_the_send_buffer_arrives_whole() -> None:
     finally:
         near.close()
         far.close()
-
-
-def test_reads_of_frames_leave_the_sockets_timeout_as_it_was() -> None:
-    """A read waits without the socket's own timer (its caller's Deadline bounds it) and restores the timeout."""
-    near, far = socket.socketpair()
-    try:
-        ws = adopt(near, 101, None, b"", 2.0)
-        far.sendall(_frame(0x1, b"hello"))
-        assert ws.recv_frame().data == b"hello"
-        assert near.gettimeout() == 2.0
-    finally:
-        near.close()
-        far.close()
