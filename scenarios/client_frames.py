@@ -3,8 +3,9 @@
 `client_frame` is pure encoding, its masking key given. The session writes text frames (a
 conversation's messages), a close frame and pongs with `masked_frame`; `websocket-client`
 reads the server's frames. Written here rather than with `websocket-client`'s
-`ABNF.format()`, which costs several times as much per frame (a system call for each masking
-key among it): at zero hold a Socket.IO cycle writes four frames.
+`ABNF.format()`, which costs several times as much per frame (its checks, string building, and
+a system call for each masking key; its `set_mask_key` hook would save only the last): at zero
+hold a Socket.IO cycle writes four frames.
 
 `MaskKeys` draws the keys from `os.urandom`, the strong source of entropy section 5.3 asks
 for, 4 KiB at a time; a forked process (Locust's `--processes`) starts a pool of its own.
