@@ -43,11 +43,25 @@ def wait_for(states: Callable[[], dict[str, int]], accept: Callable[[dict[str, i
         time.sleep(0.01)
 
 
+def _clean_listener(host: str, family: socket.AddressFamily) -> socket.socket:
+    """A listener on a port no other socket uses in any state.
+
+    The kernel may hand out a port that an earlier connection of the suite still holds in
+    TIME_WAIT (as its local port): counts by port would include it.
+    """
+    for _ in range(50):
+        listener = socket.create_server((host, 0), family=family)
+        if tcp_states_on_port_proc(listener.getsockname()[1]) == {"LISTEN": 1}:
+            return listener
+        listener.close()
+    pytest.fail("no port free of other sockets in 50 tries")
+
+
 class Server:
     """A listening socket with the client and server sides of the connections made to it."""
 
     def __init__(self, host: str, family: socket.AddressFamily) -> None:
-        self.listener = socket.create_server((host, 0), family=family)  # the server's accepting socket
+        self.listener = _clean_listener(host, family)  # the server's accepting socket
         self.host = host  # where clients connect
         self.port: int = self.listener.getsockname()[1]  # the server port under test
         self.clients: list[socket.socket] = []  # client sides, whose REMOTE port is self.port
