@@ -260,6 +260,14 @@ def median_of(runs: list[dict], key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
+def medians(runs: dict[str, list[dict]], digits: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Per client: the median of each key over its runs, rounded to its digits, and the runs themselves."""
+    return {
+        client: {**{key: _round(median_of(results, key), places) for key, places in digits.items()}, "runs": results}
+        for client, results in runs.items()
+    }
+
+
 # --- the parts -----------------------------------------------------------------------------
 
 
@@ -294,14 +302,7 @@ def part_throughput(server: Server, clients: list[str], repeats: int, seconds: f
             result = run_json(command, timeout_s=seconds + 60)
             runs[client].append(result)
             log(f"throughput {client} #{repeat + 1}: {_brief(result)}")
-    return {
-        client: {
-            "cycles_per_s": _round(median_of(results, "cycles_per_s"), 0),
-            "cpu_s_per_1000": _round(median_of(results, "cpu_s_per_1000"), 4),
-            "runs": results,
-        }
-        for client, results in runs.items()
-    }
+    return medians(runs, {"cycles_per_s": 0, "cpu_s_per_1000": 4})
 
 
 def part_socketio(server: Server, clients: list[str], repeats: int, seconds: float) -> dict[str, Any]:
@@ -326,16 +327,7 @@ def part_socketio(server: Server, clients: list[str], repeats: int, seconds: flo
                 result["server_cpu_share"] = server_cpu / wall
             runs[client].append(result)
             log(f"socketio {client} #{repeat + 1}: {_brief(result)}, server CPU share {result.get('server_cpu_share')}")
-    return {
-        client: {
-            "cycles_per_s": _round(median_of(results, "cycles_per_s"), 0),
-            "cpu_s_per_1000": _round(median_of(results, "cpu_s_per_1000"), 4),
-            "server_cpu_s_per_1000": _round(median_of(results, "server_cpu_s_per_1000"), 4),
-            "server_cpu_share": _round(median_of(results, "server_cpu_share"), 2),
-            "runs": results,
-        }
-        for client, results in runs.items()
-    }
+    return medians(runs, {"cycles_per_s": 0, "cpu_s_per_1000": 4, "server_cpu_s_per_1000": 4, "server_cpu_share": 2})
 
 
 def _brief(result: dict) -> str:

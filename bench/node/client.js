@@ -10,27 +10,9 @@
 
 const { performance } = require('perf_hooks');
 const WebSocket = require('ws');
+const { WARMUP_S, sleep, cpuSeconds, throughputWindow, runMain } = require('./common');
 
 const MESSAGE = 'flap bench';
-const WARMUP_S = 1.5; // cycles starting before this are not counted
-const HARD_LIMIT_S = 900; // no mode runs longer than this
-
-function parseArgs(argv) {
-  const args = { users: 48, seconds: 5, holdMs: 100, pauseMs: 50, connections: 2000 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const name = argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
-    args[name] = ['mode', 'url'].includes(name) ? argv[i + 1] : Number(argv[i + 1]);
-  }
-  args.seconds = Math.min(args.seconds, HARD_LIMIT_S);
-  return args;
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms > 0 ? ms : 0));
-const cpuSeconds = () => {
-  const usage = process.cpuUsage();
-  return (usage.user + usage.system) / 1e6;
-};
-
 function open(url) {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 5000 });
@@ -92,22 +74,7 @@ function runLoops(args, holdMs, pauseMs, record) {
 }
 
 async function throughput(args) {
-  const state = runLoops(args, 0, 0, false);
-  await sleep(WARMUP_S * 1000);
-  const [cycles0, cpu0, wall0] = [state.completed, cpuSeconds(), performance.now()];
-  await sleep(args.seconds * 1000);
-  const [cycles1, cpu1, wall1] = [state.completed, cpuSeconds(), performance.now()];
-  state.stop = true;
-  const cycles = cycles1 - cycles0;
-  const seconds = (wall1 - wall0) / 1000;
-  return {
-    cycles,
-    seconds,
-    cycles_per_s: cycles / seconds,
-    cpu_s_per_1000: cycles ? ((cpu1 - cpu0) / cycles) * 1000 : null,
-    cpu_share: (cpu1 - cpu0) / seconds,
-    errors: state.errors,
-  };
+  return throughputWindow(runLoops(args, 0, 0, false), args);
 }
 
 async function timing(args) {
@@ -158,17 +125,4 @@ async function memory(args) {
   };
 }
 
-async function main() {
-  const args = parseArgs(process.argv.slice(2));
-  setTimeout(() => process.exit(3), (HARD_LIMIT_S + 60) * 1000).unref();
-  const modes = { throughput, timing, memory };
-  if (!modes[args.mode]) throw new Error(`unknown mode ${args.mode}`);
-  const result = await modes[args.mode](args);
-  const line = JSON.stringify({ client: 'node', mode: args.mode, users: args.users, ...result }) + '\n';
-  process.stdout.write(line, () => process.exit(0)); // a pipe takes big lines in parts: exit once all is out
-}
-
-main().catch((error) => {
-  process.stderr.write(`${error.stack || error}\n`);
-  process.exit(1);
-});
+runMain('node', { throughput, timing, memory }, { holdMs: 100, pauseMs: 50, connections: 2000 });

@@ -9,29 +9,11 @@
 
 'use strict';
 
-const { performance } = require('perf_hooks');
 const { io } = require('socket.io-client');
+const { sleep, throughputWindow, runMain } = require('./common');
 
 const PAYLOAD = { text: 'flap bench' }; // what bench/conversations/socketio-ack.yaml emits
 const TIMEOUT_MS = 5000; // every wait of a cycle is bounded
-const WARMUP_S = 1.5; // cycles starting before this are not counted
-const HARD_LIMIT_S = 900; // no run is longer than this
-
-function parseArgs(argv) {
-  const args = { users: 48, seconds: 5 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const name = argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
-    args[name] = ['mode', 'url'].includes(name) ? argv[i + 1] : Number(argv[i + 1]);
-  }
-  args.seconds = Math.min(args.seconds, HARD_LIMIT_S);
-  return args;
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms > 0 ? ms : 0));
-const cpuSeconds = () => {
-  const usage = process.cpuUsage();
-  return (usage.user + usage.system) / 1e6;
-};
 
 function connect(url) {
   const socket = io(url, {
@@ -80,35 +62,8 @@ function runLoops(args) {
 }
 
 async function throughput(args) {
-  const state = runLoops(args);
-  await sleep(WARMUP_S * 1000);
-  const [cycles0, cpu0, wall0] = [state.completed, cpuSeconds(), performance.now()];
-  await sleep(args.seconds * 1000);
-  const [cycles1, cpu1, wall1] = [state.completed, cpuSeconds(), performance.now()];
-  state.stop = true;
-  const cycles = cycles1 - cycles0;
-  const seconds = (wall1 - wall0) / 1000;
-  return {
-    cycles,
-    seconds,
-    cycles_per_s: cycles / seconds,
-    cpu_s_per_1000: cycles ? ((cpu1 - cpu0) / cycles) * 1000 : null,
-    cpu_share: (cpu1 - cpu0) / seconds,
-    errors: state.errors,
-  };
+  return throughputWindow(runLoops(args), args);
 }
 
-async function main() {
-  const args = parseArgs(process.argv.slice(2));
-  setTimeout(() => process.exit(3), (HARD_LIMIT_S + 60) * 1000).unref();
-  if (args.mode !== 'throughput') throw new Error(`unknown mode ${args.mode} (only throughput)`);
-  args.url = args.url.replace(/^ws/, 'http'); // the client takes the server's HTTP origin
-  const result = await throughput(args);
-  const line = JSON.stringify({ client: 'node-sio', mode: args.mode, users: args.users, ...result }) + '\n';
-  process.stdout.write(line, () => process.exit(0));
-}
-
-main().catch((error) => {
-  process.stderr.write(`${error.stack || error}\n`);
-  process.exit(1);
-});
+// The client takes the server's HTTP origin.
+runMain('node-sio', { throughput }, {}, (args) => ({ ...args, url: args.url.replace(/^ws/, 'http') }));
