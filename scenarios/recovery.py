@@ -102,9 +102,9 @@ class ConversationProbe:
         self._session: WebSocketSession = client.session(host, timeout_s=min(client.settings.timeout_s, timeout_s))
         self._talk: Talk | None = None  # the conversation, once connected
 
-    def _part(self, part: str, steps: tuple[Step, ...] = ()) -> None:
+    def _part(self, part: str, hook: Callable[[Talk], object], steps: tuple[Step, ...] = ()) -> None:
         assert self._talk is not None
-        failure = converse(self._talk, part, getattr(self._script, f"on_{part}"), steps)
+        failure = converse(self._talk, part, hook, steps)
         if failure is not None:
             raise WsFailure(failure.message)
 
@@ -112,15 +112,15 @@ class ConversationProbe:
         """Connect and run the protocol's opening and the open steps."""
         self._session.connect()
         self._talk = self._client.talk(self._session, _quiet, user=PROBE_USER)
-        self._part("open", self._client.opening)
+        self._part("open", self._script.on_open, self._client.opening)
 
     def round(self) -> None:
         """The hold steps once."""
-        self._part("hold")
+        self._part("hold", self._script.on_hold)
 
     def close(self) -> None:
         """The close steps, the protocol's goodbye, a clean close."""
-        self._part("close")
+        self._part("close", self._script.on_close)
         assert self._talk is not None
         self._talk.close_clean()
 
