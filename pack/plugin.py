@@ -57,6 +57,11 @@ logger = logging.getLogger("flapping_pack")
 REPORT_KEY = "flapping_pack_counts"  # key of our counts in a worker's report to the master
 PROGRESS_MESSAGE = "flapping_pack_progress"  # a worker's counts and health, sent as they change
 PROGRESS_INTERVAL_S = 0.5
+# Locust's headless master waits only 0.5 s for its workers' last stats before it quits, and
+# a worker reports every 3 s: a busy worker's last seconds of rows were lost. Before the run
+# ends, the master asks every worker for its report now and waits for them, this long at most.
+FLUSH_MESSAGE = "flapping_pack_flush"
+FLUSH_TIMEOUT_S = 5.0
 CONNECT_STAT = ("connect", "WS")  # (name, method) of the connect row in Locust's stats
 STEADY_CONNECT = "steady-connect"  # ... of which the handshake's
 GENERATOR_ADVICE = {  # what to do when a connect failed for the load generator's own reasons
@@ -110,6 +115,8 @@ class FlappingPack:
         self.progress_greenlet: gevent.Greenlet | None = None  # a worker's progress reports
         self.recovery_greenlet: gevent.Greenlet | None = None  # the recovery probe, once flapping ends
         self.recovery: RecoveryResult | None = None  # what the probe found
+        self.flush_waiting: set[str] | None = None  # workers whose final report has not come yet
+        self.flush_deadline = 0.0  # perf_counter time after which the master stops waiting for them
 
     @property
     def is_worker(self) -> bool:
@@ -158,6 +165,8 @@ class FlappingPack:
             # The probe is still trying (bounded by --recovery-timeout-s); -t is a hard limit:
             # Locust arms its own -t timer only after a shape ends, so the shape must end.
             phase = PHASE_SETTLE
+        elif phase == PHASE_DONE and not self.workers_flushed():
+            phase = PHASE_SETTLE
         if phase != self.phase:
             rounds = self.plan.rounds_fitting()
             of_round = f" (round {self.plan.flap_round} of {rounds})" if rounds > 1 and phase != PHASE_DONE else ""
@@ -180,6 +189,7 @@ class FlappingPack:
         self.finished_before_round = 0
         self.phase = PHASE_BASELINE
         self.recovery = None
+        self.flush_waiting = None
         if self.recovery_greenlet is not None:
             self.recovery_greenlet.kill(block=False)
             self.recovery_greenlet = None
@@ -218,6 +228,38 @@ class FlappingPack:
 
         self.recovery_greenlet = gevent.spawn(probe)
 
+    def workers_flushed(self) -> bool:
+        """On a master: whether every worker's final stats have come (asked for on the first call).
+
+        Bounded by FLUSH_TIMEOUT_S; workers that did not answer by then are named in a warning.
+        Elsewhere there is nothing to wait for.
+        """
+        runner = self.environment.runner
+        if not isinstance(runner, MasterRunner):
+            return True
+        if self.flush_waiting is None:
+            self.flush_waiting = {worker.id for worker in runner.clients.all}
+            self.flush_deadline = time.perf_counter() + FLUSH_TIMEOUT_S
+            for worker_id in self.flush_waiting:
+                runner.send_message(FLUSH_MESSAGE, None, client_id=worker_id)
+        if self.flush_waiting and time.perf_counter() >= self.flush_deadline:
+            logger.warning(
+                "flapping-pack: no final report within %g s from worker(s) %s; their last rows may be missing",
+                FLUSH_TIMEOUT_S,
+                ", ".join(sorted(self.flush_waiting)),
+            )
+            self.flush_waiting.clear()
+        return not self.flush_waiting
+
+    def send_final_report(self) -> None:
+        """On a worker asked by the master: Locust's stats report now, marked as the final one."""
+        runner = self.environment.runner
+        assert isinstance(runner, WorkerRunner)
+        data: dict[str, Any] = {}
+        self.environment.events.report_to_master.fire(client_id=runner.client_id, data=data)
+        data[REPORT_KEY]["final"] = True
+        runner.send_message("stats", data)
+
     def progress(self) -> dict[str, Any]:
         """What a worker tells the master: its connection counts and its own health."""
         return {
@@ -229,6 +271,8 @@ class FlappingPack:
         """On the master: keep a worker's latest progress."""
         self.worker_counts[worker_id] = FlapCounts.from_dict(data["counts"])
         self.worker_generators[worker_id] = GeneratorHealth.from_dict(data["generator"])
+        if data.get("final") and self.flush_waiting:
+            self.flush_waiting.discard(worker_id)
 
     def generator_health(self) -> GeneratorHealth:
         """The load generator's peaks: this process and every worker."""
@@ -643,6 +687,12 @@ def activate() -> None:
             def report_counts(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
                 if pack is not None:
                     data[REPORT_KEY] = pack.progress()
+
+            def flush(environment: Environment, msg: Any, **_kw: Any) -> None:
+                if pack is not None:
+                    pack.send_final_report()
+
+            runner.register_message(FLUSH_MESSAGE, flush)
 
         elif isinstance(runner, MasterRunner):
 

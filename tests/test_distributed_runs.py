@@ -33,6 +33,26 @@ def test_four_worker_processes_pass_against_a_healthy_server(locust) -> None:
     assert len(times) <= (times[-1] - times[0]) / 0.2 + 2
 
 
+def test_every_worker_row_reaches_the_master_when_workers_report_late(locust) -> None:
+    """Workers that send no report during the run and take 2 s to stop: the master asks each
+    for its final report before the run ends, so every cycle is a row (Locust alone loses them)."""
+    late_workers = str(ROOT / "tests" / "locustfiles" / "late_worker_reports.py")
+    run = locust("-f", late_workers, *_processes(2), "-u", "4", "-r", "4")
+    assert run.exit_code == 0, run.output[-3000:]
+    assert int(run.stats_row("connect")["Request Count"]) == 4 * 5
+    assert run.verdict["cycles"]["completed"] == 20
+    assert "no final report" not in run.output
+
+
+def test_a_run_ends_with_a_warning_when_workers_never_send_their_final_report(locust) -> None:
+    """Workers that ignore the request: the master waits its bounded time, names them, and ends."""
+    late_workers = str(ROOT / "tests" / "locustfiles" / "late_worker_reports.py")
+    run = locust("-f", late_workers, *_processes(2), "-u", "4", "-r", "4", env={"LATE_WORKERS_SILENT": "1"})
+    assert run.exit_code == 0, run.output[-3000:]
+    assert "no final report within 5 s from worker(s) " in run.output
+    assert run.verdict["cycles"]["completed"] == 20  # the counts come with the progress messages
+
+
 def test_four_worker_processes_fail_against_a_leaking_server(locust) -> None:
     """The master's verdict uses every worker's connections: 60 leaked fds fail the run."""
     run = locust(*_processes(4), "-u", "12", "-r", "12", "--ref-server-fault", "leak-fds")
