@@ -165,7 +165,7 @@ class FlappingPack:
             # The probe is still trying (bounded by --recovery-timeout-s); -t is a hard limit:
             # Locust arms its own -t timer only after a shape ends, so the shape must end.
             phase = PHASE_SETTLE
-        elif phase == PHASE_DONE and not self.workers_flushed():
+        elif phase == PHASE_DONE and not self.workers_flushed(users_stopped=self.phase != PHASE_FLAPPING):
             phase = PHASE_SETTLE
         if phase != self.phase:
             rounds = self.plan.rounds_fitting()
@@ -228,15 +228,19 @@ class FlappingPack:
 
         self.recovery_greenlet = gevent.spawn(probe)
 
-    def workers_flushed(self) -> bool:
+    def workers_flushed(self, users_stopped: bool) -> bool:
         """On a master: whether every worker's final stats have come (asked for on the first call).
 
+        `users_stopped`: the workers were told to stop their users at an earlier tick; until
+        then the request waits, so the last rows of those users are in the reports.
         Bounded by FLUSH_TIMEOUT_S; workers that did not answer by then are named in a warning.
         Elsewhere there is nothing to wait for.
         """
         runner = self.environment.runner
         if not isinstance(runner, MasterRunner):
             return True
+        if not users_stopped:
+            return False
         if self.flush_waiting is None:
             self.flush_waiting = {worker.id for worker in runner.clients.all}
             self.flush_deadline = time.perf_counter() + FLUSH_TIMEOUT_S

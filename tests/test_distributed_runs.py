@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.locust_process import ROOT, LocustProcess
 
 
@@ -33,11 +35,13 @@ def test_four_worker_processes_pass_against_a_healthy_server(locust) -> None:
     assert len(times) <= (times[-1] - times[0]) / 0.2 + 2
 
 
-def test_every_worker_row_reaches_the_master_when_workers_report_late(locust) -> None:
+@pytest.mark.parametrize("settle_s", ["1", "0"])
+def test_every_worker_row_reaches_the_master_when_workers_report_late(locust, settle_s: str) -> None:
     """Workers that send no report during the run and take 2 s to stop: the master asks each
-    for its final report before the run ends, so every cycle is a row (Locust alone loses them)."""
+    for its final report before the run ends, so every cycle is a row (Locust alone loses them).
+    With no settle, the request still waits a tick for the users to be stopped."""
     late_workers = str(ROOT / "tests" / "locustfiles" / "late_worker_reports.py")
-    run = locust("-f", late_workers, *_processes(2), "-u", "4", "-r", "4")
+    run = locust("-f", late_workers, *_processes(2), "-u", "4", "-r", "4", "--settle-s", settle_s)
     assert run.exit_code == 0, run.output[-3000:]
     assert int(run.stats_row("connect")["Request Count"]) == 4 * 5
     assert run.verdict["cycles"]["completed"] == 20
