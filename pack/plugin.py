@@ -17,7 +17,7 @@ from typing import Any
 import gevent
 from locust import events
 from locust.env import Environment
-from locust.runners import MasterRunner, Runner, WorkerRunner
+from locust.runners import STATE_MISSING, MasterRunner, Runner, WorkerRunner
 from locust.stats import StatsEntry
 
 from monitors.checks import ClientTotals, Verdict, evaluate
@@ -62,6 +62,7 @@ PROGRESS_INTERVAL_S = 0.5
 # ends, the master asks every worker for its report now and waits for them, this long at most.
 FLUSH_MESSAGE = "flapping_pack_flush"
 FLUSH_TIMEOUT_S = 5.0
+FLUSH_POLL_S = 0.05  # how often a worker asked for its final report looks whether its users are gone
 CONNECT_STAT = ("connect", "WS")  # (name, method) of the connect row in Locust's stats
 STEADY_CONNECT = "steady-connect"  # ... of which the handshake's
 GENERATOR_ADVICE = {  # what to do when a connect failed for the load generator's own reasons
@@ -165,7 +166,7 @@ class FlappingPack:
             # The probe is still trying (bounded by --recovery-timeout-s); -t is a hard limit:
             # Locust arms its own -t timer only after a shape ends, so the shape must end.
             phase = PHASE_SETTLE
-        elif phase == PHASE_DONE and not self.workers_flushed(users_stopped=self.phase != PHASE_FLAPPING):
+        elif phase == PHASE_DONE and not self.workers_flushed():
             phase = PHASE_SETTLE
         if phase != self.phase:
             rounds = self.plan.rounds_fitting()
@@ -228,21 +229,18 @@ class FlappingPack:
 
         self.recovery_greenlet = gevent.spawn(probe)
 
-    def workers_flushed(self, users_stopped: bool) -> bool:
+    def workers_flushed(self) -> bool:
         """On a master: whether every worker's final stats have come (asked for on the first call).
 
-        `users_stopped`: the workers were told to stop their users at an earlier tick; until
-        then the request waits, so the last rows of those users are in the reports.
-        Bounded by FLUSH_TIMEOUT_S; workers that did not answer by then are named in a warning.
-        Elsewhere there is nothing to wait for.
+        Each worker answers once its users are gone (`send_final_report`). Bounded by
+        FLUSH_TIMEOUT_S; workers that did not answer by then are named in a warning. Workers
+        Locust already counts as missing are not asked. Elsewhere there is nothing to wait for.
         """
         runner = self.environment.runner
         if not isinstance(runner, MasterRunner):
             return True
-        if not users_stopped:
-            return False
         if self.flush_waiting is None:
-            self.flush_waiting = {worker.id for worker in runner.clients.all}
+            self.flush_waiting = {worker.id for worker in runner.clients.all if worker.state != STATE_MISSING}
             self.flush_deadline = time.perf_counter() + FLUSH_TIMEOUT_S
             for worker_id in self.flush_waiting:
                 runner.send_message(FLUSH_MESSAGE, None, client_id=worker_id)
@@ -256,9 +254,14 @@ class FlappingPack:
         return not self.flush_waiting
 
     def send_final_report(self) -> None:
-        """On a worker asked by the master: Locust's stats report now, marked as the final one."""
+        """On a worker asked by the master: Locust's stats report, marked as the final one, once
+        the users are gone (a user stopping within --stop-timeout, a steady user's goodbye, still
+        make rows); within FLUSH_TIMEOUT_S, so the master still has it in time."""
         runner = self.environment.runner
         assert isinstance(runner, WorkerRunner)
+        give_up = time.perf_counter() + FLUSH_TIMEOUT_S - 1
+        while runner.user_count and time.perf_counter() < give_up:
+            gevent.sleep(FLUSH_POLL_S)
         data: dict[str, Any] = {}
         self.environment.events.report_to_master.fire(client_id=runner.client_id, data=data)
         data[REPORT_KEY]["final"] = True
@@ -696,7 +699,7 @@ def activate() -> None:
                 if pack is not None:
                     pack.send_final_report()
 
-            runner.register_message(FLUSH_MESSAGE, flush)
+            runner.register_message(FLUSH_MESSAGE, flush, concurrent=True)  # it waits for the users
 
         elif isinstance(runner, MasterRunner):
 

@@ -208,7 +208,7 @@ class Talk:
     def close_clean(self) -> None:
         """Close cleanly: the protocol's goodbye (Socket.IO's DISCONNECT) and the close frame in one write.
 
-        Raises WsFailure (the caller reports the `close` row).
+        Raises WsFailure; whether that makes a failed row is the caller's choice.
         """
         self.session.close_clean(self.framing.goodbye())
 

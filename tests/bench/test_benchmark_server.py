@@ -7,15 +7,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import socketio
 import websocket
 
+from tests.locust_process import ROOT  # the project, where `-m bench.echo_server` is found
 from tests.refserver.helpers import DEADLINE_S
-
-ROOT = Path(__file__).resolve().parents[2]  # the project, where `-m bench.echo_server` is found
 
 
 @pytest.fixture

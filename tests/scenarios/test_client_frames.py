@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 
 import pytest
 from websocket import ABNF
@@ -14,6 +15,7 @@ from scenarios.client_frames import (
     MaskKeys,
     client_frame,
     close_payload,
+    mask_key,
 )
 
 KEY = b"\x37\xfa\x21\x3d"
@@ -48,3 +50,23 @@ def test_a_forgotten_pool_is_not_reused() -> None:
     child._pool, child._next = parent._pool, parent._next  # what fork copies
     child.forget()
     assert [child() for _ in range(8)] != [parent() for _ in range(8)]
+
+
+def test_a_forked_child_draws_keys_of_its_own() -> None:
+    """The process's keys, after a real fork: the child's next keys are not the parent's next ones."""
+    mask_key()  # the parent has a pool
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send its next keys and leave at once
+        os.write(write_end, b"".join(mask_key() for _ in range(8)))
+        os._exit(0)
+    os.close(write_end)
+    child_keys = b""
+    try:
+        while len(child_keys) < 32 and select.select([read_end], [], [], 10)[0]:  # bounded: never hangs
+            child_keys += os.read(read_end, 32 - len(child_keys))
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    assert len(child_keys) == 32
+    assert child_keys != b"".join(mask_key() for _ in range(8))
