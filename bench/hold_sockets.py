@@ -18,8 +18,9 @@ import threading
 import time
 
 from monitors.tcp_sockets import tcp_states_on_port
-from scenarios.client import ClientSettings, WsClient
+from scenarios.client import WsClient
 from scenarios.conversation import echo_conversation
+from scenarios.settings import ClientSettings
 from scenarios.ws_session import WebSocketSession
 
 CHECK_EVERY = 250  # cycles between two counts of the server's sockets

@@ -45,12 +45,13 @@ from monitors.generator import sample_generator
 from monitors.monitor import ResourceMonitor
 from monitors.process_sampler import ProcessTreeSampler
 from pack import plugin
-from scenarios.client import ClientSettings, WsClient
+from scenarios.client import WsClient
 from scenarios.conversation import echo_conversation
 from scenarios.disconnect import DisconnectMix
-from scenarios.flapping_user import FlapContext, FlappingUser, FlapSettings
+from scenarios.flapping_user import FlapContext, FlappingUser, use_context
 from scenarios.protocols import load_conversation
 from scenarios.schedule import FlapTiming
+from scenarios.settings import ClientSettings, FlapSettings
 from scenarios.ws_session import WebSocketSession, WsFailure
 
 MESSAGE = "flap bench"
@@ -209,12 +210,10 @@ def start_pack(args: argparse.Namespace, hold_s: float, pause_s: float, run: Run
     timing = FlapTiming(connected_ms=hold_s * 1000, disconnected_ms=pause_s * 1000, cycles=0)
     conversation = load_conversation(args.conversation) if args.conversation else echo_conversation()
     settings = FlapSettings(
-        timing=timing,
-        client=ClientSettings(timeout_s=5.0, conversation=conversation),
-        disconnect=DisconnectMix.parse(args.disconnect),
-        source_addresses=args.source_addresses,
+        timing=timing, disconnect=DisconnectMix.parse(args.disconnect), source_addresses=args.source_addresses
     )
-    context = environment.flap_context = FlapContext(settings)
+    client = ClientSettings(timeout_s=5.0, conversation=conversation)
+    context = use_context(environment, FlapContext(settings, client))
     runner = environment.create_local_runner()
     # Failures as Locust's stats counted them (the pack's users report nothing else).
     run.error_counts = lambda: {str(e.error): e.occurrences for e in runner.stats.errors.values()}
@@ -309,9 +308,7 @@ def mode_memory(args: argparse.Namespace) -> dict[str, Any]:
 
         environment.user_classes = [HoldingUser]
         timing = FlapTiming(connected_ms=HARD_LIMIT_S * 1000, disconnected_ms=0, cycles=1)
-        context = environment.flap_context = FlapContext(
-            FlapSettings(timing=timing, client=ClientSettings(timeout_s=10.0))
-        )
+        context = use_context(environment, FlapContext(FlapSettings(timing=timing), ClientSettings(timeout_s=10.0)))
         runner = environment.create_local_runner()
         runner.start(count, spawn_rate=2000)
         deadline = time.monotonic() + 60

@@ -10,11 +10,11 @@ the bundled default user does not run beside this one. The README quotes this fi
 
 import hashlib
 
-from flapping_pack import FlapPhases, FlappingUser, Talk  # importing flapping_pack turns the pack on
+from flapping_pack import ConversationScript, FlapPhases, FlappingUser, Talk  # importing it turns the pack on
 
 
-class AgentChatUser(FlappingUser):
-    """Authenticates with a signature computed here, then chats with its agent during each hold."""
+class AgentChat(ConversationScript):
+    """Authenticates with a signature computed here, then chats with its agent during each hold (one per connection)."""
 
     def on_open(self, talk: Talk) -> None:
         """Wait for the greeting, authenticate, keep what the server answers."""
@@ -30,6 +30,12 @@ class AgentChatUser(FlappingUser):
         reply = talk.expect({"type": "agent_response"}, name="agent-response")
         if reply.get("content") != content:
             raise ValueError("the agent answered another message")  # fails the session: `ValueError in on_hold`
+
+
+class AgentChatUser(FlappingUser):
+    """Flaps, and says what `AgentChat` says on each connection (so do the steady users and the recovery probe)."""
+
+    script = AgentChat
 
 
 __all__ = ["AgentChatUser", "FlapPhases"]

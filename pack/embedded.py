@@ -10,7 +10,7 @@ from __future__ import annotations
 import atexit
 from typing import Protocol
 
-from pack.options import PackConfig
+from pack.settings import PackConfig
 
 REFSERVER_AGENTS_METRIC = "refserver_active_agents"
 
@@ -48,12 +48,12 @@ class EmbeddedServer(Protocol):
 def server_args(config: PackConfig) -> list[str]:
     """Command-line arguments of the bundled server for this config."""
     args = ["--host", "127.0.0.1", "--port", "0"]
-    protocol = config.ref_server_protocol
-    if protocol == "echo" and config.conversation.protocol == "socketio":
+    protocol = config.ref_server.protocol
+    if protocol == "echo" and config.client.conversation.protocol == "socketio":
         protocol = "socketio"  # --ws-protocol socketio on a fresh machine: the bundled server speaks it too
     if protocol != "echo":
         args += ["--protocol", protocol]
-    for mode in config.ref_server_faults:
+    for mode in config.ref_server.faults:
         args += FAULT_ARGS[mode]
     return args
 
@@ -63,7 +63,7 @@ def start(config: PackConfig) -> EmbeddedServer:
     from refserver.launch import start_refserver
 
     # The token goes by environment (argv is visible in ps); None removes an inherited one.
-    env: dict[str, str | None] = {"REFSERVER_AUTH_TOKEN": config.auth_token or None}
+    env: dict[str, str | None] = {"REFSERVER_AUTH_TOKEN": config.client.auth_token or None}
     try:
         server = start_refserver(server_args(config), env=env, timeout_s=15)
     except Exception as error:  # any failure to start is a configuration problem for the user

@@ -16,14 +16,13 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from monitors.checks import evaluate
 from monitors.verdict_report import render_table
-from pack.resource_view import chart_data, timeline_of
+from pack.resource_view import chart_data
 
 if TYPE_CHECKING:
     from locust.env import Environment
 
-    from pack.plugin import FlappingPack
+    from pack.judge import RunView
 
 logger = logging.getLogger("flapping_pack")
 
@@ -55,13 +54,11 @@ def insert_before_body_end(page: str, fragment: str) -> str:
     return page[:index] + fragment + page[index:]
 
 
-def report_section(pack: FlappingPack) -> str:
+def report_section(view: RunView) -> str:
     """The section: verdict line and table, then the chart with its data and library inlined."""
-    timeline = timeline_of(pack)
-    verdict = pack.verdict
-    final = verdict is not None
-    if verdict is None:
-        verdict = evaluate(timeline, pack.client_totals(), pack.config.thresholds, interrupted=False)
+    timeline = view.timeline
+    final = view.verdict is not None
+    verdict = view.live_verdict()
     state = "fp-pass" if verdict.passed else "fp-fail"
     heading = "Verdict" if final else "Checks so far (the test has not ended; no verdict yet)"
     render = (
@@ -93,13 +90,13 @@ def report_section(pack: FlappingPack) -> str:
     return "\n".join(parts)
 
 
-def add_section_to_file(pack: FlappingPack, path: str) -> bool:
+def add_section_to_file(view: RunView, path: str) -> bool:
     """Add the section to the report Locust wrote at `path`; False when it has one or is no page."""
     with open(path, encoding="utf-8") as f:
         page = f.read()
     if f'id="{SECTION_ID}"' in page:
         return False
-    extended = insert_before_body_end(page, report_section(pack))
+    extended = insert_before_body_end(page, report_section(view))
     if extended == page:
         return False
     with open(path, "w", encoding="utf-8") as f:
@@ -107,7 +104,7 @@ def add_section_to_file(pack: FlappingPack, path: str) -> bool:
     return True
 
 
-def register(environment: Environment) -> None:
+def register(environment: Environment, view: RunView) -> None:
     """Add the pack's section to the `--html` report once Locust has written it (master/local only)."""
     options = environment.parsed_options
     if options is None or not getattr(options, "html_file", None):
@@ -115,15 +112,14 @@ def register(environment: Environment) -> None:
     started_s = time.time()  # a report older than this is a previous run's
 
     def on_quit(**_kwargs: Any) -> None:
-        pack: FlappingPack | None = getattr(environment, "flapping_pack", None)
         path = options.html_file  # Locust has replaced {u}, {r}, {t} by now
-        if pack is None or not path or not os.path.isfile(path):
+        if not path or not os.path.isfile(path):
             return
         if os.path.getmtime(path) < started_s - _MTIME_SLACK_S:
             logger.warning("flapping-pack: %s was not written by this run; not adding the verdict to it", path)
             return
         try:
-            add_section_to_file(pack, path)
+            add_section_to_file(view, path)
         except OSError as error:
             logger.error("flapping-pack: could not add the verdict to %s: %s", path, error.strerror)
 

@@ -19,7 +19,7 @@ class NetworkConditionsError(Exception):
 
 def wanted(config: PackConfig) -> bool:
     """True when any network condition is asked for."""
-    return bool(config.net_latency_ms or config.net_bandwidth_kbps or config.net_reset_pct)
+    return bool(config.network.latency_ms or config.network.bandwidth_kbps or config.network.reset_pct)
 
 
 def start(config: PackConfig, host: str) -> tuple[RunningFaultProxy, str]:
@@ -33,12 +33,12 @@ def start(config: PackConfig, host: str) -> tuple[RunningFaultProxy, str]:
         proxy = start_faultproxy(
             upstream_host,
             upstream_port,
-            latency_ms=int(config.net_latency_ms),
-            jitter_ms=int(config.net_jitter_ms),
-            bandwidth_kbps=int(config.net_bandwidth_kbps),
-            reset_pct=config.net_reset_pct,
-            reset_after_ms=int(config.net_reset_after_ms),
-            seed=config.timing.seed,
+            latency_ms=int(config.network.latency_ms),
+            jitter_ms=int(config.network.jitter_ms),
+            bandwidth_kbps=int(config.network.bandwidth_kbps),
+            reset_pct=config.network.reset_pct,
+            reset_after_ms=int(config.network.reset_after_ms),
+            seed=config.flap.timing.seed,
         )
     except Exception as error:  # any failure to start is a configuration problem for the user
         lines = [line for line in str(error).splitlines() if line.strip()]
@@ -51,10 +51,10 @@ def start(config: PackConfig, host: str) -> tuple[RunningFaultProxy, str]:
 def describe(config: PackConfig) -> str:
     """One line for the log."""
     conditions = []
-    if config.net_latency_ms:
-        conditions.append(f"latency {config.net_latency_ms:g} ± {config.net_jitter_ms:g} ms")
-    if config.net_bandwidth_kbps:
-        conditions.append(f"bandwidth {config.net_bandwidth_kbps:g} KiB/s")
-    if config.net_reset_pct:
-        conditions.append(f"resets on {config.net_reset_pct:g}% of connections")
+    if config.network.latency_ms:
+        conditions.append(f"latency {config.network.latency_ms:g} ± {config.network.jitter_ms:g} ms")
+    if config.network.bandwidth_kbps:
+        conditions.append(f"bandwidth {config.network.bandwidth_kbps:g} KiB/s")
+    if config.network.reset_pct:
+        conditions.append(f"resets on {config.network.reset_pct:g}% of connections")
     return ", ".join(conditions)

@@ -17,17 +17,18 @@ import socket
 import ssl
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from monitors.checks import ThresholdInfo, Thresholds, threshold_info
-from scenarios.client import AUTH_PLACES, ClientSettings
+from pack.settings import MonitorSettings, NetworkSettings, OutputSettings, PackConfig, RefServerSettings
 from scenarios.conversation import Conversation, ConversationError, echo_conversation, parse_header
 from scenarios.disconnect import DisconnectMix
-from scenarios.fast_handshake import MAX_SOURCE_ADDRESSES
+from scenarios.phase_plan import PhaseSettings
 from scenarios.protocols import PROTOCOL_NAMES, load_conversation
 from scenarios.schedule import JITTER_DISTRIBUTIONS, FlapTiming
+from scenarios.settings import AUTH_PLACES, MAX_SOURCE_ADDRESSES, ClientSettings, FlapSettings, SteadySettings
 
 REF_SERVER_PROTOCOLS = ("echo", "app", "socketio")  # what the bundled server speaks (refserver --protocol)
 FAULT_MODES = ("none", "leak-memory", "leak-agents", "leak-fds", "reject-503", "slow-handshake", "block-loop")
@@ -254,13 +255,7 @@ def check_output_paths(config: PackConfig) -> None:
     (os.makedirs) and a probe file created and removed in it; an existing file is opened
     for appending (its content untouched). OptionError names the first option that fails.
     """
-    for flag, path in (
-        ("--verdict-json", config.verdict_json),
-        ("--junit-xml", config.junit_xml),
-        ("--resource-csv", config.resource_csv),
-    ):
-        if not path:
-            continue
+    for flag, path in config.outputs.paths():
         folder = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(folder, exist_ok=True)
@@ -302,6 +297,12 @@ class OptionSpec:
 
 _timing = FlapTiming()
 _client = ClientSettings()
+_phases = PhaseSettings()
+_steady = SteadySettings()
+_monitor = MonitorSettings()
+_network = NetworkSettings()
+_ref_server = RefServerSettings()
+_config = PackConfig()
 
 
 def _threshold_option(info: ThresholdInfo) -> OptionSpec:
@@ -403,14 +404,24 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "N times the connections per minute when the client keeps the TIME_WAIT entries",
     ),
     # Network conditions: a TCP fault proxy between the users and the server (off by default).
-    OptionSpec("--net-latency-ms", non_negative_float, 0.0, "Added latency per direction through the fault proxy, ms"),
-    OptionSpec("--net-jitter-ms", non_negative_float, 0.0, "Latency jitter, +/- ms (uniform)"),
-    OptionSpec("--net-bandwidth-kbps", non_negative_float, 0.0, "Bandwidth limit per direction, KiB/s (0: none)"),
-    OptionSpec("--net-reset-pct", percentage, 0.0, "Share of connections the proxy resets (TCP RST), %"),
+    OptionSpec(
+        "--net-latency-ms",
+        non_negative_float,
+        _network.latency_ms,
+        "Added latency per direction through the fault proxy, ms",
+    ),
+    OptionSpec("--net-jitter-ms", non_negative_float, _network.jitter_ms, "Latency jitter, +/- ms (uniform)"),
+    OptionSpec(
+        "--net-bandwidth-kbps",
+        non_negative_float,
+        _network.bandwidth_kbps,
+        "Bandwidth limit per direction, KiB/s (0: none)",
+    ),
+    OptionSpec("--net-reset-pct", percentage, _network.reset_pct, "Share of connections the proxy resets (TCP RST), %"),
     OptionSpec(
         "--net-reset-after-ms",
         non_negative_float,
-        0.0,
+        _network.reset_after_ms,
         "When a chosen connection is reset, ms after its first bytes (0: at once, the handshake fails)",
     ),
     # The bundled reference server, used when --host is not given.
@@ -423,7 +434,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "--ref-server-protocol",
         choice(REF_SERVER_PROTOCOLS),
-        "echo",
+        _ref_server.protocol,
         "What the bundled server speaks: echo, app (greeting, JSON ping/pong, auth message, agent responses) "
         "or socketio",
     ),
@@ -432,15 +443,20 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("--server-port", optional_port, "", "Watch the process listening on this local port"),
     OptionSpec("--server-metrics-url", http_url, "", "Prometheus /metrics URL of the server"),
     OptionSpec("--agents-metric", text, "", "Gauge at the metrics URL counting per-connection server objects"),
-    OptionSpec("--monitor-interval-s", positive_float, 0.5, "Seconds between resource samples"),
-    OptionSpec("--baseline-s", non_negative_float, 2.0, "Seconds of baseline sampling before any user connects"),
+    OptionSpec("--monitor-interval-s", positive_float, _monitor.interval_s, "Seconds between resource samples"),
     OptionSpec(
-        "--settle-s", non_negative_float, 5.0, "Seconds after the last cycle for the server to release resources"
+        "--baseline-s", non_negative_float, _phases.baseline_s, "Seconds of baseline sampling before any user connects"
+    ),
+    OptionSpec(
+        "--settle-s",
+        non_negative_float,
+        _phases.settle_s,
+        "Seconds after the last cycle for the server to release resources",
     ),
     OptionSpec(
         "--flap-rounds",
         round_count,
-        2,
+        _phases.rounds,
         "Rounds of the same flapping, each followed by a settle: memory, fds and agents are judged on what "
         "rounds after the first add to its settled level (a high-water mark is reached in round 1); "
         "1: judged from baseline to settled",
@@ -448,10 +464,15 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("--resource-csv", output_path, "", "Write the resource timeline to this CSV file"),
     # After the flapping, and beside it.
     OptionSpec(
-        "--recovery-timeout-s", positive_float, 10.0, "How long the recovery probe tries for a good round trip, s"
+        "--recovery-timeout-s",
+        positive_float,
+        _config.recovery_timeout_s,
+        "How long the recovery probe tries for a good round trip, s",
     ),
-    OptionSpec("--steady-users", non_negative_int, 0, "Users holding one long-lived connection during the flapping"),
-    OptionSpec("--steady-interval-ms", positive_float, 100.0, "Time between a steady user's echoes, ms"),
+    OptionSpec(
+        "--steady-users", non_negative_int, _steady.users, "Users holding one long-lived connection during the flapping"
+    ),
+    OptionSpec("--steady-interval-ms", positive_float, _steady.interval_ms, "Time between a steady user's echoes, ms"),
     # The verdict: one option per threshold, defaults and help from `Thresholds`.
     *(_threshold_option(info) for info in threshold_info()),
     OptionSpec("--verdict-json", output_path, "", "Write the verdict as JSON to this file"),
@@ -500,46 +521,6 @@ def add_pack_options(parser: Any) -> None:
 # --- the validated configuration ---------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PackConfig:
-    """Everything the pack was told, validated and typed."""
-
-    timing: FlapTiming = field(default_factory=FlapTiming)  # the flap schedule
-    disconnect: DisconnectMix = field(default_factory=DisconnectMix)  # how each cycle disconnects, by weight
-    echo: bool = True  # echo a message during each hold (without a conversation file)
-    ws_timeout_s: float = 5.0  # bound on every socket operation
-    auth_token: str = field(default="", repr=False)  # secret: never in repr, logs or reports
-    auth_in: str = "header"  # header, query or payload
-    conversation: Conversation = field(default_factory=echo_conversation)  # what each connection says
-    ws_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # extra handshake headers (secret values)
-    ws_subprotocols: tuple[str, ...] = ()  # offered in the handshake
-    ws_origin: str | None = None  # None: derived from the URL; "": none
-    ws_ca_file: str = ""  # a private CA for wss://
-    ref_server_protocol: str = "echo"  # what the bundled server speaks
-    source_addresses: int = 1  # loopback source addresses the users connect from in turn
-    ref_server_faults: tuple[str, ...] = ()  # fault modes of the bundled server
-    server_pid: int | None = None  # watch this process tree
-    server_port: int | None = None  # watch the process listening here
-    server_metrics_url: str = ""  # scrape this Prometheus endpoint
-    agents_metric: str = ""  # the agents gauge at that endpoint
-    monitor_interval_s: float = 0.5  # sampling period
-    baseline_s: float = 2.0  # baseline phase length
-    settle_s: float = 5.0  # settle phase length
-    rounds: int = 2  # rounds of flapping and settle
-    resource_csv: str = ""  # timeline output
-    verdict_json: str = ""  # verdict output
-    junit_xml: str = ""  # verdict output for CI systems
-    recovery_timeout_s: float = 10.0  # the recovery probe's deadline
-    net_latency_ms: float = 0.0  # fault proxy: latency per direction
-    net_jitter_ms: float = 0.0  # fault proxy: latency jitter
-    net_bandwidth_kbps: float = 0.0  # fault proxy: bandwidth per direction, KiB/s
-    net_reset_pct: float = 0.0  # fault proxy: share of connections reset
-    net_reset_after_ms: float = 0.0  # fault proxy: when a chosen connection is reset
-    steady_users: int = 0  # long-lived connections beside the flapping ones
-    steady_interval_ms: float = 100.0  # a steady user's echo period
-    thresholds: Thresholds = field(default_factory=Thresholds)  # the verdict's limits
-
-
 _THRESHOLD_FIELDS = {f.name for f in dataclasses.fields(Thresholds)}
 
 
@@ -553,60 +534,63 @@ def _parsed(spec: OptionSpec, options: Any) -> Any:
 
 
 def config_from_options(options: Any) -> PackConfig:
-    """Build the validated config from Locust's parsed options (or the web UI's values)."""
+    """Build the validated config from Locust's parsed options (or the web UI's values): the one translation."""
     values = {spec.dest: _parsed(spec, options) for spec in OPTIONS}
     if values["flap_storm"] and values["flap_connected_ms"] + values["flap_disconnected_ms"] <= 0:
         raise OptionError("--flap-storm: needs --flap-connected-ms or --flap-disconnected-ms above 0")
-    timing = FlapTiming(
-        connected_ms=values["flap_connected_ms"],
-        disconnected_ms=values["flap_disconnected_ms"],
-        jitter=values["flap_jitter"],
-        cycles=values["flap_cycles"],
-        seed=values["flap_seed"],
-        jitter_dist=values["flap_jitter_dist"],
-        storm=values["flap_storm"],
-    )
-    thresholds = Thresholds(**{name: values[name] for name in _THRESHOLD_FIELDS if name in values})
     conversation = _conversation(values)
     if values["ws_auth_in"] == "payload" and conversation.protocol == "raw":
         raise OptionError(
             "--ws-auth-in: payload needs --ws-protocol socketio or graphql-ws (raw: use ${token} in a step)"
         )
     return PackConfig(
-        timing=timing,
-        disconnect=DisconnectMix.parse(values["flap_disconnect"]),
-        echo=values["flap_echo"],
-        ws_timeout_s=values["ws_timeout_s"],
-        auth_token=values["ws_auth_token"],
-        auth_in=values["ws_auth_in"],
-        conversation=conversation,
-        ws_headers=values["ws_header"],
-        ws_subprotocols=values["ws_subprotocol"],
-        ws_origin=None if values["ws_origin"] == ORIGIN_AUTO else values["ws_origin"],
-        ws_ca_file=values["ws_ca_file"],
-        ref_server_protocol=values["ref_server_protocol"],
-        source_addresses=values["flap_source_addresses"],
-        ref_server_faults=values["ref_server_fault"],
-        server_pid=values["server_pid"],
-        server_port=values["server_port"],
-        server_metrics_url=values["server_metrics_url"],
-        agents_metric=values["agents_metric"],
-        monitor_interval_s=values["monitor_interval_s"],
-        baseline_s=values["baseline_s"],
-        settle_s=values["settle_s"],
-        rounds=values["flap_rounds"],
-        resource_csv=values["resource_csv"],
-        verdict_json=values["verdict_json"],
-        junit_xml=values["junit_xml"],
+        flap=FlapSettings(
+            timing=FlapTiming(
+                connected_ms=values["flap_connected_ms"],
+                disconnected_ms=values["flap_disconnected_ms"],
+                jitter=values["flap_jitter"],
+                cycles=values["flap_cycles"],
+                seed=values["flap_seed"],
+                jitter_dist=values["flap_jitter_dist"],
+                storm=values["flap_storm"],
+            ),
+            disconnect=DisconnectMix.parse(values["flap_disconnect"]),
+            source_addresses=values["flap_source_addresses"],
+        ),
+        client=ClientSettings(
+            timeout_s=values["ws_timeout_s"],
+            auth_token=values["ws_auth_token"],
+            auth_in=values["ws_auth_in"],
+            headers=values["ws_header"],
+            subprotocols=values["ws_subprotocol"],
+            origin=None if values["ws_origin"] == ORIGIN_AUTO else values["ws_origin"],
+            ca_file=values["ws_ca_file"],
+            conversation=conversation,
+        ),
+        phases=PhaseSettings(
+            baseline_s=values["baseline_s"], settle_s=values["settle_s"], rounds=values["flap_rounds"]
+        ),
+        steady=SteadySettings(users=values["steady_users"], interval_ms=values["steady_interval_ms"]),
+        ref_server=RefServerSettings(protocol=values["ref_server_protocol"], faults=values["ref_server_fault"]),
+        monitor=MonitorSettings(
+            server_pid=values["server_pid"],
+            server_port=values["server_port"],
+            metrics_url=values["server_metrics_url"],
+            agents_metric=values["agents_metric"],
+            interval_s=values["monitor_interval_s"],
+        ),
+        network=NetworkSettings(
+            latency_ms=values["net_latency_ms"],
+            jitter_ms=values["net_jitter_ms"],
+            bandwidth_kbps=values["net_bandwidth_kbps"],
+            reset_pct=values["net_reset_pct"],
+            reset_after_ms=values["net_reset_after_ms"],
+        ),
+        outputs=OutputSettings(
+            verdict_json=values["verdict_json"], junit_xml=values["junit_xml"], resource_csv=values["resource_csv"]
+        ),
         recovery_timeout_s=values["recovery_timeout_s"],
-        net_latency_ms=values["net_latency_ms"],
-        net_jitter_ms=values["net_jitter_ms"],
-        net_bandwidth_kbps=values["net_bandwidth_kbps"],
-        net_reset_pct=values["net_reset_pct"],
-        net_reset_after_ms=values["net_reset_after_ms"],
-        steady_users=values["steady_users"],
-        steady_interval_ms=values["steady_interval_ms"],
-        thresholds=thresholds,
+        thresholds=Thresholds(**{name: values[name] for name in _THRESHOLD_FIELDS if name in values}),
     )
 
 
@@ -620,20 +604,6 @@ def _conversation(values: dict[str, Any]) -> Conversation:
         return dataclasses.replace(conversation, protocol=values["ws_protocol"])
     except ConversationError as error:
         raise OptionError(f"--ws-conversation: {error}") from None
-
-
-def client_settings(config: PackConfig) -> ClientSettings:
-    """How the run's connections are made and what they say."""
-    return ClientSettings(
-        timeout_s=config.ws_timeout_s,
-        auth_token=config.auth_token,
-        auth_in=config.auth_in,
-        headers=config.ws_headers,
-        subprotocols=config.ws_subprotocols,
-        origin=config.ws_origin,
-        ca_file=config.ws_ca_file,
-        conversation=config.conversation,
-    )
 
 
 def validate_ws_host(host: str) -> str:

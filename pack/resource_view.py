@@ -6,14 +6,11 @@ Samples in, rows and chart columns out: no Flask, no Locust, no sockets.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from monitors.checks import MIB, fmt_number
 from monitors.sample import ResourceSample
 from monitors.timeline import ResourceLevels, Timeline
-
-if TYPE_CHECKING:
-    from pack.plugin import FlappingPack
 
 # The tab's table: one row per resource.
 TABLE_STRUCTURE = [
@@ -97,8 +94,3 @@ def chart_data(timeline: Timeline) -> dict[str, Any]:
         "agents": [s.agents for s in samples],
         "phases": phases,
     }
-
-
-def timeline_of(pack: FlappingPack) -> Timeline:
-    """The current run's timeline, empty before the first run."""
-    return pack.monitor.timeline if pack.monitor is not None else Timeline()

@@ -47,14 +47,14 @@ def _listeners_note(sampler: ProcessTreeSampler, where: str) -> str:
 def resolve(config: PackConfig, host: str | None, server: EmbeddedServer | None) -> MonitorTargets:
     """Build the samplers from the options; a bad PID, port or URL raises a fatal SamplerError."""
     found = MonitorTargets()
-    port = config.server_port or (server.port if server else None) or (_host_port(host) if host else None)
+    port = config.monitor.server_port or (server.port if server else None) or (_host_port(host) if host else None)
     # Explicit options win over the bundled server and over the guess from --host.
-    if config.server_pid is not None:
-        found.samplers.append(ProcessTreeSampler.for_pid(config.server_pid, port))
-    elif config.server_port is not None:
-        sampler = ProcessTreeSampler.for_port(config.server_port)
+    if config.monitor.server_pid is not None:
+        found.samplers.append(ProcessTreeSampler.for_pid(config.monitor.server_pid, port))
+    elif config.monitor.server_port is not None:
+        sampler = ProcessTreeSampler.for_port(config.monitor.server_port)
         found.samplers.append(sampler)
-        found.notes.append(_listeners_note(sampler, f"port {config.server_port}"))
+        found.notes.append(_listeners_note(sampler, f"port {config.monitor.server_port}"))
         found.restart_grace_s = RESTART_GRACE_S
     elif server is not None:
         found.samplers.append(ProcessTreeSampler.for_pid(server.pid, server.port))
@@ -67,8 +67,8 @@ def resolve(config: PackConfig, host: str | None, server: EmbeddedServer | None)
             found.restart_grace_s = RESTART_GRACE_S
         except SamplerError:
             found.notes.append(f"no process found listening on port {port} of --host")
-    if config.server_metrics_url:
-        found.samplers.append(PrometheusSampler.probe(config.server_metrics_url, config.agents_metric or None))
+    if config.monitor.metrics_url:
+        found.samplers.append(PrometheusSampler.probe(config.monitor.metrics_url, config.monitor.agents_metric or None))
     elif server is not None:
         found.samplers.append(PrometheusSampler.probe(server.metrics_url, REFSERVER_AGENTS_METRIC))
     return found

@@ -26,13 +26,13 @@ from werkzeug.datastructures import ImmutableMultiDict
 from monitors.verdict_report import timeline_csv_rows
 from pack import html_report
 from pack.options import SECRET_DESTS
-from pack.resource_view import TABLE_STRUCTURE, chart_data, latest_levels, resource_rows, timeline_of
+from pack.resource_view import TABLE_STRUCTURE, chart_data, latest_levels, resource_rows
 
 if TYPE_CHECKING:
     from locust.env import Environment
     from locust.web import WebUI
 
-    from pack.plugin import FlappingPack
+    from pack.judge import RunView
 
 TAB_KEY = "server-resources"  # the tab's key, also `?tab=` in the UI's URL
 TAB_TITLE = "Server resources"
@@ -41,10 +41,10 @@ STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 _SECRET_HINT = " (leave blank to keep the value Locust was started with)"
 
 
-def live_status(pack: FlappingPack) -> dict[str, Any]:
-    """`pack.status()` plus the latest sample's levels and the tab's table rows."""
-    status = pack.status()
-    timeline = timeline_of(pack)
+def live_status(view: RunView) -> dict[str, Any]:
+    """`view.status()` plus the latest sample's levels and the tab's table rows."""
+    status = view.status()
+    timeline = view.timeline
     latest = latest_levels(timeline)
     status["latest"] = latest
     status["resources"] = resource_rows(timeline.baseline(), latest)
@@ -72,11 +72,8 @@ def _attachment(body: str, mimetype: str, filename: str) -> Response:
     return response
 
 
-def install(environment: Environment, web_ui: WebUI) -> None:
+def install(environment: Environment, web_ui: WebUI, view: RunView) -> None:
     """Add the pack's routes, tab, downloads and chart to Locust's web UI (master or local runner)."""
-    pack: FlappingPack | None = getattr(environment, "flapping_pack", None)
-    if pack is None:
-        return
     app = web_ui.app
     assert app is not None  # Locust creates its Flask app before it fires init with the web UI
     options = environment.parsed_options
@@ -93,14 +90,14 @@ def install(environment: Environment, web_ui: WebUI) -> None:
     @blueprint.route("/status.json")
     @web_ui.auth_required_if_enabled
     def status_json() -> Response:
-        response = jsonify(live_status(pack))
+        response = jsonify(live_status(view))
         response.headers["Cache-Control"] = "no-store"
         return response
 
     @blueprint.route("/timeline.json")
     @web_ui.auth_required_if_enabled
     def timeline_json() -> Response:
-        response = jsonify(chart_data(timeline_of(pack)))
+        response = jsonify(chart_data(view.timeline))
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -108,24 +105,25 @@ def install(environment: Environment, web_ui: WebUI) -> None:
     @web_ui.auth_required_if_enabled
     def resources_csv() -> Response:
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows(timeline_csv_rows(timeline_of(pack)))
+        csv.writer(buffer, lineterminator="\n").writerows(timeline_csv_rows(view.timeline))
         return _attachment(buffer.getvalue(), "text/csv", "flapping-pack-resources.csv")
 
     @blueprint.route("/verdict.json")
     @web_ui.auth_required_if_enabled
     def verdict_json() -> Response:
-        if pack.verdict is None:
+        report = view.final_report()
+        if report is None:
             response = jsonify(
                 {
                     "error": "no verdict yet: it is made when the test stops",
-                    "phase": pack.phase,
+                    "phase": view.phase,
                     "status": "./status.json",
                 }
             )
             response.status_code = 404
             response.headers["Cache-Control"] = "no-store"
             return response
-        text = json.dumps(pack.report(pack.verdict), indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
         return _attachment(text, "application/json", "flapping-pack-verdict.json")
 
     app.register_blueprint(blueprint)
@@ -166,7 +164,7 @@ def install(environment: Environment, web_ui: WebUI) -> None:
         if endpoint == "locust.request_stats" and response.is_json:
             data = response.get_json()
             if isinstance(data, dict):
-                timeline = timeline_of(pack)
+                timeline = view.timeline
                 rows = resource_rows(timeline.baseline(), latest_levels(timeline))
                 data["extended_stats"] = [{"key": TAB_KEY, "data": rows}]
                 response.set_data(json.dumps(data))
@@ -183,5 +181,5 @@ def install(environment: Environment, web_ui: WebUI) -> None:
             response.set_data(html_report.insert_before_body_end(page, tags))
         elif endpoint == "locust.stats_report" and response.mimetype == "text/html":
             page = response.get_data(as_text=True)
-            response.set_data(html_report.insert_before_body_end(page, html_report.report_section(pack)))
+            response.set_data(html_report.insert_before_body_end(page, html_report.report_section(view)))
         return response

@@ -7,31 +7,14 @@ three kinds of client cannot drift apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from scenarios.conversation import Conversation, Step, Variables, echo_conversation, substitute
+from scenarios.conversation import Step, Variables, substitute
 from scenarios.exchange import Report, Talk
 from scenarios.protocols import WireProtocol, make_protocol
+from scenarios.settings import ORIGIN_FROM_HOST, ClientSettings
 from scenarios.ws_session import WebSocketSession
-
-AUTH_PLACES = ("header", "query", "payload")  # where the token goes: Authorization header, ?token=, protocol payload
-ORIGIN_FROM_HOST = None  # ws_origin's default: derive the Origin from the URL, as browsers and websocket-client do
-
-
-@dataclass(frozen=True)
-class ClientSettings:
-    """How every connection of a run is made and what it says; defaults are the options' defaults."""
-
-    timeout_s: float = 5.0  # bound on every socket operation, and an expect's default timeout
-    auth_token: str = field(default="", repr=False)  # secret
-    auth_in: str = "header"  # one of AUTH_PLACES
-    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # --ws-header (values secret)
-    subprotocols: tuple[str, ...] = ()  # --ws-subprotocol, offered besides the conversation's
-    origin: str | None = ORIGIN_FROM_HOST  # --ws-origin; "" sends none
-    ca_file: str = ""  # --ws-ca-file
-    conversation: Conversation = field(default_factory=echo_conversation)  # what each connection says
 
 
 def default_origin(url: str) -> str:
@@ -85,4 +68,4 @@ class WsClient:
     def talk(self, session: WebSocketSession, report: Report, user: int = 0, cycle: int = 0) -> Talk:
         """The conversation of a connected session."""
         variables = Variables(user=user, cycle=cycle, token=self.settings.auth_token)
-        return Talk(session, self.protocol.connection(), variables, report, self.settings.timeout_s)
+        return Talk(session, self.protocol.connection(), variables, report, self.settings.timeout_s, self.conversation)

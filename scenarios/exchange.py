@@ -26,6 +26,7 @@ from scenarios.conversation import (
     MATCHED,
     NOT_IT,
     SEND,
+    Conversation,
     Expectation,
     Message,
     Step,
@@ -37,6 +38,7 @@ from scenarios.ws_session import Deadline, WebSocketSession, WsFailure
 
 logger = logging.getLogger("flapping_pack")
 NO_MESSAGES: tuple[Message, ...] = ()
+NO_CONVERSATION = Conversation()  # a Talk's steps when it was given none
 # report(name, started, response_length, failure): one Locust row; `started` is a perf_counter() value.
 Report = Callable[[str, float, int, WsFailure | None], None]
 
@@ -54,7 +56,17 @@ def close_failure(data: bytes, names: Any) -> WsFailure:
 class Talk:
     """One connection's conversation: runs steps, reports their rows, answers pings, counts messages."""
 
-    __slots__ = ("session", "framing", "variables", "part", "timeout_s", "messages_received", "_report", "_started")
+    __slots__ = (
+        "session",
+        "framing",
+        "variables",
+        "part",
+        "timeout_s",
+        "conversation",
+        "messages_received",
+        "_report",
+        "_started",
+    )
 
     def __init__(
         self,
@@ -63,12 +75,14 @@ class Talk:
         variables: Variables,
         report: Report,
         timeout_s: float,
+        conversation: Conversation = NO_CONVERSATION,
     ) -> None:
         self.session = session  # the open connection
         self.framing = framing  # this connection's protocol state
         self.variables = variables  # what ${user}, ${cycle} and ${token} stand for
         self.part = "open"  # the part running now: open, hold or close (names failures and default rows)
         self.timeout_s = timeout_s  # an expect's default timeout (--ws-timeout-s)
+        self.conversation = conversation  # the run's conversation file: the steps a ConversationScript runs
         self.messages_received = 0  # application messages read on this connection
         self._report = report  # fires one Locust row
         self._started: float | None = None  # when the current exchange began: its first send since the last expect

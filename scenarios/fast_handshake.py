@@ -40,6 +40,8 @@ from websocket._handshake import handshake_response
 from websocket._socket import sock_opt
 from websocket._utils import NoLock
 
+from scenarios.settings import MAX_SOURCE_ADDRESSES
+
 # The websocket-client versions whose internals `adopt()` was checked against; the test
 # of those internals fails on any other version until it is checked and added here.
 VERIFIED_WEBSOCKET_CLIENT = ("1.9.2",)
@@ -53,7 +55,6 @@ REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))  # followed, as websock
 # Linux: bind() picks no port, connect() picks one for the whole 4-tuple, so one source
 # address is not limited to one ephemeral port range shared by every destination.
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
-MAX_SOURCE_ADDRESSES = 254  # 127.0.0.1 .. 127.0.0.254
 
 
 class HandshakeError(Exception):

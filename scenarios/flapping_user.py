@@ -12,7 +12,7 @@ import itertools
 import logging
 import time
 import traceback
-from dataclasses import dataclass, field
+import weakref
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,20 +22,21 @@ from locust import User, constant, task
 from locust.exception import InterruptTaskSet, RescheduleTask, RescheduleTaskImmediately, StopTest, StopUser
 from locust.user.users import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
-from scenarios.client import ClientSettings, WsClient
-from scenarios.disconnect import ABRUPT, CLEAN, HALF_OPEN, HANDSHAKE_ABORT, REQUEST_NAMES, RESET, DisconnectMix
-from scenarios.exchange import StepFailed, Talk, converse
+from scenarios.client import WsClient
+from scenarios.disconnect import ABRUPT, CLEAN, HALF_OPEN, HANDSHAKE_ABORT, REQUEST_NAMES, RESET
+from scenarios.exchange import StepFailed, Talk
 from scenarios.fast_handshake import loopback_source_addresses
+from scenarios.lifecycle import Connection, ConversationScript
 from scenarios.schedule import (
     FlapCycle,
     FlapSchedule,
-    FlapTiming,
     disconnect_deadline,
     reconnect_deadline,
     start_offset_s,
     storm_grid,
     user_rng,
 )
+from scenarios.settings import ClientSettings, FlapSettings, SteadySettings
 from scenarios.tracker import ConnectionTracker
 from scenarios.ws_events import fire_ws_request
 from scenarios.ws_session import WebSocketSession, WsFailure, describe_failure
@@ -47,43 +48,38 @@ _users_logger = logging.getLogger("locust.user.users")  # where Locust's User.ru
 _task_logger = logging.getLogger("locust.user.task")  # where Locust's TaskSet.run logs
 
 
-@dataclass(frozen=True)
-class FlapSettings:
-    """What every flapping user of a run shares."""
-
-    timing: FlapTiming = field(default_factory=FlapTiming)  # the schedule
-    disconnect: DisconnectMix = field(default_factory=DisconnectMix)  # the styles each cycle's disconnect is drawn from
-    source_addresses: int = 1  # connect from 127.0.0.1 .. 127.0.0.N in turn (server on loopback); 1: kernel picks
-    client: ClientSettings = field(default_factory=ClientSettings)  # how connections are made, what they say
-
-
 class FlapContext:
-    """Shared by the users of one Locust process: settings, the client factory and the connection tracker."""
+    """Shared by the clients of one Locust process: settings, the client factory and the connection tracker."""
 
-    def __init__(self, settings: FlapSettings | None = None) -> None:
-        self._settings = settings or FlapSettings()  # replaced when the web UI changes options
-        self._client: WsClient | None = None  # made from the settings on first use
+    def __init__(
+        self,
+        flap: FlapSettings | None = None,
+        client: ClientSettings | None = None,
+        steady: SteadySettings | None = None,
+    ) -> None:
+        self.flap = flap or FlapSettings()  # what each flapping user does
+        self.steady = steady or SteadySettings()  # the steady users' interval
+        self._client_settings = client or ClientSettings()  # how connections are made and what they say
+        self._client: WsClient | None = None  # made from the client settings on first use
         self.tracker = ConnectionTracker()  # counts of this process's users
         self._user_numbers = itertools.count()  # per-process user numbers, for seeds and tracking
         self._sources_for: tuple[str, int] | None = None  # the (URL, count) `_sources` was made for
         self._sources: tuple[str, ...] = ()  # the source addresses connections take in turn; () for none
         self._source_turns = itertools.count()  # round-robin over `_sources`
 
-    @property
-    def settings(self) -> FlapSettings:
-        """The run's settings."""
-        return self._settings
-
-    @settings.setter
-    def settings(self, settings: FlapSettings) -> None:
-        self._settings = settings
-        self._client = None
+    def configure(self, flap: FlapSettings, client: ClientSettings, steady: SteadySettings) -> None:
+        """New settings (the web UI changed options): users started from now on use them."""
+        self.flap = flap
+        self.steady = steady
+        if client != self._client_settings:
+            self._client_settings = client
+            self._client = None
 
     @property
     def client(self) -> WsClient:
         """The one client factory of this process's connections (flapping, steady and the probe)."""
         if self._client is None:
-            self._client = WsClient(self._settings.client)
+            self._client = WsClient(self._client_settings)
         return self._client
 
     def source_address(self, url: str) -> str | None:
@@ -91,7 +87,7 @@ class FlapContext:
 
         Logs once per URL whether connections are spread (only for a server on 127.0.0.0/8).
         """
-        count = self.settings.source_addresses
+        count = self.flap.source_addresses
         if count <= 1:
             return None
         if self._sources_for != (url, count):
@@ -124,11 +120,20 @@ class FlapContext:
         self._user_numbers = itertools.count()
 
 
+_contexts: weakref.WeakKeyDictionary[Any, FlapContext] = weakref.WeakKeyDictionary()  # one per Locust environment
+
+
 def flap_context(environment: Any) -> FlapContext:
-    """The environment's flap context, created with defaults when the pack is not set up."""
-    context = getattr(environment, "flap_context", None)
+    """The clients' shared context of this Locust environment, made with defaults on first use."""
+    context = _contexts.get(environment)
     if context is None:
-        context = environment.flap_context = FlapContext()
+        context = _contexts[environment] = FlapContext()
+    return context
+
+
+def use_context(environment: Any, context: FlapContext) -> FlapContext:
+    """Give this Locust environment's clients `context` (tests and benchmarks build their own)."""
+    _contexts[environment] = context
     return context
 
 
@@ -179,13 +184,13 @@ class FlappingUser(User):
     """A WebSocket client on an unstable network: it flaps its connection on a schedule.
 
     Each connection speaks the run's conversation (`--ws-conversation`, by default an echo
-    per hold). To script it in Python, subclass and override `on_open`, `on_hold` and
-    `on_close`: each gets the connection's `Talk` (`send`, `expect`, `expect_text`,
-    `expect_regex`, `do`) and runs in its part of the cycle; see the README.
+    per hold). To script it in Python, subclass `ConversationScript` and name it as this
+    class's `script`: the steady users and the recovery probe speak it too; see the README.
     """
 
     abstract = True
     wait_time = constant(0)  # the schedule owns all waiting
+    script: type[ConversationScript] = ConversationScript  # what each connection says; one per connection
     # Slots for this class's own attributes (Locust's keep the instance dict): memory per user.
     __slots__ = (
         "_context",
@@ -290,7 +295,7 @@ class FlappingUser(User):
         """Set up this user's schedule and counters."""
         context = flap_context(self.environment)
         self._context = context  # shared with the process's other users: source addresses
-        self._settings = context.settings  # fixed for this user's life
+        self._settings = context.flap  # fixed for this user's life
         self._tracker = context.tracker  # where every step is counted
         self._number = context.next_user_number()  # this user's number in its process
         worker = getattr(self.environment.runner, "worker_index", 0) or 0
@@ -341,24 +346,6 @@ class FlappingUser(User):
     def _stopping(self) -> bool:
         return self._state == LOCUST_STATE_STOPPING
 
-    # --- the conversation: override these to script it in Python -----------------------------
-
-    def on_open(self, talk: Talk) -> None:
-        """After the handshake (and the protocol's own opening): the conversation's `open` steps.
-
-        The session is established when this returns; a failed step (StepFailed) or any
-        exception ends the session as failed.
-        """
-        talk.run(flap_context(self.environment).client.conversation.open)
-
-    def on_hold(self, talk: Talk) -> None:
-        """At the start of each hold: the conversation's `hold` steps. The rest of the hold reads and answers pings."""
-        talk.run(flap_context(self.environment).client.conversation.hold)
-
-    def on_close(self, talk: Talk) -> None:
-        """Before a clean disconnect: the conversation's `close` steps (other disconnect styles skip it)."""
-        talk.run(flap_context(self.environment).client.conversation.close)
-
     # --- one cycle ---------------------------------------------------------------------------
 
     def _new_session(self) -> WebSocketSession:
@@ -373,29 +360,28 @@ class FlappingUser(User):
             self._pause(cycle, slot)
             self._tracker.cycle_completed(time.perf_counter() - started)
             return
-        session = self._new_session()
+        connection = Connection(
+            self._client, self.script(), self._new_session(), self._report, self._number, cycle.index
+        )
         self._tracker.connect_attempted()
-        try:
-            session.connect()
-        except WsFailure as failure:
-            self._fire("connect", started, failure=failure)
+        if connection.connect(started) is not None:
             self._tracker.connect_failed()
             self._pause(cycle, slot)
             self._tracker.cycle_completed(time.perf_counter() - started)
             return
         self._connected_at = time.perf_counter()
-        self._session = session
-        self._fire("connect", started)
+        self._session = connection.session
         self._tracker.connect_succeeded()
         # Storm mode: the hold counts from the grid boundary, so every user drops at once.
         planned_disconnect = disconnect_deadline(slot if self._grid is not None else self._connected_at, cycle)
 
-        talk = self._client.talk(session, self._report, self._number, cycle.index)
-        if converse(talk, "open", self.on_open, self._client.opening) is None:
+        talk = connection.talk
+        assert talk is not None
+        if connection.open() is None:
             self._tracker.session_established()
-            succeeded = converse(talk, "hold", self.on_hold) is None and self._idle(talk, planned_disconnect)
+            succeeded = connection.hold() is None and self._idle(talk, planned_disconnect)
             if succeeded:
-                succeeded = self._disconnect(session, talk, cycle.disconnect)
+                succeeded = self._disconnect(connection, cycle.disconnect)
             self._tracker.session_ended(succeeded, talk.messages_received)
         else:
             self._tracker.connect_failed()  # the server refused the session behind the handshake
@@ -437,15 +423,16 @@ class FlappingUser(User):
             return False
         return True
 
-    def _disconnect(self, session: WebSocketSession, talk: Talk, style: str) -> bool:
+    def _disconnect(self, connection: Connection, style: str) -> bool:
         """End the held connection in the cycle's style (each style is its own stats row); False when it failed.
 
         A clean disconnect first runs the close steps; when they fail, the connection is
         already dropped (and counted by `_drop_open_connection`). Its `close` row then times
         the protocol's goodbye and the close handshake.
         """
-        if style == CLEAN and converse(talk, "close", self.on_close) is not None:
+        if style == CLEAN and connection.close_steps() is not None:
             return False
+        session = connection.session
         started = time.perf_counter()
         self._session = None
         if style == HALF_OPEN:
@@ -463,7 +450,7 @@ class FlappingUser(User):
                 session.close_reset()
             else:
                 assert style == CLEAN, style
-                talk.close_clean()
+                connection.goodbye()
         except WsFailure as failure:
             self._fire(name, started, failure=failure)
             return False
@@ -507,24 +494,36 @@ class FlappingUser(User):
         fire_ws_request(self.environment, name, started, length, failure)
 
 
-def conversation_script(environment: Any) -> FlappingUser:
-    """A stand-in of the run's flapping user class, lent to the probe and the steady users.
-
-    They run its `on_open`, `on_hold` and `on_close`, so a conversation written in Python
-    is spoken by every client of the run. It is never started (no `on_start`): a fresh one
-    per connection keeps what the hooks store on `self` apart.
-    """
+def script_class(environment: Any) -> type[ConversationScript]:
+    """The run's conversation script: the one its flapping user class names, so every client speaks it."""
     for user_class in getattr(environment, "user_classes", None) or ():
         if isinstance(user_class, type) and issubclass(user_class, FlappingUser):
-            return user_class(environment)
-    return FlappingUser(environment)
+            return user_class.script
+    return ConversationScript
+
+
+HOOKS_ON_USER = ("on_open", "on_hold", "on_close")  # where conversations in Python used to live
+
+
+def hooks_on_user_classes(user_classes: Any) -> str | None:
+    """The one line refusing a user class that defines conversation hooks itself (they belong on its script)."""
+    for user_class in user_classes or ():
+        if isinstance(user_class, type) and issubclass(user_class, FlappingUser):
+            found = [hook for hook in HOOKS_ON_USER if hook in vars(user_class)]
+            if found:
+                return (
+                    f"{user_class.__name__}.{found[0]}: conversation hooks go on a ConversationScript subclass, "
+                    f"named by the user class as `script = ...` (see the README, A conversation in Python)"
+                )
+    return None
 
 
 __all__ = [
     "FlapContext",
-    "FlapSettings",
     "FlappingUser",
-    "conversation_script",
     "describe_failure",
     "flap_context",
+    "hooks_on_user_classes",
+    "script_class",
+    "use_context",
 ]

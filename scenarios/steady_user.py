@@ -13,8 +13,8 @@ import time
 import gevent
 from locust import User, constant, task
 
-from scenarios.exchange import StepFailed, Talk, converse
-from scenarios.flapping_user import FlappingUser, conversation_script, flap_context
+from scenarios.flapping_user import flap_context, script_class
+from scenarios.lifecycle import Connection
 from scenarios.ws_events import fire_ws_request
 from scenarios.ws_session import WsFailure
 
@@ -27,58 +27,56 @@ class SteadyUser(User):
 
     abstract = True
     wait_time = constant(0)
-    fixed_count = 0  # set from --steady-users by the pack; 0 users unless asked for
-    interval_s = 0.1  # set from --steady-interval-ms by the pack
+    fixed_count = 0  # Locust's count of this class, set from --steady-users by the pack; 0 unless asked for
 
     @task
     def hold(self) -> None:
         """Connect and open, run the hold steps on a fixed period, reconnect after a failure; close when stopped."""
-        script = conversation_script(self.environment)
-        interval_s = self.interval_s
-        talk: Talk | None = None
+        context = flap_context(self.environment)
+        interval_s = context.steady.interval_s
+        connection: Connection | None = None
         try:
             while True:
-                if talk is None:
-                    talk = self._connect(script)
-                    if talk is None:
+                if connection is None:
+                    connection = self._connect()
+                    if connection is None:
                         gevent.sleep(interval_s)
                         continue
-                next_round = time.perf_counter() + interval_s
-                try:
-                    if converse(talk, "hold", script.on_hold) is not None:
-                        raise StepFailed("hold failed")
-                    talk.idle_until(next_round)
-                except StepFailed:
-                    talk = None
-                    gevent.sleep(max(0.0, next_round - time.perf_counter()))
+                assert connection.talk is not None
+                next_exchange = time.perf_counter() + interval_s
+                if connection.hold() is not None or not self._idle(connection, next_exchange):
+                    connection = None
+                    gevent.sleep(max(0.0, next_exchange - time.perf_counter()))
         finally:
-            if talk is not None and talk.session.is_open:
-                self._close(script, talk)
+            if connection is not None and connection.session.is_open:
+                self._close(connection)
 
-    def _connect(self, script: FlappingUser) -> Talk | None:
-        client = flap_context(self.environment).client
-        session = client.session(self.host or "")
-        started = time.perf_counter()
-        try:
-            session.connect()
-        except WsFailure as failure:
-            self._report("connect", started, 0, failure)
+    def _connect(self) -> Connection | None:
+        context = flap_context(self.environment)
+        client = context.client
+        connection = Connection(client, script_class(self.environment)(), client.session(self.host or ""), self._report)
+        if connection.connect() is not None or connection.open() is not None:
             return None
-        self._report("connect", started, 0, None)
-        talk = client.talk(session, self._report)
-        if converse(talk, "open", script.on_open, client.opening) is not None:
-            return None
-        return talk
+        return connection
 
     @staticmethod
-    def _close(script: FlappingUser, talk: Talk) -> None:
+    def _idle(connection: Connection, until: float) -> bool:
+        """Read and answer pings until the next exchange; False when the session broke (its row reported)."""
+        assert connection.talk is not None
+        try:
+            connection.talk.idle_until(until)
+        except WsFailure:
+            return False
+        return True
+
+    @staticmethod
+    def _close(connection: Connection) -> None:
         # A steady client leaves politely even when Locust stops it, but never for long.
         try:
             with gevent.Timeout(CLOSE_ON_STOP_S):
-                if converse(talk, "close", script.on_close) is None:
-                    talk.close_clean()
-        except (WsFailure, gevent.Timeout):
-            talk.session.abort()
+                connection.close_politely()
+        except gevent.Timeout:
+            connection.abort()
 
     def _report(self, name: str, started: float, length: int, failure: WsFailure | None) -> None:
         fire_ws_request(self.environment, ROW_PREFIX + name, started, length, failure)

@@ -27,6 +27,7 @@ from websocket import ABNF
 
 from scenarios import fast_handshake
 from scenarios.client_frames import OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, close_payload, masked_frame
+from scenarios.failure import WsFailure
 from scenarios.fast_handshake import AdoptedWebSocket, HandshakeError, new_websocket_key
 
 MAX_MESSAGE_BYTES = 1024 * 1024  # largest message the client reads (the reference server's cap too)
@@ -53,24 +54,6 @@ TLS_REASONS = {  # OpenSSL's reason codes of other handshake failures
     "SSLV3_ALERT_HANDSHAKE_FAILURE": "handshake failed",
     "TLSV1_ALERT_UNKNOWN_CA": "server refused the client certificate",
 }
-
-
-class WsFailure(Exception):
-    """A failed WebSocket action, with a short stable message (no ports, ids or tokens).
-
-    Locust groups failures by `repr`, so `repr` is the message alone.
-    """
-
-    def __init__(self, message: str, generator_limit: bool = False) -> None:
-        super().__init__(message)
-        self.message = message  # what the stats table shows
-        self.generator_limit = generator_limit  # the load generator, not the server, hit a limit
-
-    def __repr__(self) -> str:
-        return self.message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def describe_failure(error: BaseException, action: str) -> WsFailure:

@@ -16,7 +16,7 @@ from locust import events
 from locust.runners import WorkerRunner
 
 from locustfile import FlapPhases, FlappingClient, SteadyClient
-from pack.plugin import FLUSH_MESSAGE
+from pack.worker_link import FLUSH_MESSAGE
 
 locust.runners.WORKER_REPORT_INTERVAL = 60  # read at each of the worker's reports: none but the first
 

@@ -23,11 +23,11 @@ def _namespace(**values: object) -> argparse.Namespace:
 def test_defaults_build_the_documented_config() -> None:
     """With no options the config holds the documented defaults."""
     config = config_from_options(_namespace())
-    assert config.timing.connected_ms == 100
-    assert config.timing.disconnected_ms == 50
-    assert config.timing.cycles == 20
-    assert config.timing.jitter == 0
-    assert config.echo is True
+    assert config.flap.timing.connected_ms == 100
+    assert config.flap.timing.disconnected_ms == 50
+    assert config.flap.timing.cycles == 20
+    assert config.flap.timing.jitter == 0
+    assert config.client.conversation.hold  # the built-in echo, one exchange per hold
     assert config.thresholds == Thresholds()
 
 
@@ -43,11 +43,11 @@ def test_web_ui_strings_are_parsed_like_the_command_line() -> None:
     config = config_from_options(
         _namespace(flap_connected_ms="250", flap_cycles="3", flap_seed="9", flap_echo="false", server_port="8080")
     )
-    assert config.timing.connected_ms == 250
-    assert config.timing.cycles == 3
-    assert config.timing.seed == 9
-    assert config.echo is False
-    assert config.server_port == 8080
+    assert config.flap.timing.connected_ms == 250
+    assert config.flap.timing.cycles == 3
+    assert config.flap.timing.seed == 9
+    assert config.client.conversation.hold == ()
+    assert config.monitor.server_port == 8080
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,8 @@ from scenarios.fast_handshake import (
     loopback_source_addresses,
     open_websocket,
 )
-from scenarios.flapping_user import FlapContext, FlapSettings
+from scenarios.flapping_user import FlapContext
+from scenarios.settings import FlapSettings
 from scenarios.ws_session import WebSocketSession, WsFailure
 from tests.raw_ws_server import RawWsServer
 from tests.unavailable import unavailable

@@ -12,28 +12,29 @@ from locust import User, events
 from locust.env import Environment
 
 from scenarios import flapping_user
-from scenarios.flapping_user import FlapContext, FlappingUser, FlapSettings
+from scenarios.flapping_user import FlapContext, FlappingUser, use_context
 from scenarios.schedule import FlapTiming
+from scenarios.settings import FlapSettings
 
 
 class ScriptedUser(FlappingUser):
     """A flapping user whose cycles (and on_start) do what the test scripts, no sockets."""
 
     host = "ws://127.0.0.1:9/"
-    script: dict[str, Any] = {}
+    plan: dict[str, Any] = {}
 
     def on_start(self) -> None:
         self.record = {"on_stop": 0, "cycles": 0}
-        if self.script.get("on_start"):
-            raise self.script["on_start"]
+        if self.plan.get("on_start"):
+            raise self.plan["on_start"]
         super().on_start()
 
     def _run_cycle(self, cycle: Any) -> None:
         self.record["cycles"] += 1
-        failure = self.script.get("cycle_fails")
+        failure = self.plan.get("cycle_fails")
         if failure is not None and self.record["cycles"] == 1:
             raise failure
-        gevent.sleep(self.script.get("cycle_s", 0))
+        gevent.sleep(self.plan.get("cycle_s", 0))
 
     def on_stop(self) -> None:
         self.record["on_stop"] += 1
@@ -48,7 +49,7 @@ class LocustLoopUser(ScriptedUser):
 def _outcome(user_class: type[ScriptedUser], script: dict[str, Any], catch: bool, stop: str) -> tuple:
     environment = Environment(events=events, catch_exceptions=catch)
     timing = FlapTiming(connected_ms=0, disconnected_ms=0, cycles=2)
-    environment.flap_context = FlapContext(FlapSettings(timing=timing))
+    use_context(environment, FlapContext(FlapSettings(timing=timing)))
     errors: list[str] = []
 
     def on_error(user_instance: Any, exception: Exception, tb: Any, **_kw: Any) -> None:
@@ -56,7 +57,7 @@ def _outcome(user_class: type[ScriptedUser], script: dict[str, Any], catch: bool
 
     environment.events.user_error.add_listener(on_error)
     try:
-        user_class.script = script
+        user_class.plan = script
         user = user_class(environment)
         greenlet = user.start(Group())
         gevent.sleep(0.2)
@@ -95,8 +96,8 @@ def test_the_run_loop_behaves_as_locusts(case: str) -> None:
 
 def test_the_run_loop_needs_no_task_set() -> None:
     environment = Environment(events=events)
-    environment.flap_context = FlapContext(FlapSettings(timing=FlapTiming(connected_ms=0, disconnected_ms=0, cycles=1)))
-    ScriptedUser.script = {}
+    use_context(environment, FlapContext(FlapSettings(timing=FlapTiming(connected_ms=0, disconnected_ms=0, cycles=1))))
+    ScriptedUser.plan = {}
     user = ScriptedUser(environment)
     greenlet = user.start(Group())
     gevent.sleep(0.1)

@@ -9,9 +9,9 @@ import gevent
 from locust import events
 from locust.env import Environment
 
-from scenarios.client import ClientSettings
-from scenarios.flapping_user import FlapContext, FlappingUser, FlapSettings
+from scenarios.flapping_user import FlapContext, FlappingUser, use_context
 from scenarios.schedule import FlapTiming
+from scenarios.settings import ClientSettings, FlapSettings
 from tests.raw_ws_server import RawWsServer
 
 HANDSHAKE_S = 0.06  # the server waits this long before its 101
@@ -34,9 +34,7 @@ def test_connects_are_one_period_apart_when_the_handshake_is_slow() -> None:
 
         environment.user_classes = [SlowServerUser]
         timing = FlapTiming(connected_ms=HOLD_MS, disconnected_ms=PAUSE_MS, cycles=CYCLES)
-        context = environment.flap_context = FlapContext(
-            FlapSettings(timing=timing, client=ClientSettings(timeout_s=2.0))
-        )
+        context = use_context(environment, FlapContext(FlapSettings(timing=timing), ClientSettings(timeout_s=2.0)))
         runner = environment.create_local_runner()
         try:
             runner.start(1, spawn_rate=1)

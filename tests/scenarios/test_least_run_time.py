@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scenarios.phases import PHASE_FLAPPING, PhasePlan
+from scenarios.phase_plan import PHASE_FLAPPING, PhasePlan
 
 
 def test_the_least_run_time_is_baseline_plus_a_second_of_flapping_plus_settle() -> None:

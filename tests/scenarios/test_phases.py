@@ -1,6 +1,6 @@
 """The run's phases, driven by elapsed time and the users' progress."""
 
-from scenarios.phases import PHASE_DONE, PhasePlan
+from scenarios.phase_plan import PHASE_DONE, PhasePlan
 
 
 def test_phases_follow_baseline_flapping_settle_done() -> None:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import time
 
-from locust.env import Environment
-
 from refserver.launch import start_refserver
-from scenarios.client import ClientSettings
-from scenarios.flapping_user import FlapContext, FlapSettings, conversation_script
-from scenarios.recovery import ConversationProbe, RecoveryResult, probe_recovery
+from scenarios.client import WsClient
+from scenarios.lifecycle import ConversationProbe, ConversationScript
+from scenarios.recovery import RecoveryResult, probe_recovery
+from scenarios.settings import ClientSettings
 from scenarios.ws_session import WsFailure
 
 
 def _probe(url: str, started: float, deadline_s: float) -> RecoveryResult:
-    environment = Environment()
-    context = environment.flap_context = FlapContext(FlapSettings(client=ClientSettings(timeout_s=2.0)))  # type: ignore[attr-defined]
+    client = WsClient(ClientSettings(timeout_s=2.0))
     return probe_recovery(
-        lambda t: ConversationProbe(context.client, conversation_script(environment), url, t), started, deadline_s
+        lambda t: ConversationProbe(client, ConversationScript(), url, t, user=10), started, deadline_s
     )
 
 
@@ -26,7 +24,7 @@ def test_a_healthy_server_recovers_at_once() -> None:
     with start_refserver([], env={"REFSERVER_AUTH_TOKEN": None}) as server:
         result = _probe(server.url, time.perf_counter(), deadline_s=5)
     assert result.attempts == 1
-    assert result.echoes == 5
+    assert result.exchanges == 5
     assert result.failure is None
     assert result.recovery_ms is not None and result.recovery_ms < 2000
 
@@ -61,7 +59,7 @@ class _ScriptedProbe:
         if self.failures:
             raise WsFailure(self.failures.pop(0))
 
-    def round(self) -> None:
+    def exchange(self) -> None:
         self.clock[0] += 0.01
 
     def close(self) -> None:
@@ -79,6 +77,6 @@ def test_recovery_counts_from_the_end_of_flapping_to_the_first_good_round() -> N
         lambda t: _ScriptedProbe(clock, failures), 100.0, 5.0, clock=lambda: clock[0], sleep=lambda s: None
     )
     assert result.attempts == 3
-    assert result.echoes == 5
+    assert result.exchanges == 5
     assert result.failure is None
     assert result.recovery_ms is not None and round(result.recovery_ms) == 40  # 3 opens and 1 round, 10 ms each

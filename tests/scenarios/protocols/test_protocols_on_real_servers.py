@@ -12,9 +12,10 @@ from collections.abc import Callable
 
 import pytest
 
-from scenarios.client import ClientSettings, WsClient
+from scenarios.client import WsClient
 from scenarios.exchange import StepFailed
 from scenarios.protocols import load_conversation_text
+from scenarios.settings import ClientSettings
 from scenarios.ws_session import WsFailure
 from tests.refserver.helpers import scrape, wait_for_metric
 
