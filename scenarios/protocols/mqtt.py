@@ -167,7 +167,8 @@ def connack_refusal(code: int, level: int) -> str | None:
     """None for an accepted connection, else `connection refused: <name>` for the CONNACK's code."""
     if code == 0:
         return None
-    if level == MQTT_3_1_1:
+    if level == MQTT_3_1_1 or code in CONNACK_REFUSALS_3:
+        # 1 .. 5 are no 5.0 CONNACK reasons: a 3.1.1-only server answers a 5.0 CONNECT in its own codes.
         return CONNACK_REFUSALS_3.get(code, f"connection refused: return code {code} (reserved)")
     return f"connection refused: {reason_name(code)}"
 

@@ -249,6 +249,12 @@ def test_every_5_0_connack_reason_has_its_specification_name(code: int, name: st
     assert reason_name(code) == name
 
 
+def test_a_3_1_1_servers_answer_to_a_5_0_connect_reads_in_3_1_1_words() -> None:
+    """Codes 1 .. 5 are no 5.0 CONNACK reasons: a 3.1.1-only broker's `01` still reads as the version refusal."""
+    (connack,) = decode_all(h("20 02 00 01"), MQTT_5)
+    assert isinstance(connack, Connack) and connack.refusal == "connection refused: unacceptable protocol version"
+
+
 def test_suback_granted_and_failed_in_both_versions() -> None:
     """3.1.1 names 0x80 `failure`; 5.0 names its codes; a reserved code is malformed."""
     (suback,) = decode_all(h("90 05 000a 01 80 02"))
