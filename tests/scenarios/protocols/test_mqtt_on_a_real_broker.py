@@ -109,8 +109,8 @@ def test_a_session_connects_subscribes_publishes_to_itself_pings_and_disconnects
         assert (delivered.topic, delivered.payload, delivered.qos) == ("flap/u1/echo", b"\x00hello\xff", 1)
         # QoS 0 comes back as QoS 0, needing nothing back.
         ws.send_bytes(session.publish("flap/u2/echo", b"q0", time.monotonic())[1])
-        (delivered,) = _read_until(ws, session, lambda packet: isinstance(packet, Publish))
-        assert isinstance(delivered, Publish) and (delivered.topic, delivered.qos) == ("flap/u2/echo", 0)
+        (echoed,) = _read_until(ws, session, lambda packet: isinstance(packet, Publish))
+        assert isinstance(echoed, Publish) and (echoed.topic, echoed.qos) == ("flap/u2/echo", 0)
 
         # Keepalive 1 s: once it passed without sending, the session says to PINGREQ; the broker answers.
         started_s = time.monotonic()
