@@ -1,0 +1,38 @@
+// A real MQTT broker (aedes, MQTT 3.1.1) with a WebSocket listener on 127.0.0.1, for the codec's interop test.
+// Prints `app-server ready port=<PORT> pid=<PID>` once it listens; exits 0 on SIGTERM.
+// MQTT_BROKER_USER and MQTT_BROKER_PASSWORD (environment, never argv) switch credential checks on.
+import { createServer } from 'node:http'
+import { Aedes } from 'aedes'
+import { WebSocketServer, createWebSocketStream } from 'ws'
+
+const user = process.env.MQTT_BROKER_USER
+const password = process.env.MQTT_BROKER_PASSWORD
+const aedes = await Aedes.createBroker()
+if (user !== undefined) {
+  aedes.authenticate = (client, username, pw, callback) => {
+    if (username === user && pw !== undefined && pw.toString() === password) {
+      callback(null, true)
+    } else {
+      const error = new Error('bad user name or password')
+      error.returnCode = 4
+      callback(error, null)
+    }
+  }
+}
+
+const httpServer = createServer()
+// The subprotocol `mqtt` is the one MQTT over WebSocket names (MQTT 3.1.1 section 6).
+const wss = new WebSocketServer({
+  server: httpServer,
+  handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : false)
+})
+wss.on('connection', (websocket, request) => {
+  aedes.handle(createWebSocketStream(websocket), request)
+})
+httpServer.listen(0, '127.0.0.1', () => {
+  process.stdout.write(`app-server ready port=${httpServer.address().port} pid=${process.pid}\n`)
+})
+process.on('SIGTERM', () => {
+  aedes.close(() => httpServer.close(() => process.exit(0)))
+  setTimeout(() => process.exit(0), 1000).unref()
+})
