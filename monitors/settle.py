@@ -51,7 +51,8 @@ DEFAULT_TOLERANCES: Mapping[str, float] = {
 MIN_FLAT_S = 2.0  # the shortest window a series must be flat for
 FLAT_REFRESHES = 2  # ... and at least this many refreshes of its source
 
-_READ: dict[str, Callable[[ResourceSample], int | None]] = {
+# How each series is read from a sample.
+SERIES_READERS: Mapping[str, Callable[[ResourceSample], int | None]] = {
     "rss_bytes": lambda s: s.rss_bytes,
     "open_fds": lambda s: s.open_fds,
     "threads": lambda s: s.threads,
@@ -181,7 +182,7 @@ class SettleWatch:
         if self._start_t_s is None or sample.t_s < self._start_t_s or not sample.alive:
             return
         for name in SETTLE_SERIES:
-            value = _READ[name](sample)
+            value = SERIES_READERS[name](sample)
             if value is None:
                 continue
             series = self._series.get(name)

@@ -78,7 +78,7 @@ def test_a_leak_flat_above_its_baseline_does_not_hold_the_settle() -> None:
 
 
 def test_a_cached_gauge_stepping_every_5_s_is_waited_for_over_two_refreshes() -> None:
-    """A gauge refreshed every 5 s steps 30 → 20 → 10 and stays (a leak of 10): the settle ends 10 s after the last step."""
+    """A 5 s gauge stepping 30 → 20 → 10 and staying (a leak of 10) ends the settle 10 s after its last step."""
 
     def script(elapsed: float) -> dict[str, int]:
         # 0-4.5 s: 30 (cached from flapping); 5 s: 20; 10 s: 10; then 10 for good.
