@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ BASELINE = ResourceLevels(source="baseline", sample_count=10, rss_bytes=50 * MIB
 
 def run(
     watch: SettleWatch,
-    script: Callable[[float], dict[str, int]],
+    script: Callable[[float], dict[str, Any]],
     until_s: float = 200.0,
 ) -> SettleDecision:
     """Feed a sample every STEP_S from the settle's start (fields from `script(elapsed)`) until the watch is done."""
@@ -33,7 +34,7 @@ def run(
     raise AssertionError("the settle never ended")
 
 
-def healthy(elapsed: float) -> dict[str, int]:
+def healthy(elapsed: float) -> dict[str, Any]:
     """Everything back at the baseline from the first sample."""
     return {"rss_bytes": 50 * MIB, "open_fds": 12, "agents": 0}
 
@@ -49,7 +50,7 @@ def test_flat_series_end_the_settle_at_its_minimum() -> None:
 def test_a_falling_series_extends_the_settle_until_it_is_flat() -> None:
     """open fds falling 1 every 0.5 s keep the settle going past --settle-s until back at their baseline."""
 
-    def script(elapsed: float) -> dict[str, int]:
+    def script(elapsed: float) -> dict[str, Any]:
         return {"rss_bytes": 50 * MIB, "open_fds": 12 + max(0, 16 - int(elapsed * 2)), "agents": 0}
 
     # 7.5 s: 13 fds, within the one fd of noise of the baseline's 12.
@@ -61,7 +62,7 @@ def test_a_falling_series_extends_the_settle_until_it_is_flat() -> None:
 def test_a_series_that_stops_falling_above_its_baseline_ends_after_its_flat_window() -> None:
     """Agents falling to 3 by 6 s (a leak of 3) end the settle once flat for 2 s: waiting cannot help."""
 
-    def script(elapsed: float) -> dict[str, int]:
+    def script(elapsed: float) -> dict[str, Any]:
         return {"rss_bytes": 50 * MIB, "open_fds": 12, "agents": 3 + max(0, 12 - int(elapsed * 2))}
 
     decision = run(SettleWatch(min_s=5, max_s=60), script)
@@ -80,7 +81,7 @@ def test_a_leak_flat_above_its_baseline_does_not_hold_the_settle() -> None:
 def test_a_cached_gauge_stepping_every_5_s_is_waited_for_over_two_refreshes() -> None:
     """A 5 s gauge stepping 30 → 20 → 10 and staying (a leak of 10) ends the settle 10 s after its last step."""
 
-    def script(elapsed: float) -> dict[str, int]:
+    def script(elapsed: float) -> dict[str, Any]:
         # 0-4.5 s: 30 (cached from flapping); 5 s: 20; 10 s: 10; then 10 for good.
         return {**healthy(elapsed), "agents": 30 - 10 * min(2, int(elapsed // 5))}
 
@@ -93,7 +94,7 @@ def test_a_cached_gauge_stepping_every_5_s_is_waited_for_over_two_refreshes() ->
 def test_without_its_refresh_interval_a_cached_gauge_would_end_the_settle_between_steps() -> None:
     """The same gauge judged with the 2 s minimum window ends while it is still stepping down."""
 
-    def script(elapsed: float) -> dict[str, int]:
+    def script(elapsed: float) -> dict[str, Any]:
         return {**healthy(elapsed), "agents": 30 - 10 * min(2, int(elapsed // 5))}
 
     decision = run(SettleWatch(min_s=5, max_s=60), script)
@@ -103,7 +104,7 @@ def test_without_its_refresh_interval_a_cached_gauge_would_end_the_settle_betwee
 def test_a_cached_gauge_reaching_its_baseline_ends_the_wait_at_once() -> None:
     """A 5 s gauge that drops from 30 to 0 (the baseline) at 7 s ends the settle at 7 s, not 17 s."""
 
-    def script(elapsed: float) -> dict[str, int]:
+    def script(elapsed: float) -> dict[str, Any]:
         return {**healthy(elapsed), "agents": 30 if elapsed < 7 else 0}
 
     decision = run(SettleWatch(min_s=5, max_s=60, refresh_s={"agents": 5.0}), script)
@@ -114,7 +115,7 @@ def test_a_cached_gauge_reaching_its_baseline_ends_the_wait_at_once() -> None:
 def test_memory_wobbling_under_the_allocator_noise_is_flat() -> None:
     """Memory going up and down by 0.8 MB above its baseline is flat: the settle ends at --settle-s."""
 
-    def script(elapsed: float) -> dict[str, int]:
+    def script(elapsed: float) -> dict[str, Any]:
         wobble = int(0.8 * MIB) if int(elapsed * 2) % 2 else 0
         return {**healthy(elapsed), "rss_bytes": 80 * MIB + wobble}
 
@@ -125,7 +126,7 @@ def test_memory_wobbling_under_the_allocator_noise_is_flat() -> None:
 def test_memory_falling_more_than_the_noise_is_waited_for() -> None:
     """Memory falling 1 MB per second from 90 MB to 70 MB (above its 50 MB baseline) is waited for."""
 
-    def script(elapsed: float) -> dict[str, int]:
+    def script(elapsed: float) -> dict[str, Any]:
         return {**healthy(elapsed), "rss_bytes": int((90 - min(20.0, elapsed)) * MIB)}
 
     decision = run(SettleWatch(min_s=5, max_s=60), script)
@@ -136,7 +137,7 @@ def test_memory_falling_more_than_the_noise_is_waited_for() -> None:
 def test_the_cap_names_the_series_still_falling() -> None:
     """Agents falling 184 → 12 by the cap end the settle there, named with both levels."""
 
-    def script(elapsed: float) -> dict[str, int]:
+    def script(elapsed: float) -> dict[str, Any]:
         return {**healthy(elapsed), "agents": 184 - int(elapsed * 172 / 60)}
 
     decision = run(SettleWatch(min_s=5, max_s=60), script)
