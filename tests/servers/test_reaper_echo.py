@@ -89,7 +89,7 @@ def test_a_half_open_client_is_noticed_by_the_heartbeat_then_reaped(start_app_se
     # 0.5 s quiet, a ping, 0.25 s for its pong, then the 1 s reaper.
     assert freed_at - silent_from >= 1.0 + 0.5
     assert scrape(server.metrics_url)[REAPED] == 1
-    ws.sock.close()
+    drop(ws)
 
 
 @pytest.mark.parametrize(("fault", "kept"), [("leak-agents", 2), ("leak-agents-on-drop", 1)])
