@@ -15,6 +15,7 @@ from typing import Literal, TypeVar
 from .leak import LeakUnknown, estimate_leak
 from .rounds import ALLOCATOR_NOISE_MB, RoundGrowth, round_growth
 from .sample import PHASE_FLAPPING, PHASE_SETTLE, ResourceSample
+from .settle import SettleOutcome
 from .timeline import ResourceLevels, Timeline
 
 MIB = 1024 * 1024  # "MB" in this pack means MiB, like ps and top
@@ -142,6 +143,7 @@ class Verdict:
 
     checks: list[CheckResult]
     interrupted: bool = False  # the run stopped early (user or time limit); still judged
+    settles: list[SettleOutcome] = field(default_factory=list)  # how each round's settle ended, in order
 
     @property
     def failed(self) -> list[CheckResult]:
@@ -570,11 +572,15 @@ def evaluate(
     thresholds: Thresholds,
     interrupted: bool = False,
     rounds: int = 1,
+    *,
+    settles: Sequence[SettleOutcome] | None = None,
 ) -> Verdict:
     """Run every check in a fixed order: server health first, then clients, memory, handles.
 
     With `rounds` > 1 planned, memory, fds and agents are judged by the rounds rule (see
-    `judge_rounds`); with one round, from baseline to settled.
+    `judge_rounds`); with one round, from baseline to settled. `settles` (one per round
+    that settled, in order) are reported, and a failed check whose series was still falling
+    when --settle-max-s cut its settle off says so (see `judge_still_falling`).
     """
     baseline = timeline.baseline()
     settled = timeline.settled()
@@ -601,7 +607,9 @@ def evaluate(
             else c
             for c in checks
         ]
-    return Verdict(checks=checks, interrupted=interrupted)
+    outcomes = list(settles or ())
+    checks = judge_still_falling(checks, timeline, outcomes)
+    return Verdict(checks=checks, interrupted=interrupted, settles=outcomes)
 
 
 # Checks that compare settled levels with the baseline: meaningless without a settle phase.
@@ -654,3 +662,53 @@ def judge_rounds(
         else:
             judged.append(check)
     return judged
+
+
+# --- settles cut off by --settle-max-s -----------------------------------------------
+
+# The series each settled-level check judges (a SETTLE_SERIES name).
+CHECK_SERIES = {
+    "memory_growth_mb": "rss_bytes",
+    "memory_growth_pct": "rss_bytes",
+    "fd_growth": "open_fds",
+    "lingering_connections": "held_connections",
+    "agents_growth": "agents",
+}
+
+
+def judged_settle(timeline: Timeline, settles: Sequence[SettleOutcome]) -> SettleOutcome | None:
+    """The settle whose end the checks judge: the last settled round's, else the last one given."""
+    if not settles:
+        return None
+    rounds = timeline.settled_rounds()
+    if rounds:
+        for outcome in reversed(settles):
+            if outcome.flap_round == rounds[-1]:
+                return outcome
+    return settles[-1]
+
+
+def judge_still_falling(
+    checks: list[CheckResult], timeline: Timeline, settles: Sequence[SettleOutcome]
+) -> list[CheckResult]:
+    """Failed checks whose series was still falling when --settle-max-s ended the settle, said so first.
+
+    Such a server was still giving back when it was judged: not the same failure as a leak
+    that stays flat above its baseline. A check that passed stays passed.
+    """
+    outcome = judged_settle(timeline, settles)
+    if outcome is None or not outcome.still_falling:
+        return checks
+    judged: list[CheckResult] = []
+    for check in checks:
+        series = CHECK_SERIES.get(check.name)
+        words = None if series is None else outcome.still_falling_words(series)
+        if check.status == "fail" and words is not None:
+            check = dataclasses.replace(check, detail=f"{words}; {check.detail}")
+        judged.append(check)
+    return judged
+
+
+def settle_line(outcome: SettleOutcome) -> str:
+    """`round 2 settle: settled after 9.5 s: agents flat for 2 refreshes (5 s)`."""
+    return f"round {outcome.flap_round} settle: {outcome.reason}"

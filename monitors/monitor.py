@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 
 import gevent
 
+from monitors.freshness import Freshness, estimate_freshness
 from monitors.sample import ResourceSample, Sampler, SamplerError, merge_samples
 from monitors.timeline import Timeline
 
@@ -50,6 +51,8 @@ def generator_out_of_fds(errors: Sequence[BaseException]) -> bool:
     os.close(fd)
     return False
 
+
+METRICS_SOURCE = "metrics"  # PrometheusSampler.source: gauges that may be cached, or stale
 
 # A metrics endpoint that fails this many scrapes in a row counts as a dead server.
 FAILED_POLLS_BEFORE_DEAD = 3
@@ -103,6 +106,24 @@ class ResourceMonitor:
     def describe(self) -> str:
         """One line naming what is watched."""
         return "; ".join(s.describe() for s in self.samplers) or "nothing"
+
+    def series_sources(self) -> dict[str, str]:
+        """Series -> the source that gives it: the first sampler that measures it wins, as in merge_samples."""
+        sources: dict[str, str] = {}
+        for sampler in self.samplers:
+            for name in getattr(sampler, "series", ()):
+                sources.setdefault(name, getattr(sampler, "source", type(sampler).__name__))
+        return sources
+
+    def freshness(self) -> Freshness:
+        """How often each series changed during flapping so far, and the metrics that never did.
+
+        A gauge of the metrics endpoint that never changes while clients flap is suspect
+        (threads excepted: a server may rightly run one thread).
+        """
+        sources = self.series_sources()
+        suspects = [name for name, source in sources.items() if source == METRICS_SOURCE and name != "threads"]
+        return estimate_freshness(self.timeline.samples, sources, self.interval_s, suspects)
 
     def start(self) -> None:
         """Start polling on a greenlet (once)."""

@@ -83,6 +83,14 @@ class ProcessTreeSampler:
             raise SamplerError(f"{label}: no such process", fatal=True)
         return sampler
 
+    source = "process"  # where its series come from, as the monitor's freshness names it
+
+    @property
+    def series(self) -> tuple[str, ...]:
+        """The ResourceSample series it measures (held connections only with a port)."""
+        base = ("rss_bytes", "open_fds", "threads")
+        return base if self.port is None else (*base, "held_connections")
+
     @property
     def watched_pids(self) -> set[int]:
         """The pids summed by the last sample: the root and every descendant it had then."""

@@ -60,6 +60,14 @@ class PrometheusSampler:
             raise SamplerError(f"--agents-metric {agents_metric}: not found at the metrics URL", fatal=True)
         return sampler
 
+    source = "metrics"  # where its series come from, as the monitor's freshness names it
+
+    @property
+    def series(self) -> tuple[str, ...]:
+        """The ResourceSample series it measures (agents only with an agents metric)."""
+        base = ("rss_bytes", "open_fds", "threads")
+        return base if self.agents_metric is None else (*base, "agents")
+
     def describe(self) -> str:
         """One line: the (redacted) metrics URL and the agents metric, if any."""
         text = f"Prometheus metrics at {self._shown_url}"

@@ -11,7 +11,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
-from .checks import CheckResult, ClientTotals, Verdict, fmt_number
+from .checks import CheckResult, ClientTotals, Verdict, fmt_number, settle_line
+from .settle import SERIES_WORDS, SettleOutcome
 from .timeline import ResourceLevels, Timeline
 
 TIMELINE_CSV_HEADER = (
@@ -71,6 +72,9 @@ def render_table(verdict: Verdict) -> str:
     if explained:
         out.append("")
         out.extend(f"  {c.name}: {c.detail}" for c in explained)
+    if verdict.settles:
+        out.append("")
+        out.extend(f"  {settle_line(outcome)}" for outcome in verdict.settles)
     return "\n".join(out) + "\n"
 
 
@@ -128,6 +132,21 @@ def verdict_to_dict(verdict: Verdict, timeline: Timeline, totals: ClientTotals) 
         },
         "samples": {"total": len(timeline), "by_phase": timeline.count_by_phase()},
         "rounds": rounds_to_list(timeline),
+        "settles": [settle_dict(outcome) for outcome in verdict.settles],
+    }
+
+
+def settle_dict(outcome: SettleOutcome) -> dict[str, Any]:
+    """One round's settle: how long, why it ended, and what was still falling at --settle-max-s."""
+    return {
+        "round": outcome.flap_round,
+        "duration_s": _number(outcome.duration_s),
+        "reason": outcome.reason,
+        "capped": outcome.capped,
+        "still_falling": {
+            series: {"what": SERIES_WORDS.get(series, series), "from": _number(start), "to": _number(end)}
+            for series, (start, end) in outcome.still_falling.items()
+        },
     }
 
 

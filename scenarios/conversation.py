@@ -79,6 +79,13 @@ def substitute(value: Any, variables: Variables) -> Any:
     return value
 
 
+def regex_text(pattern: str, variables: Variables) -> str:
+    """An expect_regex pattern with `${user}` and `${cycle}` replaced by their values, escaped."""
+    return pattern.replace("${user}", re.escape(str(variables.user))).replace(
+        "${cycle}", re.escape(str(variables.cycle))
+    )
+
+
 def unknown_variables(value: Any) -> list[str]:
     """The names in `${...}` that are not variables of a conversation."""
     if isinstance(value, str):
@@ -242,6 +249,13 @@ class Step:
         """The value with the variables substituted."""
         return substitute(self.value, variables) if self.templated else self.value
 
+    def regex(self, variables: Variables) -> re.Pattern[str]:
+        """expect_regex: the pattern for one connection, `${user}` and `${cycle}` matched as literal text."""
+        assert self.pattern is not None, "regex() of a step that is not expect_regex"
+        if not self.templated:
+            return self.pattern
+        return re.compile(regex_text(self.value, variables))  # re caches recent patterns
+
     def option(self, key: str, variables: Variables, default: Any = None) -> Any:
         """One of the options, substituted."""
         value = self.options.get(key, default)
@@ -269,10 +283,11 @@ def make_step(
     if action == EXPECT_REGEX:
         if not isinstance(value, str):
             raise ConversationError("expect_regex takes a string")
-        if _has_variables(value):
-            raise ConversationError("expect_regex cannot hold variables")
+        if "${token}" in value:
+            raise ConversationError("expect_regex can hold ${user} and ${cycle}, not ${token}")
         try:
-            pattern = re.compile(value)
+            # Compiled with sample values: the per-connection pattern differs only in literal text.
+            pattern = re.compile(regex_text(value, Variables()))
         except re.error as error:
             raise ConversationError(f"expect_regex does not compile: {error}") from None
     if action == EXPECT_TEXT and not isinstance(value, str):

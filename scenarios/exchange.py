@@ -119,8 +119,8 @@ class Talk:
         """Wait for the first message the regular expression finds a match in; returns the match."""
         step = make_step(EXPECT_REGEX, pattern, name or f"{self.part}-expect", timeout_ms)
         message = self.step(step)
-        assert message is not None and step.pattern is not None
-        match = step.pattern.search(message.text)
+        assert message is not None
+        match = step.regex(self.variables).search(message.text)
         assert match is not None
         return match
 

@@ -88,8 +88,7 @@ class ConnectionFraming:
         if step.action == EXPECT:
             return json_expectation(step.resolved(variables))
         if step.action == EXPECT_REGEX:
-            assert step.pattern is not None
-            return regex_expectation(step.pattern)
+            return regex_expectation(step.regex(variables))
         return None
 
     def receive(self, text: str) -> tuple[tuple[str, ...], tuple[Message, ...]]:

@@ -19,6 +19,7 @@ from monitors.checks import (
     evaluate,
     fd_growth,
     fmt_number,
+    judged_settle,
     leak_kb_per_cycle,
     lingering_connections,
     memory_growth_mb,
@@ -26,9 +27,11 @@ from monitors.checks import (
     recovery_ms,
     server_alive,
     session_success_pct,
+    settle_line,
     threshold_info,
 )
 from monitors.sample import PHASE_BASELINE, PHASE_FLAPPING, PHASE_SETTLE, ResourceSample
+from monitors.settle import SettleOutcome
 from monitors.timeline import ResourceLevels, Timeline
 
 MIB = 1024 * 1024
@@ -544,3 +547,80 @@ def test_an_interrupted_run_without_settle_skips_the_settled_level_checks() -> N
         assert interrupted[name].detail == "skipped: the run was interrupted before the settle phase"
     judged = {c.name: c for c in evaluate(timeline, totals, Thresholds(), interrupted=False).checks}
     assert judged["lingering_connections"].status == "fail"  # a run that ended on its own is judged as it is
+
+
+class TestSettleOutcomes:
+    CAPPED = SettleOutcome(
+        flap_round=0,
+        duration_s=60.2,
+        reason="stopped at --settle-max-s 60 s: agents still falling (184 → 12)",
+        capped=True,
+        max_s=60.0,
+        still_falling={"agents": (184.0, 12.0)},
+    )
+
+    def test_a_check_failed_by_a_series_still_falling_at_the_cap_says_so(self) -> None:
+        """Agents still falling when --settle-max-s cut the settle off: the words say so before the levels."""
+        verdict = evaluate(scripted_run(lingering=12), totals(), Thresholds(), settles=[self.CAPPED])
+        agents = next(c for c in verdict.checks if c.name == "agents_growth")
+        assert agents.status == "fail"
+        assert agents.detail == (
+            "agents still falling at --settle-max-s 60 s: 184 → 12;"
+            " server agents grew by 12 over baseline (limit 0): 0 → 12"
+        )
+        assert verdict.settles == [self.CAPPED]
+
+    def test_a_leak_flat_above_its_baseline_keeps_the_leak_words(self) -> None:
+        """A failed check whose series was not among the still falling reads as a leak, as before."""
+        verdict = evaluate(scripted_run(lingering=12), totals(), Thresholds(), settles=[self.CAPPED])
+        fds = next(c for c in verdict.checks if c.name == "fd_growth")
+        assert fds.detail == "open file descriptors grew by 12 over baseline (limit 10): 20 → 32"
+
+    def test_a_passing_check_stays_passed_while_still_falling(self) -> None:
+        """Still falling but already within the limit: the check passes and its words stay."""
+        verdict = evaluate(
+            scripted_run(lingering=12), totals(), Thresholds(max_agents_growth=20), settles=[self.CAPPED]
+        )
+        agents = next(c for c in verdict.checks if c.name == "agents_growth")
+        assert agents.status == "pass"
+        assert agents.detail == "server agents grew by 12 over baseline (limit 20): 0 → 12"
+
+    def test_without_settle_outcomes_the_verdict_is_unchanged(self) -> None:
+        """No settles given: the same checks as before, and no settles reported."""
+        timeline = scripted_run(lingering=12)
+        plain = evaluate(timeline, totals(), Thresholds())
+        assert plain.settles == []
+        flat = dataclasses.replace(self.CAPPED, capped=False, still_falling={}, reason="settled after 5 s: x")
+        assert evaluate(timeline, totals(), Thresholds(), settles=[flat]).checks == plain.checks
+
+    def test_the_last_settled_rounds_settle_is_the_one_judged(self) -> None:
+        """With two rounds, only round 2's cut-off settle words the checks; round 1's is only reported."""
+        timeline = Timeline(
+            [
+                sample(0.0, agents=0),
+                sample(1.0, PHASE_FLAPPING, agents=50, flap_round=1, cycles_completed=10),
+                sample(2.0, PHASE_SETTLE, agents=0, flap_round=1, cycles_completed=10),
+                sample(3.0, PHASE_FLAPPING, agents=50, flap_round=2, cycles_completed=20),
+                sample(4.0, PHASE_SETTLE, agents=1, flap_round=2, cycles_completed=20),
+            ]
+        )
+        first = dataclasses.replace(self.CAPPED, flap_round=1)
+        second = dataclasses.replace(
+            self.CAPPED, flap_round=2, still_falling={"agents": (50.0, 1.0)}, reason="stopped: agents"
+        )
+        agents = next(
+            c
+            for c in evaluate(timeline, totals(), Thresholds(), rounds=2, settles=[first, second]).checks
+            if c.name == "agents_growth"
+        )
+        assert agents.detail == (
+            "agents still falling at --settle-max-s 60 s: 50 → 1;"
+            " server agents grew by 1 more in round 2 (leak: 0.1 per cycle; limit 0 more): 0 → 0 → 1"
+        )
+        assert judged_settle(timeline, [first]) is first  # no outcome of round 2: the last one given
+
+    def test_settle_line(self) -> None:
+        """Each settle is one line: its round and its reason."""
+        assert settle_line(self.CAPPED) == (
+            "round 0 settle: stopped at --settle-max-s 60 s: agents still falling (184 → 12)"
+        )

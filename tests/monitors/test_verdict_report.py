@@ -11,6 +11,7 @@ from typing import Any
 
 from monitors.checks import CheckResult, ClientTotals, Thresholds, Verdict, evaluate
 from monitors.sample import PHASE_BASELINE, PHASE_FLAPPING, PHASE_SETTLE, ResourceSample
+from monitors.settle import SettleOutcome
 from monitors.timeline import Timeline
 from monitors.verdict_report import (
     TIMELINE_CSV_HEADER,
@@ -41,6 +42,15 @@ CONNECTS = CheckResult(
     "%",
     "98.5% of 200 connects succeeded (limit ≥ 100%)",
     "min",
+)
+SETTLED = SettleOutcome(1, 9.5, "settled after 9.5 s: agents flat for 2 refreshes (5 s)")
+CAPPED = SettleOutcome(
+    2,
+    60.25,
+    "stopped at --settle-max-s 60 s: agents still falling (184 → 12)",
+    capped=True,
+    max_s=60.0,
+    still_falling={"agents": (184.0, 12.0)},
 )
 OFF = CheckResult("memory_growth_pct", "skip", None, None, "%", "skipped: off (max_memory_growth_pct is 0)")
 
@@ -109,6 +119,16 @@ class TestTable:
         assert "server_alive" in text
         assert text.endswith("VERDICT: PASS (interrupted)\n")
 
+    def test_each_settle_is_a_line_after_the_explanations(self) -> None:
+        """Each round's settle says how long it took and why it ended, after the failed checks."""
+        text = render_table(Verdict([PASSED, MEMORY], settles=[SETTLED, CAPPED]))
+        assert text.endswith(
+            "  memory_growth_mb: memory grew 23.4 MB over baseline (limit 15 MB): 61.7 MB → 85.1 MB\n"
+            "\n"
+            "  round 1 settle: settled after 9.5 s: agents flat for 2 refreshes (5 s)\n"
+            "  round 2 settle: stopped at --settle-max-s 60 s: agents still falling (184 → 12)\n"
+        )
+
 
 class TestJson:
     def test_round_trip(self) -> None:
@@ -149,6 +169,29 @@ class TestJson:
         }
         assert data["cycles"] == {"completed": 197, "connect_attempts": 200, "connect_failures": 3, "users": 10}
         assert data["samples"] == {"total": 4, "by_phase": {"baseline": 1, "flapping": 1, "settle": 2}}
+        assert data["settles"] == []
+
+    def test_settles_say_how_long_why_and_what_was_still_falling(self) -> None:
+        """Each settle is an object: round, duration, reason, whether capped, the series still falling."""
+        timeline, totals = small_run()
+        verdict = evaluate(timeline, totals, Thresholds(), settles=[SETTLED, CAPPED])
+        data = json.loads(json.dumps(verdict_to_dict(verdict, timeline, totals)))
+        assert data["settles"] == [
+            {
+                "round": 1,
+                "duration_s": 9.5,
+                "reason": "settled after 9.5 s: agents flat for 2 refreshes (5 s)",
+                "capped": False,
+                "still_falling": {},
+            },
+            {
+                "round": 2,
+                "duration_s": 60.25,
+                "reason": "stopped at --settle-max-s 60 s: agents still falling (184 → 12)",
+                "capped": True,
+                "still_falling": {"agents": {"what": "agents", "from": 184, "to": 12}},
+            },
+        ]
 
     def test_floats_are_rounded(self) -> None:
         """Observed values are rounded to three decimals."""

@@ -100,6 +100,39 @@ class TestExpectations:
         assert regex_expectation(re.compile(r"id=\d+")).check(Message("welcome id=42")) is MATCHED
 
 
+class TestRegexVariables:
+    def test_user_and_cycle_match_as_literal_text(self) -> None:
+        """`${user}` and `${cycle}` in expect_regex stand for this connection's values, nothing more."""
+        framing = ConnectionFraming()
+        step = make_step("expect_regex", r"flap[.]${user} ${cycle}$", "r")
+        expectation = framing.expectation(step, Variables(user=12, cycle=3))
+        assert expectation is not None
+        assert expectation.check(Message("flap.12 3")) is MATCHED
+        assert expectation.check(Message("flap.1 3")) is NOT_IT  # another user's message
+        assert expectation.check(Message("flap.12 33")) is NOT_IT
+
+    def test_values_are_escaped(self) -> None:
+        """A value is literal text: its characters are never read as regex syntax."""
+        step = make_step("expect_regex", r"^id ${user}$", "r")
+        assert step.regex(Variables(user=-1)).pattern == r"^id \-1$"
+        assert step.regex(Variables(user=7)).search("id 7") is not None
+
+    def test_a_pattern_without_variables_is_compiled_once(self) -> None:
+        """Without variables every connection shares the step's one compiled pattern."""
+        step = make_step("expect_regex", r"id=\d+", "r")
+        assert step.regex(Variables(user=1)) is step.pattern is step.regex(Variables(user=2))
+
+    def test_the_token_is_refused(self) -> None:
+        """A secret never goes into a pattern."""
+        with pytest.raises(ConversationError, match=r"expect_regex can hold \$\{user\} and \$\{cycle\}, not"):
+            make_step("expect_regex", "hello ${token}", "r")
+
+    def test_a_bad_pattern_around_variables_is_refused_when_loaded(self) -> None:
+        """The pattern is compiled when the step is made, variables and all."""
+        with pytest.raises(ConversationError, match="expect_regex does not compile"):
+            make_step("expect_regex", "(${user}", "r")
+
+
 class TestRawFraming:
     def test_send_writes_strings_as_is_and_the_rest_as_json(self) -> None:
         """A string goes as text; a mapping or list as compact JSON, after substitution."""

@@ -30,6 +30,7 @@ WS_PATHS = {
     "heartbeat": "/ws",
     "django_channels": "/ws/echo/",
     "socketio_server": "/",
+    "reaper_echo": "/ws",
 }
 
 
