@@ -30,6 +30,7 @@ from scenarios.protocols.mqtt import (
     Suback,
 )
 from tests.servers.mqtt_broker import PASSWORD_ENV, USER_ENV, broker_ready
+from tests.unavailable import unavailable
 
 USER = "flapper"
 PASSWORD = "pw-mqtt-5e1f"
@@ -46,7 +47,7 @@ def broker_url() -> Iterator[str]:
     """A running aedes broker with credential checks; its WebSocket URL."""
     why_not = broker_ready()
     if why_not is not None:
-        pytest.skip(why_not)
+        unavailable(why_not)
     with ready.start_ready_process(
         "tests.servers.mqtt_broker",
         [],
