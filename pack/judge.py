@@ -7,12 +7,13 @@ the checks shown while a run goes on are the ones that make its final verdict.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from locust.stats import RequestStats, StatsEntry
 
 from monitors.checks import ClientTotals, Verdict, evaluate
+from monitors.settle import SettleOutcome
 from monitors.timeline import Timeline
 from monitors.verdict_report import verdict_to_dict, write_junit_xml, write_timeline_csv, write_verdict_json
 from pack.load_generator_watch import LoadGeneratorWatch
@@ -66,6 +67,7 @@ class Judge:
         generator: LoadGeneratorWatch,
         counts: Callable[[], FlapCounts],
         stats: Callable[[], RequestStats],
+        settles: Callable[[], Sequence[SettleOutcome]] = tuple,
     ) -> None:
         self._config = config  # the run's options now
         self._clock = clock  # phases, rounds, why the run stopped
@@ -74,6 +76,7 @@ class Judge:
         self._generator = generator  # the load generator's own health
         self._counts = counts  # the run's connection counts
         self._stats = stats  # Locust's request stats (steady users' rows, failures)
+        self._settles = settles  # how each round's settle ended
         self.verdict: Verdict | None = None  # the final judgement, once made
 
     def restart(self) -> None:
@@ -111,7 +114,12 @@ class Judge:
     def _evaluate(self, interrupted: bool) -> Verdict:
         config = self._config()
         return evaluate(
-            self._watch.timeline, self.client_totals(), config.thresholds, interrupted, rounds=config.phases.rounds
+            self._watch.timeline,
+            self.client_totals(),
+            config.thresholds,
+            interrupted,
+            rounds=config.phases.rounds,
+            settles=self._settles(),
         )
 
     def client_totals(self) -> ClientTotals:
@@ -149,6 +157,7 @@ class Judge:
         data["phase"] = self._clock.phase
         data["connections"] = self._counts().to_dict()
         data["monitor"] = self._watch.describe()
+        data["monitor_freshness"] = self._watch.freshness_report()
         data["monitor_error"] = self._watch.last_error
         data["stop_reason"] = self._clock.stop_reason
         data["generator"] = self._generator.to_dict()

@@ -451,7 +451,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "--settle-s",
         non_negative_float,
         _phases.settle_s,
-        "Seconds after the last cycle for the server to release resources",
+        "Least seconds of each settle, after a round's last cycle: the settle goes on while a judged series "
+        "(memory, fds, threads, connections, agents) is still falling toward its baseline",
+    ),
+    OptionSpec(
+        "--settle-max-s",
+        non_negative_float,
+        _phases.settle_max_s,
+        "Most seconds of each settle; a series still falling then fails its check as still falling",
     ),
     OptionSpec(
         "--flap-rounds",
@@ -568,7 +575,10 @@ def config_from_options(options: Any) -> PackConfig:
             conversation=conversation,
         ),
         phases=PhaseSettings(
-            baseline_s=values["baseline_s"], settle_s=values["settle_s"], rounds=values["flap_rounds"]
+            baseline_s=values["baseline_s"],
+            settle_s=values["settle_s"],
+            settle_max_s=max(values["settle_s"], values["settle_max_s"]),
+            rounds=values["flap_rounds"],
         ),
         steady=SteadySettings(users=values["steady_users"], interval_ms=values["steady_interval_ms"]),
         ref_server=RefServerSettings(protocol=values["ref_server_protocol"], faults=values["ref_server_fault"]),

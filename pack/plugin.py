@@ -46,6 +46,7 @@ from pack.run_clock import RunClock
 from pack.server_watch import ServerWatch
 from pack.services import ChildServices, ServiceError
 from pack.settings import PackConfig
+from pack.settle_run import SettleRun
 from pack.signals import SigtermGuard, route_sigint
 from pack.worker_link import MasterLink, WorkerLink
 from scenarios.flapping_user import flap_context, hooks_on_user_classes, script_class
@@ -83,6 +84,8 @@ class Pack:
         self.worker_link = WorkerLink(runner, self.progress) if isinstance(runner, WorkerRunner) else None
         workers_health = self.master_link.generator_health if self.master_link else GeneratorHealth
         self.generator = LoadGeneratorWatch(runner, workers_health)  # the load generator's own limits
+        self.watch = ServerWatch(None, config.monitor.interval_s)  # the side monitor
+        self.settles = SettleRun(self.watch, lambda: self.config.phases)  # each settle, until the server settled
         self.clock = RunClock(
             config.phases,
             cycles_per_user=lambda: self.config.flap.timing.cycles,
@@ -90,8 +93,8 @@ class Pack:
             users_asked=lambda: int(_option(environment, "num_users", 0) or 0),
             run_time_s=lambda: float(_option(environment, "run_time")) if _option(environment, "run_time") else None,
             steady_users=lambda: self.config.steady.users,
+            settle=self.settles,
         )  # phases and rounds
-        self.watch = ServerWatch(None, config.monitor.interval_s)  # the side monitor
         self.recovery = RecoveryRun(environment)  # the recovery probe
         self.judge = Judge(
             lambda: self.config,
@@ -101,6 +104,7 @@ class Pack:
             self.generator,
             self.counts,
             lambda: environment.stats,
+            lambda: self.settles.outcomes,
         )  # the verdict
         self.clock.hold_settle_while(self.recovery.holds_settle)
         if self.master_link is not None:
@@ -153,6 +157,7 @@ class Pack:
             return
         if self.master_link is not None:
             self.master_link.restart()
+        self.settles.restart()
         self.clock.restart(self.config.phases)
         self.recovery.restart()
         self.judge.restart()

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 
 from monitors.sample import PHASE_BASELINE, PHASE_FLAPPING, PHASE_SETTLE
-from scenarios.phase_plan import PHASE_DONE, PhaseSettings
+from scenarios.phase_plan import PHASE_DONE, PhaseSettings, SettleJudge
 from scenarios.tracker import FlapCounts
 
 logger = logging.getLogger("flapping_pack")
@@ -32,6 +32,7 @@ class RunClock:
         users_asked: Callable[[], int],
         run_time_s: Callable[[], float | None],
         steady_users: Callable[[], int],
+        settle: SettleJudge | None = None,
     ) -> None:
         self.settings = settings  # phase lengths; replaced when the web UI changes options
         self._cycles_per_user = cycles_per_user  # --flap-cycles now (0: until the run ends)
@@ -39,7 +40,8 @@ class RunClock:
         self._users_asked = users_asked  # -u now
         self._run_time_s = run_time_s  # -t now, seconds, or None
         self._steady_users = steady_users  # --steady-users now
-        self.plan = settings.plan()  # the run's phases
+        self._settle = settle  # when each settle is over (else after --settle-s)
+        self.plan = settings.plan(settle=settle)  # the run's phases
         self.phase = PHASE_BASELINE  # the current phase, tags every sample
         self.stop_reason: str | None = None  # why the run ended early, if it did
         self._finished_before_round = 0  # users that finished in earlier rounds (counts are cumulative)
@@ -67,7 +69,7 @@ class RunClock:
     def restart(self, settings: PhaseSettings) -> None:
         """A new run: a fresh plan of these phases."""
         self.settings = settings
-        self.plan = settings.plan()
+        self.plan = settings.plan(settle=self._settle)
         self.phase = PHASE_BASELINE
         self.stop_reason = None
         self._finished_before_round = 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from monitors.monitor import ResourceMonitor
 from monitors.sample import ResourceSample
@@ -62,6 +63,10 @@ class ServerWatch:
     def describe(self) -> str:
         """What is watched, in one line."""
         return self.monitor.describe() if self.monitor is not None else "nothing"
+
+    def freshness_report(self) -> dict[str, Any]:
+        """How often each series really changed during flapping, and the gauges that never did."""
+        return self.monitor.freshness().to_dict() if self.monitor is not None else {}
 
     @property
     def last_error(self) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 from monitors.sample import PHASE_BASELINE, PHASE_FLAPPING, PHASE_SETTLE
 
@@ -22,11 +23,38 @@ class PhaseSettings:
 
     baseline_s: float = 2.0  # sampling before any user connects
     settle_s: float = 5.0  # the least time after each round's flapping for the server to release resources
+    settle_max_s: float = 60.0  # the most: a settle goes on while the server still gives back, up to this
     rounds: int = 2  # rounds of flapping and settle
 
-    def plan(self, run_time_s: float | None = None) -> PhasePlan:
-        """A fresh plan of these phases."""
-        return PhasePlan(self.baseline_s, self.settle_s, run_time_s=run_time_s, rounds=self.rounds)
+    def plan(self, run_time_s: float | None = None, settle: SettleJudge | None = None) -> PhasePlan:
+        """A fresh plan of these phases; `settle` says when each settle is over (else after `settle_s`)."""
+        return PhasePlan(self.baseline_s, self.settle_s, run_time_s=run_time_s, rounds=self.rounds, settle=settle)
+
+
+class SettleJudge(Protocol):
+    """Says when a settle is over."""
+
+    def begin(self, flap_round: int, elapsed_s: float) -> None:
+        """Round `flap_round`'s settle begins, `elapsed_s` into the run."""
+
+    def over(self, elapsed_s: float) -> bool:
+        """Whether the settle that began last is over."""
+
+
+class FixedSettle:
+    """A settle that is over after a fixed time."""
+
+    def __init__(self, settle_s: float) -> None:
+        self.settle_s = settle_s  # how long each settle lasts
+        self._started_s = 0.0  # when the current settle began
+
+    def begin(self, flap_round: int, elapsed_s: float) -> None:
+        """Remember when this settle began."""
+        self._started_s = elapsed_s
+
+    def over(self, elapsed_s: float) -> bool:
+        """Over once `settle_s` has passed."""
+        return elapsed_s - self._started_s >= self.settle_s
 
 
 class PhasePlan:
@@ -36,11 +64,19 @@ class PhasePlan:
     high-water mark, later rounds show what more cycles add (monitors/rounds.py).
     """
 
-    def __init__(self, baseline_s: float, settle_s: float, run_time_s: float | None = None, rounds: int = 1) -> None:
+    def __init__(
+        self,
+        baseline_s: float,
+        settle_s: float,
+        run_time_s: float | None = None,
+        rounds: int = 1,
+        settle: SettleJudge | None = None,
+    ) -> None:
         self.baseline_s = baseline_s  # no users before this
         self.settle_s = settle_s  # no users for this long after each round's flapping
         self.run_time_s = run_time_s  # the whole run must fit in this (settles included), if set
         self.rounds = rounds  # rounds of flapping and settle asked for
+        self.settle = settle or FixedSettle(settle_s)  # when each settle is over
         self.phase = PHASE_BASELINE  # where the run is now
         self.flap_round = 0  # the round the run is in: 0 in the baseline, then 1, 2, ...
         self.flapping_started_s: float | None = None  # when the current round's flapping began
@@ -87,9 +123,10 @@ class PhasePlan:
                 self.flapping_cut_short = self.flapping_cut_short or (out_of_time and not users_done)
                 self.phase = PHASE_SETTLE
                 self.settle_started_s = elapsed_s
+                self.settle.begin(self.flap_round, elapsed_s)
         if self.phase == PHASE_SETTLE:
             assert self.settle_started_s is not None
-            settled = elapsed_s - self.settle_started_s >= self.settle_s
+            settled = self.settle.over(elapsed_s)
             if (settled and self.last_round) or (self.run_time_s is not None and elapsed_s >= self.run_time_s):
                 self.phase = PHASE_DONE
             elif settled:
