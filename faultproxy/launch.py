@@ -6,21 +6,15 @@ works in a gevent-patched Locust process. Free of pytest, gevent and Locust.
 
 from __future__ import annotations
 
-import re
-
 from childproc import ready
 from childproc.ready import ReadyProcess
+from childproc.ready_line import ReadyLine
 
-READY_LINE = re.compile(r"^faultproxy ready port=(\d+) pid=(\d+)$")
+READY_LINE = ReadyLine("faultproxy")
 
 
 class FaultProxyStartError(RuntimeError):
     """The proxy exited or stayed silent instead of printing its readiness line."""
-
-
-def parse_ready_line(line: str) -> tuple[int, int] | None:
-    """Return ``(port, pid)`` from a readiness line, or None for any other line."""
-    return ready.parse_ready_line(READY_LINE, line)
 
 
 def format_address(host: str, port: int) -> str:

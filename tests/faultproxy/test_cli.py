@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from faultproxy.cli import AddressError, build_parser, parse_address, parse_config
-from faultproxy.launch import build_args, format_address, parse_ready_line
+from faultproxy.launch import READY_LINE, build_args, format_address
 from faultproxy.toxics import ToxicSettings
 
 
@@ -94,8 +94,8 @@ def test_parse_config_refuses_bad_numbers(argv: list[str]) -> None:
 
 def test_parse_ready_line() -> None:
     """Only the exact readiness line yields a port and pid."""
-    assert parse_ready_line("faultproxy ready port=8765 pid=42\n") == (8765, 42)
-    assert parse_ready_line("refserver ready port=8765 pid=42") is None
+    assert READY_LINE.parse("faultproxy ready port=8765 pid=42\n") == (8765, 42)
+    assert READY_LINE.parse("refserver ready port=8765 pid=42") is None
 
 
 def test_build_args_leaves_out_toxics_that_are_off() -> None:
