@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from childproc.bind_address import is_loopback_host
 from childproc.logs import add_log_level_option
+from childproc.numbers import Number, cli_number
 from childproc.parent_death import add_die_with_parent_option
 from faultproxy.toxics import ToxicSettings
 
@@ -56,18 +57,8 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, port
 
 
-def _number_in_range(low: float, high: float | None, kind: Callable[[str], float]) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
-        return value
-
-    return parse
+def _number_in_range(low: float, high: float | None, kind: type[Number]) -> Callable[[str], Number]:
+    return cli_number(kind, low, high, noun="a number")
 
 
 def build_parser() -> argparse.ArgumentParser:

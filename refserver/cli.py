@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from childproc.logs import add_log_level_option, configure_logging
+from childproc.numbers import cli_number
 from childproc.parent_death import add_die_with_parent_option
 from refserver.app_protocol import PROTOCOLS
 from refserver.auth import AUTH_TOKEN_ENV
@@ -37,17 +38,7 @@ class ServerConfig:
 
 
 def _int_in_range(low: int, high: int | None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
-        return value
-
-    return parse
+    return cli_number(int, low, high, noun="an integer")
 
 
 def build_parser() -> argparse.ArgumentParser:
