@@ -14,10 +14,9 @@ from typing import Literal, TypeVar
 
 from .leak import LeakUnknown, estimate_leak
 from .rounds import ALLOCATOR_NOISE_MB, RoundGrowth, round_growth
-from .sample import PHASE_FLAPPING, PHASE_SETTLE, ResourceSample
+from .sample import MIB, PHASE_FLAPPING, PHASE_SETTLE, ResourceSample
 from .timeline import ResourceLevels, Timeline
 
-MIB = 1024 * 1024  # "MB" in this pack means MiB, like ps and top
 KIB = 1024  # "KB" means KiB
 
 EXIT_PASS = 0
