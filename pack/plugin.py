@@ -21,7 +21,7 @@ from locust.runners import STATE_MISSING, MasterRunner, Runner, WorkerRunner
 from locust.stats import StatsEntry
 
 from monitors.checks import ClientTotals, Verdict, evaluate
-from monitors.generator import GeneratorHealth, sample_generator
+from monitors.load_generator import GeneratorHealth, sample_generator
 from monitors.monitor import ResourceMonitor
 from monitors.sample import PHASE_BASELINE, PHASE_FLAPPING, PHASE_SETTLE, ResourceSample, SamplerError
 from monitors.timeline import Timeline
