@@ -25,7 +25,7 @@ from monitors.checks import ThresholdInfo, Thresholds, threshold_info
 from scenarios.client import AUTH_PLACES, ClientSettings
 from scenarios.conversation import Conversation, ConversationError, echo_conversation, parse_header
 from scenarios.disconnect import DisconnectMix
-from scenarios.fast_handshake import MAX_SOURCE_ADDRESSES
+from scenarios.handshake import MAX_SOURCE_ADDRESSES
 from scenarios.protocols import PROTOCOL_NAMES, load_conversation
 from scenarios.schedule import JITTER_DISTRIBUTIONS, FlapTiming
 

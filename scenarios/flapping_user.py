@@ -25,7 +25,7 @@ from locust.user.users import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUS
 from scenarios.client import ClientSettings, WsClient
 from scenarios.disconnect import ABRUPT, CLEAN, HALF_OPEN, HANDSHAKE_ABORT, REQUEST_NAMES, RESET, DisconnectMix
 from scenarios.exchange import StepFailed, Talk, converse
-from scenarios.fast_handshake import loopback_source_addresses
+from scenarios.handshake import loopback_source_addresses
 from scenarios.schedule import (
     FlapCycle,
     FlapSchedule,
