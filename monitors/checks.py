@@ -109,7 +109,7 @@ class ClientTotals:
     cycles_completed: int
     users: int
     recovery_ms: float | None = None  # measured recovery time, when a scenario measures it
-    recovery_failure: str | None = None  # why the recovery probe never got a good round trip, or broke after one
+    recovery_failure: str | None = None  # why the recovery probe never got a good exchange, or broke after one
     steady_p95_ms: float | None = None  # p95 echo latency of the steady users, when there were any
     steady_echoes: int = 0  # how many echoes the steady users timed
     generator_limited: str | None = None  # why failures were the load generator's own fault

@@ -125,7 +125,7 @@ class Talk:
         """Run one step: send its frames, then wait for its expectation, if any.
 
         A waiting step is a row timed from its exchange's start (the first send since the
-        previous wait), so `send` then `expect` is a round trip. A send-only step reports a
+        previous wait), so `send` then `expect` times one exchange. A send-only step reports a
         row only when it fails. Raises StepFailed after reporting a failure.
         """
         started = self._started

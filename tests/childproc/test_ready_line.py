@@ -7,7 +7,7 @@ import pytest
 from childproc.ready_line import ReadyLine
 
 
-def test_ready_line_round_trips_port_and_pid() -> None:
+def test_ready_line_parses_back_to_port_and_pid() -> None:
     """The line the child prints parses back to its port and pid, with or without the newline."""
     line = ReadyLine("refserver")
     assert line.format(8765, 42) == "refserver ready port=8765 pid=42"
