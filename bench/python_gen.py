@@ -41,7 +41,7 @@ import websocket
 from locust import events
 from locust.env import Environment
 
-from monitors.generator import sample_generator
+from monitors.load_generator import sample_generator
 from monitors.monitor import ResourceMonitor
 from monitors.process_sampler import ProcessTreeSampler
 from pack import plugin

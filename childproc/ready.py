@@ -8,7 +8,6 @@ gevent and Locust, so tests and the Locust plugin share it.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -19,16 +18,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self, TypeVar
 
+from childproc.parent_death import DIE_WITH_PARENT_FLAG
+from childproc.ready_line import ReadyLine
+
 _POLL_S = 0.02
 _STDERR_TAIL_CHARS = 4000
 # The folder that holds the packages, so `-m <package>` works from any cwd.
 IMPORT_ROOT = str(Path(__file__).resolve().parent.parent)
-
-
-def parse_ready_line(pattern: re.Pattern[str], line: str) -> tuple[int, int] | None:
-    """Return ``(port, pid)`` from a readiness line, or None for any other line."""
-    match = pattern.match(line.strip())
-    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def _open_capture(prefix: str) -> tuple[int, BinaryIO]:
@@ -108,7 +104,7 @@ def start_ready_process(
     package: str,
     args: Sequence[str],
     *,
-    ready_line: re.Pattern[str],
+    ready_line: ReadyLine,
     host: str,
     wrap: Callable[[subprocess.Popen[bytes], str, int, int, BinaryIO, BinaryIO], _Child],
     error: type[Exception],
@@ -133,7 +129,7 @@ def start_ready_process(
             child_env[name] = value
     python_path = child_env.get("PYTHONPATH")
     child_env["PYTHONPATH"] = IMPORT_ROOT + (os.pathsep + python_path if python_path else "")
-    command = [sys.executable, "-m", package, *(["--die-with-parent"] if die_with_parent else []), *args]
+    command = [sys.executable, "-m", package, *([DIE_WITH_PARENT_FLAG] if die_with_parent else []), *args]
 
     stdout_fd, stdout_reader = _open_capture(package)
     stderr_fd, stderr_reader = _open_capture(package)
@@ -153,7 +149,7 @@ def start_ready_process(
     while True:
         first_line = _read_all(stdout_reader).partition("\n")
         if first_line[1]:
-            ready = parse_ready_line(ready_line, first_line[0])
+            ready = ready_line.parse(first_line[0])
             if ready is not None:
                 port, pid = ready
                 return wrap(process, host, port, pid, stdout_reader, stderr_reader)

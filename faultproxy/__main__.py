@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from faultproxy.cli import configure_logging, parse_config
+from childproc.logs import configure_logging
+from childproc.parent_death import die_with_parent
+from faultproxy.cli import parse_config
 from faultproxy.proxy import run
-from refserver.parent_death import die_with_parent
 
 
 def main(argv: Sequence[str] | None = None) -> int:

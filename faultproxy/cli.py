@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from childproc.bind_address import is_loopback_host
+from childproc.logs import add_log_level_option
+from childproc.numbers import Number, cli_number
+from childproc.parent_death import add_die_with_parent_option
 from faultproxy.toxics import ToxicSettings
-from refserver.cli import is_loopback_host
 
 DEFAULT_LISTEN = "127.0.0.1:0"
 # Exit code for a bad command line, argparse's own.
@@ -55,18 +57,8 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, port
 
 
-def _number_in_range(low: float, high: float | None, kind: Callable[[str], float]) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
-        return value
-
-    return parse
+def _number_in_range(low: float, high: float | None, kind: type[Number]) -> Callable[[str], Number]:
+    return cli_number(kind, low, high, noun="a number")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,10 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--upstream", required=True, metavar="HOST:PORT", help="loopback address of the server")
     parser.add_argument("--seed", type=int, help="seed of every random decision (default: drawn and logged)")
-    parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="stderr log level"
-    )
-    parser.add_argument("--die-with-parent", action="store_true", help="exit when the parent process dies (Linux only)")
+    add_log_level_option(parser)
+    add_die_with_parent_option(parser)
     toxics = parser.add_argument_group("toxics (all off by default)")
     toxics.add_argument(
         "--latency-ms", type=_number_in_range(0, None, int), default=0, metavar="N", help="delay every chunk by N ms"
@@ -145,12 +135,4 @@ def parse_config(argv: Sequence[str] | None) -> ProxyConfig:
         seed=args.seed if args.seed is not None else secrets.randbits(32),
         log_level=args.log_level,
         die_with_parent=args.die_with_parent,
-    )
-
-
-def configure_logging(level: str) -> None:
-    """Log to stderr."""
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
     )

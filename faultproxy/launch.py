@@ -6,21 +6,17 @@ works in a gevent-patched Locust process. Free of pytest, gevent and Locust.
 
 from __future__ import annotations
 
-import re
-
 from childproc import ready
 from childproc.ready import ReadyProcess
+from childproc.ready_line import ReadyLine
+from faultproxy.toxics import ToxicSettings
 
-READY_LINE = re.compile(r"^faultproxy ready port=(\d+) pid=(\d+)$")
+READY_LINE = ReadyLine("faultproxy")
+PASS_THROUGH = ToxicSettings()  # no toxics: a plain proxy
 
 
 class FaultProxyStartError(RuntimeError):
     """The proxy exited or stayed silent instead of printing its readiness line."""
-
-
-def parse_ready_line(line: str) -> tuple[int, int] | None:
-    """Return ``(port, pid)`` from a readiness line, or None for any other line."""
-    return ready.parse_ready_line(READY_LINE, line)
 
 
 def format_address(host: str, port: int) -> str:
@@ -33,24 +29,12 @@ def build_args(
     upstream_port: int,
     *,
     listen_host: str = "127.0.0.1",
-    latency_ms: int = 0,
-    jitter_ms: int = 0,
-    bandwidth_kbps: int = 0,
-    reset_pct: float = 0,
-    reset_after_ms: int = 0,
+    toxics: ToxicSettings = PASS_THROUGH,
     seed: int | None = None,
 ) -> list[str]:
     """The command-line arguments for these settings; toxics left at 0 are left out."""
     args = ["--listen", format_address(listen_host, 0), "--upstream", format_address(upstream_host, upstream_port)]
-    for flag, value in (
-        ("--latency-ms", latency_ms),
-        ("--jitter-ms", jitter_ms),
-        ("--bandwidth-kbps", bandwidth_kbps),
-        ("--reset-pct", reset_pct),
-        ("--reset-after-ms", reset_after_ms),
-    ):
-        if value:
-            args += [flag, str(value)]
+    args += toxics.arguments()
     if seed is not None:
         args += ["--seed", str(seed)]
     return args
@@ -71,11 +55,7 @@ def start_faultproxy(
     upstream_host: str,
     upstream_port: int,
     *,
-    latency_ms: int = 0,
-    jitter_ms: int = 0,
-    bandwidth_kbps: int = 0,
-    reset_pct: float = 0,
-    reset_after_ms: int = 0,
+    toxics: ToxicSettings = PASS_THROUGH,
     seed: int | None = None,
     listen_host: str = "127.0.0.1",
     timeout_s: float = 10.0,
@@ -90,17 +70,7 @@ def start_faultproxy(
     Raises FaultProxyStartError with the proxy's stderr if it exits (e.g. on
     a non-loopback address) or stays silent for ``timeout_s``.
     """
-    args = build_args(
-        upstream_host,
-        upstream_port,
-        listen_host=listen_host,
-        latency_ms=latency_ms,
-        jitter_ms=jitter_ms,
-        bandwidth_kbps=bandwidth_kbps,
-        reset_pct=reset_pct,
-        reset_after_ms=reset_after_ms,
-        seed=seed,
-    )
+    args = build_args(upstream_host, upstream_port, listen_host=listen_host, toxics=toxics, seed=seed)
     return ready.start_ready_process(
         "faultproxy",
         args,

@@ -9,16 +9,17 @@ import os
 import signal
 import socket
 import struct
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from childproc import serve as childproc_serve
+from childproc.bind_address import resolve_bind_address
 from faultproxy.cli import ProxyConfig
+from faultproxy.launch import READY_LINE
 from faultproxy.toxics import KIB, DirectionSchedule, ResetPeer, derive_rng
 
 logger = logging.getLogger("faultproxy")
 
-READY_LINE_FORMAT = "faultproxy ready port={port} pid={pid}"
 READ_CHUNK_BYTES = 64 * KIB
 # Per direction: beyond this much delayed data we stop reading, so TCP pushes back on the sender.
 MAX_QUEUED_BYTES = 1024 * KIB
@@ -263,36 +264,22 @@ class FaultProxy:
         logger.debug("connection %d ended: %s", index, outcome)
 
 
-def resolve_bind_address(host: str, port: int) -> str:
-    """Resolve ``host`` to the one address we bind, so the reported port is the only port."""
-    return str(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0])
-
-
 async def serve_until_signalled(
     config: ProxyConfig,
     *,
     address: str,
     announce: Callable[[int], None],
-    stop_signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
+    stop_signals: Iterable[signal.Signals] = childproc_serve.STOP_SIGNALS,
 ) -> ProxyStats:
     """Proxy until one of ``stop_signals`` arrives; call ``announce(port)`` once listening."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in stop_signals:
-        loop.add_signal_handler(sig, stop.set)
     proxy = FaultProxy(config)
-    server = await asyncio.start_server(proxy.handle, address, config.listen_port, backlog=1024)
-    announce(server.sockets[0].getsockname()[1])
-    await stop.wait()
-    server.close()
+    await childproc_serve.serve_until_signalled(
+        lambda: asyncio.start_server(proxy.handle, address, config.listen_port, backlog=1024),
+        announce=announce,
+        stop_signals=stop_signals,
+    )
     await proxy.close_all(SHUTDOWN_TIMEOUT_S)
     return proxy.stats
-
-
-def print_ready_line(port: int, pid: int) -> None:
-    """Print the one stdout line that tells launchers we are listening."""
-    sys.stdout.write(READY_LINE_FORMAT.format(port=port, pid=pid) + "\n")
-    sys.stdout.flush()
 
 
 def log_start(config: ProxyConfig, address: str, port: int) -> None:
@@ -315,10 +302,10 @@ def run(config: ProxyConfig) -> int:
 
     def announce(port: int) -> None:
         log_start(config, address, port)
-        print_ready_line(port, os.getpid())
+        READY_LINE.announce(port, os.getpid())
 
     try:
-        address = resolve_bind_address(config.listen_host, config.listen_port)
+        _, address = resolve_bind_address(config.listen_host, config.listen_port)
         stats = asyncio.run(serve_until_signalled(config, address=address, announce=announce))
     except OSError as exc:
         logger.error("cannot listen on %s port %d: %s", config.listen_host, config.listen_port, exc)

@@ -25,6 +25,20 @@ class ToxicSettings:
     reset_pct: float = 0.0  # share of connections that get reset, 0-100
     reset_after_ms: int = 0  # time from a chosen connection's first client bytes to its reset
 
+    def arguments(self) -> list[str]:
+        """The command-line flags that set these toxics; toxics left at 0 are left out."""
+        flags = []
+        for flag, value in (
+            ("--latency-ms", self.latency_ms),
+            ("--jitter-ms", self.jitter_ms),
+            ("--bandwidth-kbps", self.bandwidth_kbps),
+            ("--reset-pct", self.reset_pct),
+            ("--reset-after-ms", self.reset_after_ms),
+        ):
+            if value:
+                flags += [flag, str(value)]
+        return flags
+
     def describe(self) -> list[str]:
         """Name each enabled toxic as its command-line flags, for the start log."""
         enabled = []

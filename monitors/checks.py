@@ -14,11 +14,10 @@ from typing import Literal, TypeVar
 
 from .leak import LeakUnknown, estimate_leak
 from .rounds import ALLOCATOR_NOISE_MB, RoundGrowth, round_growth
-from .sample import PHASE_FLAPPING, PHASE_SETTLE, ResourceSample
+from .sample import MIB, PHASE_FLAPPING, PHASE_SETTLE, ResourceSample
 from .settle import SettleOutcome
 from .timeline import ResourceLevels, Timeline
 
-MIB = 1024 * 1024  # "MB" in this pack means MiB, like ps and top
 KIB = 1024  # "KB" means KiB
 
 EXIT_PASS = 0
@@ -111,7 +110,7 @@ class ClientTotals:
     cycles_completed: int
     users: int
     recovery_ms: float | None = None  # measured recovery time, when a scenario measures it
-    recovery_failure: str | None = None  # why the recovery probe never got a good round trip, or broke after one
+    recovery_failure: str | None = None  # why the recovery probe never got a good exchange, or broke after one
     steady_p95_ms: float | None = None  # p95 echo latency of the steady users, when there were any
     steady_echoes: int = 0  # how many echoes the steady users timed
     generator_limited: str | None = None  # why failures were the load generator's own fault

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,6 +40,30 @@ class ResourceSample:
         if self.tcp_states is None:
             return None
         return sum(n for state, n in self.tcp_states.items() if state not in NOT_HELD_TCP_STATES)
+
+
+MIB = 1024 * 1024  # "MB" in this pack means MiB, like ps and top
+
+
+@dataclass(frozen=True)
+class ResourceMetric:
+    """One resource level the pack tracks and shows; its name is a ResourceSample and a ResourceLevels attribute."""
+
+    name: str  # e.g. "rss_bytes"
+    value_of: Callable[[ResourceSample], int | None]  # the level in one sample, None when not known
+    label: str  # how the web UI names it, e.g. "Memory (RSS)"
+    scale: float = 1  # divisor from the sample's unit to the shown unit
+    unit: str = ""  # the shown unit, e.g. "MB"
+
+
+# The one table of resource levels: the timeline's medians, the web UI's rows.
+RESOURCE_METRICS: tuple[ResourceMetric, ...] = (
+    ResourceMetric("rss_bytes", lambda s: s.rss_bytes, "Memory (RSS)", MIB, "MB"),
+    ResourceMetric("open_fds", lambda s: s.open_fds, "Open fds"),
+    ResourceMetric("threads", lambda s: s.threads, "Threads"),
+    ResourceMetric("held_connections", lambda s: s.held_connections, "Held connections"),
+    ResourceMetric("agents", lambda s: s.agents, "Agents"),
+)
 
 
 MEASURED_FIELDS = ("pid", "rss_bytes", "cpu_pct", "open_fds", "threads", "tcp_states", "agents")

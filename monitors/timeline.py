@@ -12,20 +12,15 @@ from .sample import (
     PHASE_FLAPPING,
     PHASE_SETTLE,
     PHASES,
+    RESOURCE_METRICS,
     ResourceSample,
 )
 
 SOURCE_NONE = "none"  # ResourceLevels.source when no sample could be used
 
 _Metric = Callable[[ResourceSample], int | None]
-
-_METRICS: dict[str, _Metric] = {
-    "rss_bytes": lambda s: s.rss_bytes,
-    "open_fds": lambda s: s.open_fds,
-    "threads": lambda s: s.threads,
-    "held_connections": lambda s: s.held_connections,
-    "agents": lambda s: s.agents,
-}
+# Each resource level by name, from the one table in sample.py.
+_VALUE_OF: dict[str, _Metric] = {metric.name: metric.value_of for metric in RESOURCE_METRICS}
 
 
 @dataclass(frozen=True)
@@ -122,11 +117,11 @@ class Timeline:
         return ResourceLevels(
             source=PHASE_BASELINE if samples else SOURCE_NONE,
             sample_count=len(samples),
-            rss_bytes=_median(_known(samples, _METRICS["rss_bytes"])),
-            open_fds=_median(_known(samples, _METRICS["open_fds"])),
-            threads=_median(_known(samples, _METRICS["threads"])),
-            held_connections=_median(_known(samples, _METRICS["held_connections"])),
-            agents=_median(_known(samples, _METRICS["agents"])),
+            rss_bytes=_median(_known(samples, _VALUE_OF["rss_bytes"])),
+            open_fds=_median(_known(samples, _VALUE_OF["open_fds"])),
+            threads=_median(_known(samples, _VALUE_OF["threads"])),
+            held_connections=_median(_known(samples, _VALUE_OF["held_connections"])),
+            agents=_median(_known(samples, _VALUE_OF["agents"])),
             held_tcp_states=_held_tcp_states(samples),
         )
 
@@ -165,11 +160,11 @@ class Timeline:
         return ResourceLevels(
             source=source,
             sample_count=len(samples),
-            rss_bytes=_median_of_last_half(_known(samples, _METRICS["rss_bytes"])),
-            open_fds=_last(_known(samples, _METRICS["open_fds"])),
-            threads=_median_of_last_half(_known(samples, _METRICS["threads"])),
-            held_connections=_last(_known(samples, _METRICS["held_connections"])),
-            agents=_last(_known(samples, _METRICS["agents"])),
+            rss_bytes=_median_of_last_half(_known(samples, _VALUE_OF["rss_bytes"])),
+            open_fds=_last(_known(samples, _VALUE_OF["open_fds"])),
+            threads=_median_of_last_half(_known(samples, _VALUE_OF["threads"])),
+            held_connections=_last(_known(samples, _VALUE_OF["held_connections"])),
+            agents=_last(_known(samples, _VALUE_OF["agents"])),
             held_tcp_states=_held_tcp_states(samples),
         )
 
@@ -203,6 +198,6 @@ class Timeline:
             or s.pid is not None
             or s.cpu_pct is not None
             or s.tcp_states is not None
-            or any(metric(s) is not None for metric in _METRICS.values())
+            or any(metric(s) is not None for metric in _VALUE_OF.values())
             for s in self._samples
         )

@@ -14,7 +14,7 @@ import gevent
 from locust.runners import Runner
 from locust.stats import RequestStats
 
-from monitors.generator import GeneratorHealth, sample_generator
+from monitors.load_generator import GeneratorHealth, sample_generator
 
 SAMPLE_INTERVAL_S = 0.5
 GENERATOR_ADVICE = {  # what to do when a connect failed for the load generator's own reasons

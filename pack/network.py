@@ -10,6 +10,7 @@ import atexit
 from urllib.parse import urlsplit, urlunsplit
 
 from faultproxy.launch import RunningFaultProxy, start_faultproxy
+from faultproxy.toxics import ToxicSettings
 from pack.options import OptionError, PackConfig, is_loopback_host
 
 
@@ -22,6 +23,17 @@ def wanted(config: PackConfig) -> bool:
     return bool(config.network.latency_ms or config.network.bandwidth_kbps or config.network.reset_pct)
 
 
+def toxic_settings(config: PackConfig) -> ToxicSettings:
+    """The proxy's toxics for the --net-* options (the proxy takes whole milliseconds and KiB/s)."""
+    return ToxicSettings(
+        latency_ms=int(config.network.latency_ms),
+        jitter_ms=int(config.network.jitter_ms),
+        bandwidth_kbps=int(config.network.bandwidth_kbps),
+        reset_pct=config.network.reset_pct,
+        reset_after_ms=int(config.network.reset_after_ms),
+    )
+
+
 def start(config: PackConfig, host: str) -> tuple[RunningFaultProxy, str]:
     """Start the proxy in front of `host`; return it and the URL the users should use instead."""
     if not is_loopback_host(host):
@@ -31,14 +43,7 @@ def start(config: PackConfig, host: str) -> tuple[RunningFaultProxy, str]:
     upstream_host = parts.hostname or "127.0.0.1"
     try:
         proxy = start_faultproxy(
-            upstream_host,
-            upstream_port,
-            latency_ms=int(config.network.latency_ms),
-            jitter_ms=int(config.network.jitter_ms),
-            bandwidth_kbps=int(config.network.bandwidth_kbps),
-            reset_pct=config.network.reset_pct,
-            reset_after_ms=int(config.network.reset_after_ms),
-            seed=config.flap.timing.seed,
+            upstream_host, upstream_port, toxics=toxic_settings(config), seed=config.flap.timing.seed
         )
     except Exception as error:  # any failure to start is a configuration problem for the user
         lines = [line for line in str(error).splitlines() if line.strip()]

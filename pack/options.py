@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import ipaddress
-import math
 import os
 import socket
 import ssl
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from childproc.numbers import NumberRange, number_in, parse_number
 from monitors.checks import ThresholdInfo, Thresholds, threshold_info
 from pack.settings import MonitorSettings, NetworkSettings, OutputSettings, PackConfig, RefServerSettings
 from scenarios.conversation import Conversation, ConversationError, echo_conversation, parse_header
@@ -42,97 +42,32 @@ class OptionError(ValueError):
 
 # --- parse functions: str (or an already typed value) in, typed value out --------------
 
-
-def _number(value: Any, kind: type[int] | type[float]) -> float:
-    if isinstance(value, bool):
-        raise ValueError("not a number")
-    text = str(value).strip()
-    try:
-        number = kind(text)
-    except ValueError:
-        raise ValueError(f"not {'a whole number' if kind is int else 'a number'}: {text!r}") from None
-    if isinstance(number, float) and not math.isfinite(number):
-        raise ValueError(f"not a finite number: {text!r}")
-    return number
-
-
-def non_negative_float(value: Any) -> float:
-    """A number >= 0 (durations, sizes, limits)."""
-    number = float(_number(value, float))
-    if number < 0:
-        raise ValueError(f"must be >= 0, got {value}")
-    return number
-
-
-def positive_float(value: Any) -> float:
-    """A number > 0 (intervals, timeouts)."""
-    number = float(_number(value, float))
-    if number <= 0:
-        raise ValueError(f"must be > 0, got {value}")
-    return number
-
-
-def non_negative_int(value: Any) -> int:
-    """A whole number >= 0 (counts)."""
-    number = int(_number(value, int))
-    if number < 0:
-        raise ValueError(f"must be >= 0, got {value}")
-    return number
-
-
-def round_count(value: Any) -> int:
-    """How many rounds of flapping and settle: 1 to 10."""
-    number = int(_number(value, int))
-    if not 1 <= number <= MAX_ROUNDS:
-        raise ValueError(f"must be between 1 and {MAX_ROUNDS}, got {value}")
-    return number
-
-
-def source_address_count(value: Any) -> int:
-    """How many loopback source addresses to spread connections over: 1 to 254."""
-    number = int(_number(value, int))
-    if not 1 <= number <= MAX_SOURCE_ADDRESSES:
-        raise ValueError(f"must be between 1 and {MAX_SOURCE_ADDRESSES}, got {value}")
-    return number
-
-
-def percentage(value: Any) -> float:
-    """A number in [0, 100]."""
-    number = float(_number(value, float))
-    if not 0 <= number <= 100:
-        raise ValueError(f"must be between 0 and 100, got {value}")
-    return number
-
-
-def jitter_fraction(value: Any) -> float:
-    """A fraction in [0, 1)."""
-    number = float(_number(value, float))
-    if not 0 <= number < 1:
-        raise ValueError(f"must be in [0, 1), got {value}")
-    return number
+non_negative_float = number_in(float, NumberRange(low=0))  # durations, sizes, limits
+positive_float = number_in(float, NumberRange(low=0, low_open=True))  # intervals, timeouts
+non_negative_int = number_in(int, NumberRange(low=0))  # counts
+round_count = number_in(int, NumberRange(low=1, high=MAX_ROUNDS))  # rounds of flapping and settle
+source_address_count = number_in(int, NumberRange(low=1, high=MAX_SOURCE_ADDRESSES))  # loopback source addresses
+percentage = number_in(float, NumberRange(low=0, high=100))
+jitter_fraction = number_in(float, NumberRange(low=0, high=1, high_open=True))
+_pid = number_in(int, NumberRange(low=0, low_open=True), what="a process id ")
+_port = number_in(int, NumberRange(low=1, high=65535), what="a port ")
 
 
 def optional_int(value: Any) -> int | None:
     """A whole number, or empty for "not set"."""
     if value is None or str(value).strip() == "":
         return None
-    return int(_number(value, int))
+    return parse_number(value, int)
 
 
 def optional_pid(value: Any) -> int | None:
     """A process id (> 0), or empty."""
-    pid = optional_int(value)
-    if pid is not None and pid <= 0:
-        raise ValueError(f"must be a process id > 0, got {value}")
-    return pid
+    return None if optional_int(value) is None else _pid(value)
 
 
 def optional_port(value: Any) -> int | None:
     """A TCP port (1-65535), or empty."""
-    port = optional_int(value)
-    if port is not None and not 1 <= port <= 65535:
-        raise ValueError(f"must be a port between 1 and 65535, got {value}")
-    return port
+    return None if optional_int(value) is None else _port(value)
 
 
 def text(value: Any) -> str:

@@ -28,7 +28,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, Runner, WorkerRunner
 
 from monitors.checks import Verdict
-from monitors.generator import GeneratorHealth
+from monitors.load_generator import GeneratorHealth
 from monitors.sample import ResourceSample
 from monitors.verdict_report import render_table
 from pack.judge import Judge

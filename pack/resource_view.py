@@ -5,11 +5,11 @@ Samples in, rows and chart columns out: no Flask, no Locust, no sockets.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from monitors.checks import MIB, fmt_number
-from monitors.sample import ResourceSample
+from monitors.checks import fmt_number
+from monitors.sample import MIB, RESOURCE_METRICS, ResourceSample
 from monitors.timeline import ResourceLevels, Timeline
 
 # The tab's table: one row per resource.
@@ -20,25 +20,15 @@ TABLE_STRUCTURE = [
     {"key": "growth", "title": "Growth"},
 ]
 
-# (label, ResourceLevels attribute, value in a sample, divisor to the display unit, unit)
-_Metric = tuple[str, str, Callable[[ResourceSample], int | None], float, str]
-_METRICS: tuple[_Metric, ...] = (
-    ("Memory (RSS)", "rss_bytes", lambda s: s.rss_bytes, MIB, "MB"),
-    ("Open fds", "open_fds", lambda s: s.open_fds, 1, ""),
-    ("Threads", "threads", lambda s: s.threads, 1, ""),
-    ("Held connections", "held_connections", lambda s: s.held_connections, 1, ""),
-    ("Agents", "agents", lambda s: s.agents, 1, ""),
-)
-
 
 def latest_levels(timeline: Iterable[ResourceSample]) -> dict[str, int | None]:
     """Each metric's most recent known value (None when never observed)."""
-    latest: dict[str, int | None] = {key: None for _, key, _, _, _ in _METRICS}
+    latest: dict[str, int | None] = {metric.name: None for metric in RESOURCE_METRICS}
     for sample in timeline:
-        for _, key, value_of, _, _ in _METRICS:
-            value = value_of(sample)
+        for metric in RESOURCE_METRICS:
+            value = metric.value_of(sample)
             if value is not None:
-                latest[key] = value
+                latest[metric.name] = value
     return latest
 
 
@@ -54,16 +44,16 @@ def _shown(value: float | None, scale: float, unit: str, signed: bool = False) -
 def resource_rows(baseline: ResourceLevels, latest: dict[str, int | None]) -> list[dict[str, str]]:
     """The tab's table: baseline (median), now (latest sample) and growth, per resource."""
     rows = []
-    for label, key, _, scale, unit in _METRICS:
-        before: float | None = getattr(baseline, key)
-        now = latest.get(key)
+    for metric in RESOURCE_METRICS:
+        before: float | None = getattr(baseline, metric.name)
+        now = latest.get(metric.name)
         growth = None if before is None or now is None else now - before
         rows.append(
             {
-                "metric": label,
-                "baseline": _shown(before, scale, unit),
-                "now": _shown(now, scale, unit),
-                "growth": _shown(growth, scale, unit, signed=True),
+                "metric": metric.label,
+                "baseline": _shown(before, metric.scale, metric.unit),
+                "now": _shown(now, metric.scale, metric.unit),
+                "growth": _shown(growth, metric.scale, metric.unit, signed=True),
             }
         )
     return rows

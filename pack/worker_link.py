@@ -17,7 +17,7 @@ from typing import Any
 import gevent
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
-from monitors.generator import GeneratorHealth
+from monitors.load_generator import GeneratorHealth
 from scenarios.tracker import FlapCounts
 
 logger = logging.getLogger("flapping_pack")

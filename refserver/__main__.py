@@ -7,8 +7,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from refserver.cli import configure_logging, is_loopback_host, parse_config
-from refserver.parent_death import die_with_parent
+from childproc.bind_address import is_loopback_host
+from childproc.parent_death import die_with_parent
+from refserver.cli import configure_server_logging, parse_config
 from refserver.server import run_single
 from refserver.supervisor import run_workers
 
@@ -18,7 +19,7 @@ logger = logging.getLogger("refserver")
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line, then serve until SIGTERM or SIGINT; return the exit code."""
     config = parse_config(argv, os.environ)
-    configure_logging(config.log_level)
+    configure_server_logging(config.log_level)
     if config.die_with_parent:
         die_with_parent()
     if not is_loopback_host(config.host):

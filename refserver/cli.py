@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from childproc.logs import add_log_level_option, configure_logging
+from childproc.numbers import cli_number
+from childproc.parent_death import add_die_with_parent_option
 from refserver.app_protocol import PROTOCOLS
 from refserver.auth import AUTH_TOKEN_ENV
 from refserver.faults import FaultModes
@@ -36,29 +37,8 @@ class ServerConfig:
     auth_token: str | None = field(default=None, repr=False)  # never in a repr, hence never in a log
 
 
-def is_loopback_host(host: str) -> bool:
-    """Tell whether binding to this host keeps the server reachable from this machine only."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        # Other host names may resolve to anything.
-        return False
-
-
 def _int_in_range(low: int, high: int | None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
-        return value
-
-    return parse
+    return cli_number(int, low, high, noun="an integer")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,10 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="worker processes sharing the port with SO_REUSEPORT; metrics are per worker (default 1)",
     )
-    parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="stderr log level"
-    )
-    parser.add_argument("--die-with-parent", action="store_true", help="exit when the parent process dies (Linux only)")
+    add_log_level_option(parser)
+    add_die_with_parent_option(parser)
     parser.add_argument(
         "--protocol",
         choices=(*PROTOCOLS, SOCKETIO_PROTOCOL),
@@ -181,11 +159,7 @@ def parse_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Serv
     )
 
 
-def configure_logging(level: str) -> None:
+def configure_server_logging(level: str) -> None:
     """Log to stderr; keep websockets' own logger quiet since its DEBUG output prints request headers."""
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
-    )
     # Its DEBUG lines include the Authorization header and the query string with the token.
-    logging.getLogger("websockets").setLevel(logging.WARNING)
+    configure_logging(level, quiet_loggers=("websockets",))

@@ -7,22 +7,17 @@ Free of pytest, gevent and Locust so tests and the Locust plugin can share it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
 from childproc import ready
 from childproc.ready import ReadyProcess
+from childproc.ready_line import ReadyLine
 
-READY_LINE = re.compile(r"^refserver ready port=(\d+) pid=(\d+)$")
+READY_LINE = ReadyLine("refserver")
 
 
 class RefServerStartError(RuntimeError):
     """The server exited or stayed silent instead of printing its readiness line."""
-
-
-def parse_ready_line(line: str) -> tuple[int, int] | None:
-    """Return ``(port, pid)`` from a readiness line, or None for any other line."""
-    return ready.parse_ready_line(READY_LINE, line)
 
 
 def connect_host(args: Sequence[str]) -> str:

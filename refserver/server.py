@@ -8,8 +8,6 @@ import http
 import logging
 import os
 import signal
-import socket
-import sys
 import time
 from collections.abc import Callable, Iterable
 
@@ -19,10 +17,13 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from childproc import serve as childproc_serve
+from childproc.bind_address import resolve_bind_address
 from refserver.agents import Agent, AgentRegistry
 from refserver.app_protocol import AppSession
 from refserver.auth import is_authorized, path_without_query
 from refserver.cli import ServerConfig
+from refserver.launch import READY_LINE
 from refserver.socketio_mode import SOCKETIO_PROTOCOL, SocketIOSession, handshake_problem, serve_socketio
 
 logger = logging.getLogger("refserver")
@@ -30,7 +31,6 @@ logger = logging.getLogger("refserver")
 METRICS_PATH = "/metrics"
 # Lets a client tell which worker process accepted it (handy with --workers).
 PID_HEADER = "X-Refserver-Pid"
-READY_LINE_FORMAT = "refserver ready port={port} pid={pid}"
 # Bounds shutdown: clients get this long to answer our close frame, then the rest is cut.
 CLOSE_TIMEOUT_S = 1.0
 SHUTDOWN_TIMEOUT_S = 1.5
@@ -38,12 +38,6 @@ SHUTDOWN_TIMEOUT_S = 1.5
 # The fault modes' garbage: module-level so nothing ever frees it, like a real leak.
 _LEAKED_MEMORY: list[bytes] = []
 _LEAKED_FDS: list[int] = []
-
-
-def resolve_bind_address(host: str, port: int) -> tuple[socket.AddressFamily, str]:
-    """Resolve ``host`` to the one address we bind, so the reported port is the only port."""
-    family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    return family, str(sockaddr[0])
 
 
 class ServerMetrics:
@@ -245,29 +239,18 @@ async def serve_until_signalled(
     host: str,
     port: int,
     announce: Callable[[int], None],
-    stop_signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
+    stop_signals: Iterable[signal.Signals] = childproc_serve.STOP_SIGNALS,
     reuse_port: bool = False,
 ) -> None:
     """Serve until one of ``stop_signals`` arrives; call ``announce(port)`` once listening."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in stop_signals:
-        loop.add_signal_handler(sig, stop.set)
     refserver = RefServer(config)
-    server = await refserver.serve(host, port, reuse_port=reuse_port)
-    announce(server.sockets[0].getsockname()[1])
-    await stop.wait()
-    server.close()
+    server = await childproc_serve.serve_until_signalled(
+        lambda: refserver.serve(host, port, reuse_port=reuse_port), announce=announce, stop_signals=stop_signals
+    )
     try:
         await asyncio.wait_for(server.wait_closed(), SHUTDOWN_TIMEOUT_S)
     except TimeoutError:
         logger.warning("connections still open after %.1f s; cutting them", SHUTDOWN_TIMEOUT_S)
-
-
-def print_ready_line(port: int, pid: int) -> None:
-    """Print the one stdout line that tells launchers we are listening."""
-    sys.stdout.write(READY_LINE_FORMAT.format(port=port, pid=pid) + "\n")
-    sys.stdout.flush()
 
 
 def log_start(config: ServerConfig, host: str, port: int) -> None:
@@ -293,7 +276,7 @@ def run_single(config: ServerConfig) -> int:
 
     def announce(port: int) -> None:
         log_start(config, address, port)
-        print_ready_line(port, os.getpid())
+        READY_LINE.announce(port, os.getpid())
 
     try:
         _, address = resolve_bind_address(config.host, config.port)

@@ -19,9 +19,11 @@ import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from childproc.bind_address import resolve_bind_address
+from childproc.parent_death import die_with_parent
 from refserver.cli import ServerConfig
-from refserver.parent_death import die_with_parent
-from refserver.server import log_start, print_ready_line, resolve_bind_address, serve_until_signalled
+from refserver.launch import READY_LINE
+from refserver.server import log_start, serve_until_signalled
 
 logger = logging.getLogger("refserver")
 
@@ -140,7 +142,7 @@ def run_workers(config: ServerConfig) -> int:
 
     if exit_code == 0 and not stop_requested:
         log_start(config, address, port)
-        print_ready_line(port, os.getpid())
+        READY_LINE.announce(port, os.getpid())
         while not stop_requested:
             multiprocessing.connection.wait([w.sentinel for w in workers], timeout=_POLL_S)
             crashed = [w for w in workers if w.exitcode is not None]

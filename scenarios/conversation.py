@@ -165,7 +165,7 @@ class Message:
 # What an expectation says of one message: the awaited one, not it, or the step failed (a reason).
 MATCHED = True
 NOT_IT = False
-Verdict = bool | str
+MatchResult = bool | str
 
 
 class Expectation:
@@ -178,21 +178,21 @@ class Expectation:
 
     __slots__ = ("predicate", "after", "skipped", "skipped_not_json", "matched")
 
-    def __init__(self, predicate: Callable[[Message], Verdict], after: tuple[str, ...] = ()) -> None:
+    def __init__(self, predicate: Callable[[Message], MatchResult], after: tuple[str, ...] = ()) -> None:
         self.predicate = predicate  # the protocol's or the step's test of a message
         self.after = after  # frames to send once matched
         self.skipped = 0  # messages that were not it
         self.skipped_not_json = 0  # ... of which were not JSON
         self.matched: Message | None = None  # the message that matched
 
-    def check(self, message: Message) -> Verdict:
+    def check(self, message: Message) -> MatchResult:
         """Test one message; remembers a match and counts what was skipped."""
-        verdict = self.predicate(message)
-        if verdict is MATCHED:
+        result = self.predicate(message)
+        if result is MATCHED:
             self.matched = message
-        elif verdict is NOT_IT:
+        elif result is NOT_IT:
             self.skipped += 1
-        return verdict
+        return result
 
     def timeout_reason(self) -> str:
         """Why the step timed out, in stable words (never the payloads)."""
@@ -207,7 +207,7 @@ def json_expectation(expected: Any) -> Expectation:
     """Wait for the first JSON message containing `expected` (see `contains`)."""
     expectation: Expectation
 
-    def test(message: Message) -> Verdict:
+    def test(message: Message) -> MatchResult:
         try:
             data = message.json()
         except ValueError:

@@ -139,7 +139,7 @@ class Talk:
         """Run one step: send its frames, then wait for its expectation, if any.
 
         A waiting step is a row timed from its exchange's start (the first send since the
-        previous wait), so `send` then `expect` is a round trip. A send-only step reports a
+        previous wait), so `send` then `expect` times one exchange. A send-only step reports a
         row only when it fails. Raises StepFailed after reporting a failure.
         """
         started = self._started
@@ -163,16 +163,16 @@ class Talk:
         return message
 
     def _wait_for(self, expectation: Expectation) -> Message:
-        """Read until a message is the awaited one (the caller bounds the time); a failure verdict raises."""
+        """Read until a message is the awaited one (the caller bounds the time); a failure result raises."""
         while True:
             for message in self._read():
-                verdict = expectation.check(message)
-                if verdict is MATCHED:
+                result = expectation.check(message)
+                if result is MATCHED:
                     for frame in expectation.after:
                         self.session.send_text(frame, self.part)
                     return message
-                if verdict is not NOT_IT:
-                    raise WsFailure(str(verdict))
+                if result is not NOT_IT:
+                    raise WsFailure(str(result))
 
     def _read(self) -> tuple[Message, ...]:
         """Read one frame: answer what the protocol answers, return its application messages."""

@@ -25,7 +25,7 @@ from locust.user.users import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUS
 from scenarios.client import WsClient
 from scenarios.disconnect import ABRUPT, CLEAN, HALF_OPEN, HANDSHAKE_ABORT, REQUEST_NAMES, RESET
 from scenarios.exchange import StepFailed, Talk
-from scenarios.fast_handshake import loopback_source_addresses
+from scenarios.handshake import loopback_source_addresses
 from scenarios.lifecycle import Connection, ConversationScript
 from scenarios.schedule import (
     FlapCycle,

@@ -1,7 +1,7 @@
 """One WebSocket connection on `websocket-client`: connect, send, receive, and each way to end it.
 
 A thin I/O adapter. Every socket operation is bounded by `timeout_s` (every read by a
-`Deadline`). The connect (TCP and the HTTP upgrade) is `scenarios.fast_handshake`'s, which
+`Deadline`). The connect (TCP and the HTTP upgrade) is `scenarios.handshake`'s, which
 hands the upgraded socket to `websocket-client`, whose frame reader reads the server's
 frames; the client's own frames are `scenarios.client_frames`'. The ways to end a
 connection are the disconnect styles of `scenarios.disconnect`: a clean close, a FIN
@@ -25,10 +25,10 @@ import websocket
 from gevent.socket import wait_read
 from websocket import ABNF
 
-from scenarios import fast_handshake
+from scenarios import handshake
 from scenarios.client_frames import OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, close_payload, masked_frame
 from scenarios.failure import WsFailure
-from scenarios.fast_handshake import AdoptedWebSocket, HandshakeError, new_websocket_key
+from scenarios.handshake import AdoptedWebSocket, HandshakeError, new_websocket_key
 
 MAX_MESSAGE_BYTES = 1024 * 1024  # largest message the client reads (the reference server's cap too)
 MAX_CONTROL_PAYLOAD_BYTES = 125  # RFC 6455 5.5: a ping, pong or close frame carries at most this
@@ -102,7 +102,7 @@ def upgrade_request(url: str, headers: list[str], key: str) -> bytes:
 
     `headers` are extra header lines (the auth header); `key` is the Sec-WebSocket-Key.
     """
-    return fast_handshake.target(url, tuple(headers)).request(key)
+    return handshake.target(url, tuple(headers)).request(key)
 
 
 class WebSocketSession:
@@ -141,7 +141,7 @@ class WebSocketSession:
     def connect(self) -> None:
         """Open the connection: TCP connect and WebSocket handshake, within the timeout."""
         try:
-            self._ws = fast_handshake.open_websocket(
+            self._ws = handshake.open_websocket(
                 self._url, self._headers, self.timeout_s, self.subprotocols, self.source_address, self.ca_file
             )
         except HandshakeError as error:
@@ -245,10 +245,10 @@ class WebSocketSession:
         """
         sock: socket.socket | None = None
         try:
-            where = fast_handshake.target(self._url, self._headers)
-            sock = fast_handshake.open_tcp(where.host, where.port, self.timeout_s, self.source_address)
+            where = handshake.target(self._url, self._headers)
+            sock = handshake.open_tcp(where.host, where.port, self.timeout_s, self.source_address)
             if where.secure:
-                sock = fast_handshake.tls_context(self.ca_file).wrap_socket(sock, server_hostname=where.host)
+                sock = handshake.tls_context(self.ca_file).wrap_socket(sock, server_hostname=where.host)
             sock.sendall(where.request(new_websocket_key()))
         except HandshakeError as error:
             raise WsFailure(error.message) from None
@@ -320,7 +320,7 @@ def _read_message(ws: AdoptedWebSocket, action: str, control: bool) -> tuple[int
     parts: list[bytes] = []
     size = 0
     while True:
-        reader = ws.frame_buffer  # not public API; pinned with websocket-client's version (see fast_handshake)
+        reader = ws.frame_buffer  # not public API; pinned with websocket-client's version (see handshake)
         if reader.needs_header():
             reader.recv_header()
         if reader.needs_length():

@@ -63,7 +63,7 @@ def test_an_origin_checking_django_channels_app_passes_with_the_default_origin(
     run = locust("--host", server.url, "--ws-conversation", str(conversation), *metrics)
     assert run.exit_code == 0, run.output[-3000:]
     assert run.check("connect_success_pct")["status"] == "pass"
-    assert int(run.stats_row("echo")["Request Count"]) == 20  # 4 users x 5 cycles, each a JSON round trip
+    assert int(run.stats_row("echo")["Request Count"]) == 20  # 4 users x 5 cycles, each a JSON exchange
     assert int(run.stats_row("echo")["Failure Count"]) == 0
 
 

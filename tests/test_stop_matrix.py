@@ -30,7 +30,7 @@ from tests.e2e_helpers import free_port, wait_until
 from tests.locust_process import LocustProcess
 
 SEED = 17  # the matrix's own seed: the same cases and offsets on every run
-ROUNDS = 3  # 48 runs: a 1-in-20 hang shows with 90 % odds
+REPETITIONS = 3  # 48 runs: a 1-in-20 hang shows with 90 % odds
 STOPS = ("sigint", "sigterm", "run-time", "web-stop")
 MOMENTS = ("connect", "hold", "close", "pause")
 STOP_LIMIT_S = 5.0  # on top of --stop-timeout (0, Locust's default, unless a run sets it)
@@ -67,13 +67,13 @@ class StopCase:
         return f"{self.stop} during {self.moment}, {self.users} users, +{self.offset_s:.2f} s{extra}"
 
 
-def stop_cases(seed: int, rounds: int) -> list[StopCase]:
-    """`rounds` times every stop x moment pair; users (1 or 500 in turn), offsets and extras from `seed`."""
+def stop_cases(seed: int, repetitions: int) -> list[StopCase]:
+    """`repetitions` times every stop x moment pair; users (1 or 500 in turn), offsets and extras from `seed`."""
     rng = random.Random(seed)
     cases = []
-    for round_ in range(rounds):
+    for repetition in range(repetitions):
         for index, (stop, moment) in enumerate((stop, moment) for stop in STOPS for moment in MOMENTS):
-            users = (1, 500)[(index + round_) % 2]  # each pair with 1 and with 500 users
+            users = (1, 500)[(index + repetition) % 2]  # each pair with 1 and with 500 users
             extra: tuple[str, ...] = ()
             if stop != "web-stop" and moment != "close" and rng.random() < 0.3:
                 extra = rng.choice((("--processes", "2"), ("--net-latency-ms", "5"), ("--stop-timeout", "2")))
@@ -195,7 +195,7 @@ def _drive(case: StopCase, locust: LocustProcess, web_port: int | None, run_time
 
 def test_every_way_of_stopping_ends_in_time_and_leaves_nothing_behind(tmp_path: Path) -> None:
     """48 seeded runs, a few at a time: every stop x moment pair three times, 1 or 500 users, all behave."""
-    cases = stop_cases(SEED, ROUNDS)
+    cases = stop_cases(SEED, REPETITIONS)
     started = time.monotonic()
     with ThreadPoolExecutor(CONCURRENT_RUNS) as pool:
         problems = list(pool.map(lambda n: run_case(cases[n], tmp_path / f"run{n}"), range(len(cases))))

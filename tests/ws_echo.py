@@ -1,4 +1,4 @@
-"""The echo conversation's round trip on one session, for tests of the session and handshake layers."""
+"""The echo conversation's exchange on one session, for tests of the session and handshake layers."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scenarios.conversation import Expectation, Message, Verdict
+from scenarios.conversation import Expectation, MatchResult, Message
 
 
 class Awaiting(Expectation):
@@ -18,7 +18,7 @@ class Awaiting(Expectation):
 
     def __init__(
         self,
-        predicate: Callable[[Message], Verdict],
+        predicate: Callable[[Message], MatchResult],
         reason: str | Callable[[Awaiting], str],
         after: tuple[str, ...] = (),
     ) -> None:

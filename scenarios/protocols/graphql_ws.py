@@ -32,10 +32,10 @@ from scenarios.conversation import (
     Conversation,
     ConversationError,
     Expectation,
+    MatchResult,
     Message,
     Step,
     Variables,
-    Verdict,
     compact_json,
     contains,
     make_step,
@@ -129,11 +129,11 @@ class GraphQLWSFraming(ConnectionFraming):
             return Awaiting(self._ack_test, "connection_ack timed out")
         return super().expectation(step, variables)
 
-    def _ack_test(self, message: Message) -> Verdict:
+    def _ack_test(self, message: Message) -> MatchResult:
         return message.kind == TYPE_CONNECTION_ACK
 
     def _next_expectation(self, op_id: str, has_expect: bool, expected: Any, keep_open: bool) -> Expectation:
-        def test(message: Message) -> Verdict:
+        def test(message: Message) -> MatchResult:
             if message.key != op_id:
                 return NOT_IT
             kind = message.kind

@@ -42,10 +42,10 @@ from scenarios.conversation import (
     Conversation,
     ConversationError,
     Expectation,
+    MatchResult,
     Message,
     Step,
     Variables,
-    Verdict,
     compact_json,
     contains,
     make_step,
@@ -281,7 +281,7 @@ class SocketIOFraming(ConnectionFraming):
         return self._on_events(raw)
 
     def _connect_expectation(self) -> Expectation:
-        def test(message: Message) -> Verdict:
+        def test(message: Message) -> MatchResult:
             kind = message.kind
             if kind == KIND_CONNECT:
                 return MATCHED
@@ -297,7 +297,7 @@ class SocketIOFraming(ConnectionFraming):
         return Awaiting(test, reason)
 
     def _ack_expectation(self, ack_id: int, expected: Any) -> Expectation:
-        def test(message: Message) -> Verdict:
+        def test(message: Message) -> MatchResult:
             kind = message.kind
             if kind == KIND_ACK:
                 if message.key != ack_id:
@@ -313,7 +313,7 @@ class SocketIOFraming(ConnectionFraming):
         return Awaiting(test, "ack timed out")
 
     def _event_expectation(self, event: str, has_data: bool, data: Any) -> Expectation:
-        def test(message: Message) -> Verdict:
+        def test(message: Message) -> MatchResult:
             kind = message.kind
             if kind == KIND_EVENT:
                 if message.key != event:
@@ -339,7 +339,7 @@ class SocketIOFraming(ConnectionFraming):
         """A raw expect, applied to the payloads of EVENT packets only."""
         predicate = raw.predicate
 
-        def test(message: Message) -> Verdict:
+        def test(message: Message) -> MatchResult:
             kind = message.kind
             if kind == KIND_EVENT:
                 return predicate(message)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from faultproxy.launch import RunningFaultProxy, start_faultproxy
+from faultproxy.toxics import ToxicSettings
 from refserver.auth import AUTH_TOKEN_ENV
 from refserver.launch import RunningRefServer, start_refserver
 from tests.faultproxy.helpers import StartProxy
@@ -25,8 +26,9 @@ def start_proxy(echo_server: RunningRefServer) -> Iterator[StartProxy]:
     """Start proxies in front of the echo server with ``start_proxy(latency_ms=...)``; all stop at teardown."""
     proxies: list[RunningFaultProxy] = []
 
-    def start(**toxics: object) -> RunningFaultProxy:
-        proxy = start_faultproxy(echo_server.host, echo_server.port, **toxics)  # type: ignore[arg-type]
+    def start(seed: int | None = None, **toxics: float) -> RunningFaultProxy:
+        settings = ToxicSettings(**toxics)  # type: ignore[arg-type]
+        proxy = start_faultproxy(echo_server.host, echo_server.port, toxics=settings, seed=seed)
         proxies.append(proxy)
         return proxy
 

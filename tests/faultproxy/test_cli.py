@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from faultproxy.cli import AddressError, build_parser, parse_address, parse_config
-from faultproxy.launch import build_args, format_address, parse_ready_line
+from faultproxy.launch import READY_LINE, build_args, format_address
 from faultproxy.toxics import ToxicSettings
 
 
@@ -94,14 +94,15 @@ def test_parse_config_refuses_bad_numbers(argv: list[str]) -> None:
 
 def test_parse_ready_line() -> None:
     """Only the exact readiness line yields a port and pid."""
-    assert parse_ready_line("faultproxy ready port=8765 pid=42\n") == (8765, 42)
-    assert parse_ready_line("refserver ready port=8765 pid=42") is None
+    assert READY_LINE.parse("faultproxy ready port=8765 pid=42\n") == (8765, 42)
+    assert READY_LINE.parse("refserver ready port=8765 pid=42") is None
 
 
 def test_build_args_leaves_out_toxics_that_are_off() -> None:
     """The launcher passes only the toxics that are on, and brackets IPv6 hosts."""
     assert build_args("127.0.0.1", 80) == ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:80"]
-    assert build_args("::1", 80, listen_host="::1", latency_ms=5, reset_pct=2.5, seed=0) == [
+    toxics = ToxicSettings(latency_ms=5, reset_pct=2.5)
+    assert build_args("::1", 80, listen_host="::1", toxics=toxics, seed=0) == [
         "--listen",
         "[::1]:0",
         "--upstream",
@@ -123,3 +124,10 @@ def test_readme_option_table_matches_the_parser() -> None:
     documented = set(re.findall(r"^\| `(--[a-z-]+)", table, re.M))
     known = {flag for action in build_parser()._actions for flag in action.option_strings if flag.startswith("--")}
     assert documented == known - {"--help"}
+
+
+def test_toxic_arguments_parse_back_to_the_same_settings() -> None:
+    """The flags a launcher writes for some toxics are parsed by the proxy into exactly those toxics."""
+    toxics = ToxicSettings(latency_ms=100, jitter_ms=20, bandwidth_kbps=64, reset_pct=2.5, reset_after_ms=300)
+    assert parse_config(["--upstream", "127.0.0.1:1", *toxics.arguments()]).toxics == toxics
+    assert ToxicSettings().arguments() == []

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from refserver.auth import AUTH_TOKEN_ENV
-from refserver.cli import ServerConfig, is_loopback_host, parse_config
+from refserver.cli import ServerConfig, parse_config
 from refserver.faults import FaultModes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -99,22 +99,3 @@ def test_module_exits_2_on_bad_arguments() -> None:
     )
     assert result.returncode == 2
     assert "--reject-pct" in result.stderr and result.stdout == ""
-
-
-@pytest.mark.parametrize(
-    ("host", "loopback"),
-    [
-        ("127.0.0.1", True),
-        ("127.1.2.3", True),
-        ("::1", True),
-        ("localhost", True),
-        ("0.0.0.0", False),
-        ("::", False),
-        ("", False),
-        ("example.org", False),
-        ("10.0.0.1", False),
-    ],
-)
-def test_is_loopback_host(host: str, loopback: bool) -> None:
-    """Only loopback addresses and 'localhost' count as local."""
-    assert is_loopback_host(host) is loopback

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from refserver.launch import RefServerStartError, connect_host, parse_ready_line, start_refserver
+from refserver.launch import READY_LINE, RefServerStartError, connect_host, start_refserver
 from tests.refserver.helpers import DEADLINE_S, StartServer, connect
 from tests.unavailable import unavailable
 
@@ -21,9 +21,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def test_parse_ready_line() -> None:
     """Only the exact readiness line yields a port and pid."""
-    assert parse_ready_line("refserver ready port=8765 pid=42\n") == (8765, 42)
-    assert parse_ready_line("refserver ready port=x pid=42") is None
-    assert parse_ready_line("hello") is None
+    assert READY_LINE.parse("refserver ready port=8765 pid=42\n") == (8765, 42)
+    assert READY_LINE.parse("refserver ready port=x pid=42") is None
+    assert READY_LINE.parse("hello") is None
 
 
 def test_connect_host() -> None:

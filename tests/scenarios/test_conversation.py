@@ -142,7 +142,7 @@ class TestRawFraming:
         assert framing.outgoing(make_step("send", {"c": "${cycle}"}, "s"), variables) == ('{"c":"2"}',)
 
     def test_echo_is_a_send_and_an_expect_of_the_same_text(self) -> None:
-        """The default conversation holds one round trip, reported as the `echo` row."""
+        """The default conversation holds one exchange, reported as the `echo` row."""
         conversation = echo_conversation()
         assert [(s.action, s.name) for s in conversation.hold] == [("send", "hold-1"), ("expect_text", "echo")]
         assert conversation.open == () and conversation.close == ()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import gevent
 import pytest
 
-from scenarios.fast_handshake import AdoptedWebSocket, adopt
+from scenarios.handshake import AdoptedWebSocket, adopt
 from scenarios.ws_session import Deadline, WsFailure, _recv_message
 from tests.ws_frames import frame
 

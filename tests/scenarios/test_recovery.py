@@ -1,4 +1,4 @@
-"""The recovery probe against a real server: retries until the first good round trip of the conversation."""
+"""The recovery probe against a real server: retries until the first good exchange of the conversation."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def _probe(url: str, started: float, deadline_s: float) -> RecoveryResult:
 
 
 def test_a_healthy_server_recovers_at_once() -> None:
-    """Against a healthy server the first attempt gives a good round trip within milliseconds."""
+    """Against a healthy server the first attempt gives a good exchange within milliseconds."""
     with start_refserver([], env={"REFSERVER_AUTH_TOKEN": None}) as server:
         result = _probe(server.url, time.perf_counter(), deadline_s=5)
     assert result.attempts == 1
@@ -70,7 +70,7 @@ class _ScriptedProbe:
 
 
 def test_recovery_counts_from_the_end_of_flapping_to_the_first_good_round() -> None:
-    """Two failed attempts, then success: recovery_ms spans the failures, the open and the first round."""
+    """Two failed attempts, then success: recovery_ms spans the failures, the open and the first exchange."""
     clock = [100.0]
     failures = ["expect timed out", "connection refused"]
     result = probe_recovery(

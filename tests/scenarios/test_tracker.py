@@ -35,7 +35,7 @@ def test_counts_merge_like_sums() -> None:
     assert merged.hold == DurationStats(3, 0.32, 0.09, 0.12)
 
 
-def test_counts_survive_a_round_trip_through_a_dict() -> None:
+def test_counts_survive_conversion_to_a_dict_and_back() -> None:
     """Worker reports carry counts as plain dicts."""
     tracker = ConnectionTracker()
     tracker.connect_attempted()

@@ -11,14 +11,13 @@ This module stays free of pytest, gevent and the server frameworks: the servers 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
 from childproc import ready
 from childproc.ready import ReadyProcess
+from childproc.ready_line import ReadyLine
 
-READY_LINE = re.compile(r"^app-server ready port=(\d+) pid=(\d+)$")
-READY_LINE_FORMAT = "app-server ready port={port} pid={pid}"
+READY_LINE = ReadyLine("app-server")
 # The variable the servers read a required token from (never argv: it shows in `ps`).
 AUTH_TOKEN_ENV = "APP_AUTH_TOKEN"
 
@@ -92,11 +91,6 @@ def start_app_server(
         env={AUTH_TOKEN_ENV: None, **(env or {})},
         timeout_s=timeout_s,
     )
-
-
-def parse_ready_line(line: str) -> tuple[int, int] | None:
-    """Return ``(port, pid)`` from a readiness line, or None."""
-    return ready.parse_ready_line(READY_LINE, line)
 
 
 __all__: Sequence[str] = ["AUTH_TOKEN_ENV", "AppServerStartError", "RunningAppServer", "start_app_server"]

@@ -17,16 +17,15 @@ import logging
 import os
 import signal
 import socket
-import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, ProcessCollector, generate_latest
 
+from childproc.parent_death import die_with_parent
 from refserver.agents import Agent, AgentRegistry
 from refserver.auth import same_secret
-from refserver.parent_death import die_with_parent
-from tests.servers import AUTH_TOKEN_ENV, READY_LINE_FORMAT
+from tests.servers import AUTH_TOKEN_ENV, READY_LINE
 
 LEAK_AGENTS = "leak-agents"
 LEAK_AGENTS_ON_DROP = "leak-agents-on-drop"
@@ -226,9 +225,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 def announce(sock: socket.socket) -> None:
     """Print the readiness line the launcher waits for."""
-    port = sock.getsockname()[1]
-    sys.stdout.write(READY_LINE_FORMAT.format(port=port, pid=os.getpid()) + "\n")
-    sys.stdout.flush()
+    READY_LINE.announce(sock.getsockname()[1], os.getpid())
 
 
 def serve_uvicorn(app: AsgiApp, args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import os
 import shutil
 import sys
 
-from refserver.parent_death import die_with_parent
+from childproc.parent_death import die_with_parent
 from tests.servers.mqtt_broker import BROKER_DIR
 
 if __name__ == "__main__":

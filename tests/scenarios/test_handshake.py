@@ -1,4 +1,4 @@
-"""The fast connect path against real servers on 127.0.0.1: handshake checks, headers, source addresses, TLS.
+"""The connect path (TCP connect, HTTP upgrade) on real servers at 127.0.0.1: checks, headers, source addresses, TLS.
 
 Also pins what `adopt()` relies on inside `websocket-client`, so an upgrade of the library
 that changes those internals fails here first.
@@ -21,8 +21,9 @@ import psutil
 import pytest
 import websocket
 
-from scenarios import fast_handshake
-from scenarios.fast_handshake import (
+from scenarios import handshake
+from scenarios.flapping_user import FlapContext
+from scenarios.handshake import (
     VERIFIED_WEBSOCKET_CLIENT,
     addresses,
     adopt,
@@ -30,7 +31,6 @@ from scenarios.fast_handshake import (
     loopback_source_addresses,
     open_websocket,
 )
-from scenarios.flapping_user import FlapContext
 from scenarios.settings import FlapSettings
 from scenarios.ws_session import WebSocketSession, WsFailure
 from tests.raw_ws_server import RawWsServer
@@ -329,14 +329,14 @@ def test_numeric_hosts_skip_the_resolver_and_names_are_resolved_once_per_ttl(mon
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
 
     monkeypatch.setattr(socket, "getaddrinfo", counting_getaddrinfo)
-    monkeypatch.setattr(fast_handshake, "_resolved", {})
+    monkeypatch.setattr(handshake, "_resolved", {})
     assert addresses("127.0.0.1", 80) == [(socket.AF_INET, ("127.0.0.1", 80))]
     assert addresses("::1", 80) == [(socket.AF_INET6, ("::1", 80, 0, 0))]
     assert calls == []
     addresses("ws.example.test", 80, now=100.0)
-    addresses("ws.example.test", 80, now=100.0 + fast_handshake.RESOLVE_TTL_S / 2)
+    addresses("ws.example.test", 80, now=100.0 + handshake.RESOLVE_TTL_S / 2)
     assert calls == ["ws.example.test"]
-    addresses("ws.example.test", 80, now=100.0 + fast_handshake.RESOLVE_TTL_S + 1)
+    addresses("ws.example.test", 80, now=100.0 + handshake.RESOLVE_TTL_S + 1)
     assert calls == ["ws.example.test", "ws.example.test"]
 
 
@@ -396,7 +396,7 @@ def test_the_websocket_client_internals_adopt_relies_on_are_unchanged() -> None:
     `VERIFIED_WEBSOCKET_CLIENT`.
     """
     assert websocket.__version__ in VERIFIED_WEBSOCKET_CLIENT, (
-        f"websocket-client {websocket.__version__} is not verified for scenarios/fast_handshake.adopt()"
+        f"websocket-client {websocket.__version__} is not verified for scenarios/handshake.adopt()"
     )
     fresh = websocket.WebSocket()
     assert fresh.sock is None and fresh.connected is False and fresh.handshake_response is None
@@ -406,12 +406,12 @@ def test_the_websocket_client_internals_adopt_relies_on_are_unchanged() -> None:
     # A real connection: the server's first frame comes in the same segment as its 101.
     with ScriptedServer(lambda h: switching(h) + _frame(0x1, b"greeting")) as server:
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=2)
-        key = fast_handshake.new_websocket_key()
-        sock.sendall(fast_handshake.target(server.url).request(key))
-        head, rest = fast_handshake.read_response_head(sock, 2.0)
+        key = handshake.new_websocket_key()
+        sock.sendall(handshake.target(server.url).request(key))
+        head, rest = handshake.read_response_head(sock, 2.0)
         assert rest.startswith(b"\x81")  # the frame came with the head: it must reach the frame reader
-        status, headers = fast_handshake.parse_response_head(head)
-        fast_handshake.check_upgrade(status, headers, key, ())
+        status, headers = handshake.parse_response_head(head)
+        handshake.check_upgrade(status, headers, key, ())
         ws = adopt(sock, status, None, rest, 2.0)
         assert ws.connected and ws.sock is sock and ws.gettimeout() == 2.0
         # The headers were checked during the handshake and are not kept (memory per connection).

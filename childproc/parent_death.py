@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import logging
 import os
@@ -9,8 +10,17 @@ import signal
 import sys
 
 _PR_SET_PDEATHSIG = 1
+# The flag by which a launcher (`childproc.ready`) asks a child program to die with it.
+DIE_WITH_PARENT_FLAG = "--die-with-parent"
 
-logger = logging.getLogger("refserver")
+logger = logging.getLogger("childproc")
+
+
+def add_die_with_parent_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--die-with-parent`` to a child program's parser."""
+    parser.add_argument(
+        DIE_WITH_PARENT_FLAG, action="store_true", help="exit when the parent process dies (Linux only)"
+    )
 
 
 def die_with_parent(sig: int = signal.SIGTERM, expected_parent_pid: int | None = None) -> bool:

@@ -12,7 +12,7 @@ reader reads the server's frames (the pack writes its own: `scenarios.client_fra
 That hand-over sets attributes of the library's object that are not public API (`sock`,
 `connected`, `handshake_response`, the locks, the continuation state, and the frame reader's
 buffer for bytes that came with the response): all of it is in `adopt()`, and
-`tests/scenarios/test_fast_handshake.py` fails when the library changes under it.
+`tests/scenarios/test_handshake.py` fails when the library changes under it.
 
 Socket calls use the `socket` module as patched (gevent's under Locust), so every wait
 yields to the event loop; every operation is bounded by the timeout (the session's reads of
@@ -469,7 +469,7 @@ def adopt(
     `_SHARED_CONT_FRAME`), the socket options (read by `connect()` and `gettimeout()`
     only) one object per timeout, copied on `settimeout()`: each costs memory per open
     connection and none is needed here. Not public API of the library: pinned by
-    `tests/scenarios/test_fast_handshake.py`.
+    `tests/scenarios/test_handshake.py`.
     """
     ws = AdoptedWebSocket(skip_utf8_validation=True, enable_multithread=False)
     ws.lock = ws.readlock = ws.frame_buffer.lock = _NO_LOCK  # type: ignore[assignment]  # a lock's interface

@@ -2,7 +2,7 @@
 
 import os
 
-from monitors.generator import GeneratorHealth, GeneratorSample, sample_generator
+from monitors.load_generator import GeneratorHealth, GeneratorSample, sample_generator
 
 
 def test_a_real_sample_sees_this_process() -> None:
