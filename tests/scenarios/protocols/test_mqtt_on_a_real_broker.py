@@ -8,7 +8,6 @@ why, where Node.js or npm is missing.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator
 
@@ -29,13 +28,13 @@ from scenarios.protocols.mqtt import (
     Publish,
     Suback,
 )
+from tests.servers import READY_LINE as APP_SERVER_READY
 from tests.servers.mqtt_broker import PASSWORD_ENV, USER_ENV, broker_ready
 from tests.unavailable import unavailable
 
 USER = "flapper"
 PASSWORD = "pw-mqtt-5e1f"
 DEADLINE_S = 10.0  # every socket operation and every wait for a packet
-READY_LINE = re.compile(r"^app-server ready port=(\d+) pid=(\d+)$")
 
 
 class BrokerStartError(RuntimeError):
@@ -51,7 +50,7 @@ def broker_url() -> Iterator[str]:
     with ready.start_ready_process(
         "tests.servers.mqtt_broker",
         [],
-        ready_line=READY_LINE,
+        ready_line=APP_SERVER_READY,
         host="127.0.0.1",
         wrap=ReadyProcess,
         error=BrokerStartError,
