@@ -22,6 +22,9 @@ from .settle import SERIES_READERS, SERIES_WORDS, fmt_seconds
 
 Point = tuple[float, float]  # (t_s, value)
 
+METRICS_SOURCE = "metrics"  # the source of Prometheus gauges, which may be cached, or stale
+UNKNOWN_METRICS_REFRESH_S = 5.0  # a metrics gauge's refresh when the run has not shown it (a common exporter default)
+
 MIN_CHANGE_GAPS = 2  # fewer observed gaps between changes give no interval
 MIN_SUSPECT_POINTS = 6  # a series must be seen this often during flapping to be called suspect ...
 MIN_SUSPECT_SPAN_S = 3.0  # ... over at least this long
@@ -94,8 +97,17 @@ class Freshness:
         return tuple(s.series for s in self.series if s.suspect)
 
     def refresh_s(self) -> dict[str, float]:
-        """Series -> refresh interval, for SettleWatch; a series of unknown interval gets the sampling interval."""
-        return {s.series: s.refresh_s or self.sample_interval_s for s in self.series}
+        """Series -> refresh interval, for SettleWatch.
+
+        A series whose interval the run did not show (a short flapping, a gauge that changed
+        too seldom) gets the sampling interval when the process is read directly, and
+        UNKNOWN_METRICS_REFRESH_S when it is a metrics gauge that may be cached: waiting
+        longer costs a leaking server seconds, ending too soon fails a healthy broker.
+        """
+        unknown_s = {METRICS_SOURCE: UNKNOWN_METRICS_REFRESH_S}
+        return {
+            s.series: s.refresh_s or unknown_s.get(s.source, self.sample_interval_s) for s in self.series
+        }
 
     def lines(self) -> list[str]:
         """One sentence per series, for the console and the web UI."""

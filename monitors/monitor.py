@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import gevent
 
-from monitors.freshness import Freshness, estimate_freshness
+from monitors.freshness import METRICS_SOURCE, Freshness, estimate_freshness
 from monitors.sample import ResourceSample, Sampler, SamplerError, merge_samples
 from monitors.timeline import Timeline
 
@@ -52,7 +52,6 @@ def generator_out_of_fds(errors: Sequence[BaseException]) -> bool:
     return False
 
 
-METRICS_SOURCE = "metrics"  # PrometheusSampler.source: gauges that may be cached, or stale
 
 # A metrics endpoint that fails this many scrapes in a row counts as a dead server.
 FAILED_POLLS_BEFORE_DEAD = 3

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from monitors.freshness import METRICS_SOURCE
 from monitors.sample import ResourceSample, SamplerError
 
 # Sample names (not family names: the parser strips `_total` from counter families).
@@ -60,7 +61,7 @@ class PrometheusSampler:
             raise SamplerError(f"--agents-metric {agents_metric}: not found at the metrics URL", fatal=True)
         return sampler
 
-    source = "metrics"  # where its series come from, as the monitor's freshness names it
+    source = METRICS_SOURCE  # where its series come from, as the monitor's freshness names it
 
     @property
     def series(self) -> tuple[str, ...]:

@@ -204,24 +204,37 @@ class SettleWatch:
         return f"{word} flat for {fmt_seconds(window)}"
 
     def _state(self, name: str, series: _Series) -> _State:
-        """Whether `name` still keeps the settle going."""
+        """Whether `name` still keeps the settle going.
+
+        Settled: back at its baseline after being seen above it in this settle (a fresh
+        value), or flat within its tolerance for its whole window (a gauge that sat at its
+        baseline from the start may be a stale cache: it too must stay put for its window).
+        A series that moved within its window (fell, or rose as a cached gauge caught up)
+        keeps the settle going.
+        """
         assert self._start_t_s is not None
         tolerance = self.tolerances.get(name, 0.0)
         points = series.points
         last_t, last = points[-1]
         word = SERIES_WORDS[name]
-        if series.baseline is not None and abs(last - series.baseline) <= tolerance:
-            return _State(True, False, f"{word} back at baseline ({fmt_level(name, series.baseline)})")
         window = self.window_s(name)
         window_start_t = last_t - window
-        # The level the series held when its window began: the last point at or before it.
-        at_window_start = next((v for t, v in reversed(points) if t <= window_start_t), points[0][1])
-        toward = series.baseline is None or last > series.baseline
-        falling = toward and at_window_start - last > tolerance
         covered = window_start_t >= self._start_t_s
-        if falling:
-            levels = f"{fmt_level(name, points[0][1])} → {fmt_level(name, last)}"
+        # The level the series held when its window began (the last point at or before it), and since.
+        at_window_start = next((v for t, v in reversed(points) if t <= window_start_t), points[0][1])
+        in_window = [at_window_start, *(v for t, v in points if t > window_start_t)]
+        moved = max(abs(v - last) for v in in_window) > tolerance
+        baseline = series.baseline
+        if baseline is not None and abs(last - baseline) <= tolerance:
+            came_down = any(v - baseline > tolerance for _, v in points)
+            if came_down or (covered and not moved):
+                return _State(True, False, f"{word} back at baseline ({fmt_level(name, baseline)})")
+        toward = baseline is None or last > baseline
+        levels = f"{fmt_level(name, points[0][1])} → {fmt_level(name, last)}"
+        if toward and at_window_start - last > tolerance:
             return _State(False, True, f"{word} still falling ({levels})")
+        if moved:
+            return _State(False, False, f"{word} still changing ({levels})")
         if not covered:
             return _State(False, False, f"{word} not yet {self._flat_words(name).removeprefix(word + ' ')}")
         return _State(True, False, self._flat_words(name))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from monitors.freshness import (
+    UNKNOWN_METRICS_REFRESH_S,
     Freshness,
     SeriesFreshness,
     change_gaps_s,
@@ -77,7 +78,8 @@ def test_estimate_names_a_gauge_that_never_changed_during_flapping_as_suspect() 
         samples, {"rss_bytes": "process", "open_fds": "process", "agents": "metrics"}, STEP_S, ["agents"]
     )
     assert freshness.suspects == ("agents",)
-    assert freshness.refresh_s() == {"rss_bytes": 0.5, "open_fds": 2.0, "agents": STEP_S}
+    # A metrics gauge of unknown refresh is given a common exporter's 5 s, not the sampling interval.
+    assert freshness.refresh_s() == {"rss_bytes": 0.5, "open_fds": 2.0, "agents": UNKNOWN_METRICS_REFRESH_S}
     by_name = {s.series: s for s in freshness.series}
     assert by_name["agents"].describe() == (
         "agents (metrics): never changed during flapping (20 samples): stale or wrong metric?"

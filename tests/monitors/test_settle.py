@@ -184,7 +184,23 @@ def test_samples_before_the_start_are_ignored() -> None:
     watch.start(START_S, BASELINE)
     watch.add(ResourceSample(START_S - 1, agents=500))
     watch.add(ResourceSample(START_S, agents=0))
-    assert watch.decision(START_S).done
+    assert not watch.decision(START_S).done  # 500 → 0 would have counted as "came down"
+    watch.add(ResourceSample(START_S + 2, agents=0))
+    assert watch.decision(START_S + 2).done
+
+
+def test_a_gauge_at_its_baseline_from_the_start_must_stay_there_for_its_window() -> None:
+    """A cached gauge that reads the baseline as the settle begins may still catch up: 0 → 8."""
+    watch = SettleWatch(min_s=0, max_s=60)
+    watch.start(START_S, BASELINE)
+    watch.add(ResourceSample(START_S, agents=0))
+    watch.add(ResourceSample(START_S + 1, agents=0))
+    assert not watch.decision(START_S + 1).done
+    watch.add(ResourceSample(START_S + 1.5, agents=8))
+    watch.add(ResourceSample(START_S + 2.5, agents=8))
+    decision = watch.decision(START_S + 2.5)
+    assert not decision.done and "agents still changing (0 → 8)" in decision.reason
+    assert decision.still_falling == {}
 
 
 @pytest.mark.parametrize("refresh_s, window_s", [(None, 2.0), (0.5, 2.0), (5.0, 10.0)])

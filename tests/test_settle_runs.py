@@ -1,0 +1,111 @@
+"""Real runs of the settle rule: a broker that frees state on its own clock passes, a leak still fails.
+
+Real Locust processes against tests/servers/reaper_echo.py on 127.0.0.1: its agents gauge is
+cached (refreshed every few seconds, as brokers' exporters do) and it frees a dropped
+client's state seconds after the drop (a reaper). A fixed settle judged such a server as
+leaking; the settle now lasts until every judged series has been flat for its window.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.locust_process import LocustProcess, LocustRun
+
+AGENTS = ["--agents-metric", "app_agents_active"]
+# Defaults a user gets for the settle and the rounds (the tests' FAST_ARGS shorten them).
+DEFAULT_SETTLE = ["--settle-s", "5", "--flap-rounds", "2"]
+RUN_TIMEOUT_S = 240  # a settle may last up to --settle-max-s (60 s) per round on a slow machine
+
+
+def _watching(server) -> list[str]:
+    return ["--host", server.url, "--server-pid", str(server.pid), "--server-metrics-url", server.metrics_url, *AGENTS]
+
+
+def _run_together(runs: list[tuple[list[str], Path]]) -> list[LocustRun]:
+    """Start every run at once (they wait on servers' clocks, not on the CPU), then wait for each."""
+    processes = [LocustProcess(args, out_dir) for args, out_dir in runs]
+    results = []
+    try:
+        for process, (_args, out_dir) in zip(processes, runs, strict=True):
+            code = process.wait(RUN_TIMEOUT_S)
+            results.append(LocustRun(exit_code=code, output=process.output, out_dir=out_dir))
+    finally:
+        for process in processes:
+            process.kill()
+    return results
+
+
+def test_a_broker_with_a_cached_gauge_and_a_reaper_passes_every_run(start_app_server, tmp_path: Path) -> None:
+    """Five runs at the default settle, clean and half-open drops: every one passes, its settles say why they ended."""
+    # Each server: agents gauge refreshed every 5 s; a dropped client's agent freed 3 s after
+    # the drop; a half-open client noticed by a 1 s heartbeat, then reaped the same way.
+    servers = [
+        start_app_server("reaper_echo", "--metrics-refresh-s", "5", "--reap-after-s", "3", "--heartbeat-s", "1")
+        for _ in range(5)
+    ]
+    runs = [
+        ([*_watching(server), *DEFAULT_SETTLE, "--flap-disconnect", "clean:1,half-open:1"], tmp_path / f"run{index}")
+        for index, server in enumerate(servers)
+    ]
+    for run in _run_together(runs):
+        assert run.exit_code == 0, run.output[-3000:]
+        settles = run.verdict["settles"]
+        assert [settle["round"] for settle in settles] == [1, 2]
+        for settle in settles:
+            assert settle["duration_s"] >= 5  # never shorter than --settle-s
+            assert settle["reason"].startswith("settled after"), settle["reason"]
+
+
+def test_a_broker_that_never_frees_its_agents_still_fails(start_app_server, tmp_path: Path) -> None:
+    """The same broker with a leak: its agents stay flat above the baseline, and agents_growth fails."""
+    server = start_app_server("reaper_echo", "--metrics-refresh-s", "5", "--reap-after-s", "3", "--fault", "leak-agents")
+    (run,) = _run_together([([*_watching(server), *DEFAULT_SETTLE], tmp_path)])
+    assert run.exit_code == 3, run.output[-3000:]
+    assert run.check("agents_growth")["status"] == "fail"
+    assert "still falling" not in run.check("agents_growth")["detail"]  # a leak, not a slow reaper
+
+
+@pytest.mark.parametrize(("settle_max_s", "exit_code"), [(None, 0), ("4", 3)])
+def test_a_reaper_still_freeing_state_is_waited_for_and_named_at_a_short_cap(
+    start_app_server, tmp_path: Path, settle_max_s: str | None, exit_code: int
+) -> None:
+    """Drops spread over ~6 s of flapping, each freed 6 s later: the agents fall through the settle.
+
+    The default --settle-max-s waits until they are back; a cap of 4 s stops while they still
+    fall, and agents_growth says so (not the words of a leak).
+    """
+    server = start_app_server("reaper_echo", "--metrics-refresh-s", "1", "--reap-after-s", "6", "--heartbeat-s", "1")
+    cap = ["--settle-max-s", settle_max_s] if settle_max_s else []
+    # One round of 40 cycles of 150 ms per user: about 6 s of drops, each reaped 6 s after it.
+    flapping = ["--flap-rounds", "1", "--flap-cycles", "40", "--flap-disconnect", "abrupt"]
+    # The reaper holds each dropped client's state for 6 s, so memory climbs while one round
+    # flaps: the trend check of a single round would call that a leak; this test judges the settle.
+    args = [*_watching(server), "--settle-s", "2", *flapping, "--max-leak-kb-per-cycle", "1000", *cap]
+    (run,) = _run_together([(args, tmp_path)])
+    assert run.exit_code == exit_code, run.output[-3000:]
+    settle = run.verdict["settles"][0]
+    if settle_max_s is None:
+        assert settle["duration_s"] >= 4  # it waited for the reaper, past --settle-s
+        assert run.check("agents_growth")["status"] == "pass"
+    else:
+        assert settle["duration_s"] >= 4
+        detail = run.check("agents_growth")["detail"]
+        assert re.search(r"agents still falling at --settle-max-s 4 s: \d+ → \d+", detail), detail
+
+
+def test_the_bundled_servers_default_run_reports_its_settles(tmp_path: Path) -> None:
+    """The main job: each round's settle, its length and its reason, in the verdict JSON and the printed table."""
+    from tests.locust_process import run_locust
+
+    run = run_locust(DEFAULT_SETTLE, tmp_path)
+    assert run.exit_code == 0, run.output[-3000:]
+    settles = run.verdict["settles"]
+    assert len(settles) == 2
+    for settle in settles:  # a healthy server: no longer than --settle-s
+        assert settle["reason"].startswith("settled after"), settle
+        assert settle["reason"].endswith("--settle-s 5 s passed and nothing was still falling"), settle
+    assert "round 1 settle: settled after" in run.output
