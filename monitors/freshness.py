@@ -105,9 +105,7 @@ class Freshness:
         longer costs a leaking server seconds, ending too soon fails a healthy broker.
         """
         unknown_s = {METRICS_SOURCE: UNKNOWN_METRICS_REFRESH_S}
-        return {
-            s.series: s.refresh_s or unknown_s.get(s.source, self.sample_interval_s) for s in self.series
-        }
+        return {s.series: s.refresh_s or unknown_s.get(s.source, self.sample_interval_s) for s in self.series}
 
     def lines(self) -> list[str]:
         """One sentence per series, for the console and the web UI."""

@@ -52,7 +52,6 @@ def generator_out_of_fds(errors: Sequence[BaseException]) -> bool:
     return False
 
 
-
 # A metrics endpoint that fails this many scrapes in a row counts as a dead server.
 FAILED_POLLS_BEFORE_DEAD = 3
 # Longest time the sampling thread keeps the GIL from the event loop (Python's default: 5 ms).

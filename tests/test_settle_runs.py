@@ -62,7 +62,9 @@ def test_a_broker_with_a_cached_gauge_and_a_reaper_passes_every_run(start_app_se
 
 def test_a_broker_that_never_frees_its_agents_still_fails(start_app_server, tmp_path: Path) -> None:
     """The same broker with a leak: its agents stay flat above the baseline, and agents_growth fails."""
-    server = start_app_server("reaper_echo", "--metrics-refresh-s", "5", "--reap-after-s", "3", "--fault", "leak-agents")
+    server = start_app_server(
+        "reaper_echo", "--metrics-refresh-s", "5", "--reap-after-s", "3", "--fault", "leak-agents"
+    )
     (run,) = _run_together([([*_watching(server), *DEFAULT_SETTLE], tmp_path)])
     assert run.exit_code == 3, run.output[-3000:]
     assert run.check("agents_growth")["status"] == "fail"
