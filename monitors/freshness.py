@@ -117,6 +117,7 @@ class Freshness:
             "sample_interval_s": self.sample_interval_s,
             "series": {s.series: s.to_dict() for s in self.series},
             "suspects": list(self.suspects),
+            "lines": self.lines(),
         }
 
 

@@ -63,6 +63,7 @@ class FlapContext:
         self._client: WsClient | None = None  # made from the client settings on first use
         self.tracker = ConnectionTracker()  # counts of this process's users
         self._user_numbers = itertools.count()  # per-process user numbers, for seeds and tracking
+        self._steady_numbers = itertools.count()  # per-process steady users, numbered after the others
         self._sources_for: tuple[str, int] | None = None  # the (URL, count) `_sources` was made for
         self._sources: tuple[str, ...] = ()  # the source addresses connections take in turn; () for none
         self._source_turns = itertools.count()  # round-robin over `_sources`
@@ -114,10 +115,15 @@ class FlapContext:
         """A new user's number within this process."""
         return next(self._user_numbers)
 
+    def next_steady_number(self, users_asked: int) -> int:
+        """A steady user's number: after the flapping users' (below `users_asked`) and the probe's (`users_asked`)."""
+        return users_asked + 1 + next(self._steady_numbers)
+
     def reset(self) -> None:
         """Start counting afresh for a new test run."""
         self.tracker.reset()
         self._user_numbers = itertools.count()
+        self._steady_numbers = itertools.count()
 
 
 _contexts: weakref.WeakKeyDictionary[Any, FlapContext] = weakref.WeakKeyDictionary()  # one per Locust environment

@@ -34,11 +34,14 @@ class SteadyUser(User):
         """Connect and open, run the hold steps on a fixed period, reconnect after a failure; close when stopped."""
         context = flap_context(self.environment)
         interval_s = context.steady.interval_s
+        # Its ${user} for all its connections: never a flapping user's (below -u) or the probe's (-u).
+        users_asked = int(getattr(self.environment.parsed_options, "num_users", 0) or 0)
+        number = context.next_steady_number(users_asked)
         connection: Connection | None = None
         try:
             while True:
                 if connection is None:
-                    connection = self._connect()
+                    connection = self._connect(number)
                     if connection is None:
                         gevent.sleep(interval_s)
                         continue
@@ -51,10 +54,11 @@ class SteadyUser(User):
             if connection is not None and connection.session.is_open:
                 self._close(connection)
 
-    def _connect(self) -> Connection | None:
+    def _connect(self, number: int) -> Connection | None:
         context = flap_context(self.environment)
         client = context.client
-        connection = Connection(client, script_class(self.environment)(), client.session(self.host or ""), self._report)
+        session = client.session(self.host or "")
+        connection = Connection(client, script_class(self.environment)(), session, self._report, user=number)
         if connection.connect() is not None or connection.open() is not None:
             return None
         return connection

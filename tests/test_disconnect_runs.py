@@ -147,3 +147,18 @@ def test_a_bad_disconnect_or_storm_option_stops_before_any_load(locust, args: li
     run = locust(*args, timeout_s=60)
     assert run.exit_code == 2, run.output[-3000:]
     assert message in run.output
+
+
+def test_the_probe_and_steady_users_speak_as_numbers_after_the_last_user(locust) -> None:
+    """${user}: flapping users 0..-u-1, the recovery probe -u, steady users after it; none negative, none shared."""
+    with RawWsServer() as server:
+        run = locust("--host", server.url, "-u", "3", "-r", "3", "--flap-cycles", "2", "--steady-users", "1")
+        seen = server.snapshot()
+    assert run.exit_code == 0, run.output[-3000:]
+    numbers_by_connection = [
+        {int(m.group(1)) for message in c.messages if (m := re.match(r"flap (-?\d+):", message))} for c in seen
+    ]
+    numbers = set().union(*numbers_by_connection)
+    # Every connection speaks as one user; the steady user keeps its number over its echoes.
+    assert all(len(found) <= 1 for found in numbers_by_connection)
+    assert numbers == {0, 1, 2, 3, 4}, numbers  # three flapping users, the probe (3), the steady user (4)

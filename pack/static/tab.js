@@ -52,6 +52,8 @@
       "<h3>Checks</h3>" +
       '<table class="fp-checks"><thead><tr><th>check</th><th>state</th><th>observed</th><th>limit</th>' +
       '<th>detail</th></tr></thead><tbody data-fp="checks"></tbody></table>' +
+      "<h3>Settles and metric freshness</h3>" +
+      '<ul class="fp-notes" data-fp="notes"></ul>' +
       "<h3>Memory, fds, connections and agents over time</h3>" +
       '<div class="fp-chart" data-fp="chart"><p class="fp-muted">No samples yet.</p></div>' +
       '<p class="fp-links"><a href="' +
@@ -116,6 +118,20 @@
           el("td", { text: c.detail || "" }),
         ])
       );
+    });
+    showNotes(status);
+  }
+
+  function showNotes(status) {
+    // How each round's settle ended, then how often each series really changed (and suspect gauges).
+    var notes = part("notes");
+    notes.textContent = "";
+    var lines = (status.settles || []).map(function (s) {
+      return "round " + s.round + " settle: " + s.reason;
+    });
+    lines = lines.concat((status.monitor_freshness || {}).lines || []);
+    lines.forEach(function (line) {
+      notes.appendChild(el("li", { text: line }));
     });
   }
 

@@ -92,6 +92,7 @@ def test_estimate_names_a_gauge_that_never_changed_during_flapping_as_suspect() 
         "changes": 0,
         "suspect": True,
     }
+    assert freshness.to_dict()["lines"] == [s.describe() for s in freshness.series]
 
 
 def test_a_short_flapping_is_too_little_to_call_a_gauge_suspect() -> None:

@@ -195,6 +195,10 @@ def test_the_server_resources_tab_shows_samples_checks_chart_and_verdict(browser
         rows = f"[...{panel}.querySelectorAll('table.fp-checks tbody tr')]"
         checks = browser.eval(f"{rows}.map(r => r.cells[0].innerText)")
         assert {"server_alive", "connect_success_pct", "memory_growth_mb", "fd_growth"} <= set(checks)
+        # How each settle ended, and how often each series changed, under the checks.
+        notes = browser.eval(f"[...{panel}.querySelectorAll('ul.fp-notes li')].map(li => li.innerText)")
+        assert any(note.startswith("round 1 settle: settled after") for note in notes), notes
+        assert any(note.startswith("memory (process):") for note in notes), notes
         wait_until(lambda: browser.eval(f"!!{panel}.querySelector('.uplot canvas')"), 10, "the chart")
         legend = browser.eval(f"{panel}.querySelector('.u-legend').innerText")
         for series in ("Memory (MB)", "Open fds", "Held connections", "Agents"):
