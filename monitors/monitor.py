@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import gevent
 
 from monitors.freshness import METRICS_SOURCE, Freshness, estimate_freshness
-from monitors.sample import ResourceSample, Sampler, SamplerError, merge_samples
+from monitors.sample import PHASES, ResourceSample, Sampler, SamplerError, merge_samples
 from monitors.timeline import Timeline
 
 logger = logging.getLogger(__name__)
@@ -152,8 +152,11 @@ class ResourceMonitor:
         sample = threadpool.spawn(self._sample_all, now).get()
         if sample is None:
             return None
+        phase = self._phase_of()
+        if phase not in PHASES:  # the run is over (its last settle ended): the sample is no part of it
+            return None
         sample = dataclasses.replace(
-            sample, phase=self._phase_of(), cycles_completed=self._cycles_of(), flap_round=self._round_of()
+            sample, phase=phase, cycles_completed=self._cycles_of(), flap_round=self._round_of()
         )
         previous_pid = self._last_pid
         if sample.pid is not None:

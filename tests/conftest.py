@@ -54,3 +54,39 @@ def locust(tmp_path) -> Iterator:
         return run_locust(list(args), tmp_path, timeout_s=timeout_s, env=env)
 
     yield run
+
+
+# --- tiers ------------------------------------------------------------------------------------
+# The fast tier, `./test.sh -m "not e2e"`, starts no Locust process. Tests that take these
+# fixtures are e2e by themselves; any other test that starts Locust must say `@pytest.mark.e2e`
+# (or `pytestmark = pytest.mark.e2e`): the guard below fails it otherwise, so no test slips into
+# the fast tier unnoticed.
+E2E_FIXTURES = frozenset({"locust", "start_server", "start_app_server"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: starts Locust processes or servers (left out by -m 'not e2e')")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True)
+def _no_locust_outside_e2e(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test not marked e2e that starts a Locust process fails, naming the marker it lacks."""
+    if request.node.get_closest_marker("e2e") is not None:
+        return
+    import subprocess
+
+    real_init = subprocess.Popen.__init__
+
+    def guarded(self, args, *rest, **kwargs):  # type: ignore[no-untyped-def]
+        argv = [str(a) for a in args] if isinstance(args, (list, tuple)) else [str(args)]
+        if any(a.rsplit("/", 1)[-1] in ("locust", "locustfile.py", "flap.sh") for a in argv):
+            raise AssertionError("this test starts Locust: mark it @pytest.mark.e2e")
+        real_init(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)

@@ -14,6 +14,8 @@ import pytest
 from tests.locust_process import LocustProcess
 from tests.raw_ws_server import CLOSE_FRAME, RawWsServer
 
+pytestmark = pytest.mark.e2e  # real Locust processes
+
 
 @pytest.mark.parametrize(
     ("style", "exit_code", "status"), [("abrupt", 3, "fail"), ("reset", 3, "fail"), ("clean", 0, "pass")]

@@ -13,6 +13,8 @@ import pytest
 
 from tests.locust_process import ROOT, LocustProcess
 
+pytestmark = pytest.mark.e2e  # real Locust processes
+
 
 def _processes(count: int) -> list[str]:
     """--processes with the master on a free loopback port (not the shared default 5557)."""

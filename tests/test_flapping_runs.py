@@ -13,6 +13,8 @@ import pytest
 
 from tests.locust_process import ROOT, LocustProcess
 
+pytestmark = pytest.mark.e2e  # real Locust processes
+
 TOKEN = "tok-3f9c2a7be1d04c58-SECRET"
 
 

@@ -13,8 +13,11 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.locust_process import ROOT, LocustProcess, LocustRun, locust_command
+
+pytestmark = pytest.mark.e2e  # real Locust processes
 
 USERS = 50
 CYCLES = 200  # per user: 10,000 cycles in all

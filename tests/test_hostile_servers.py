@@ -17,6 +17,8 @@ import pytest
 from tests import hostile_servers as hostile
 from tests.locust_process import LocustRun, run_locust
 
+pytestmark = pytest.mark.e2e  # real Locust processes
+
 RUN_TIME_S = 5  # -t: baseline 1 s, flapping until 3 s, settle (and the 1 s recovery probe) to 5 s
 OVERRUN_S = 12  # Locust's start-up and shutdown on a slow machine, on top of -t
 WS_TIMEOUT_S = "1"  # every WebSocket operation; hanging servers cost this much per step

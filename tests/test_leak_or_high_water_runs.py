@@ -19,6 +19,8 @@ import pytest
 
 from tests.locust_process import ROOT, LocustProcess
 
+pytestmark = pytest.mark.e2e  # real Locust processes
+
 MIB = 1024 * 1024
 
 # The defaults a user gets (locust.conf and the options), over the tests' fast FAST_ARGS.

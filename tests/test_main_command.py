@@ -9,7 +9,11 @@ import subprocess
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+import pytest
+
 from tests.locust_process import ROOT
+
+pytestmark = pytest.mark.e2e  # real Locust processes (./flap.sh)
 
 RUN_DEADLINE_S = 240  # about 15 s of run; the first call may also check the venv's packages
 

@@ -16,6 +16,8 @@ from tests.e2e_helpers import TOKEN, locust_ui, wait_until
 from tests.hostile_servers import REJECT_ECHOING_REQUEST, HostileServer
 from tests.locust_process import run_locust
 
+pytestmark = pytest.mark.e2e  # real Locust processes
+
 # Every file a run can write: Locust's CSV (with history), HTML, JSON and log file, and the
 # pack's verdict JSON, JUnit XML and resource timeline (the last three from locust_command).
 REPORT_ARGS = [

@@ -15,6 +15,8 @@ import pytest
 
 from tests.locust_process import LocustProcess, LocustRun
 
+pytestmark = pytest.mark.e2e  # real Locust processes
+
 AGENTS = ["--agents-metric", "app_agents_active"]
 # Defaults a user gets for the settle and the rounds (the tests' FAST_ARGS shorten them).
 DEFAULT_SETTLE = ["--settle-s", "5", "--flap-rounds", "2"]

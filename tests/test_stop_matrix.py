@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+import pytest
 import requests
 
 from tests import hostile_servers as hostile
 from tests.e2e_helpers import free_port, wait_until
 from tests.locust_process import LocustProcess
+
+pytestmark = pytest.mark.e2e  # real Locust processes
 
 SEED = 17  # the matrix's own seed: the same cases and offsets on every run
 REPETITIONS = 3  # 48 runs: a 1-in-20 hang shows with 90 % odds

@@ -121,3 +121,18 @@ def test_out_of_fds_is_found_in_an_errors_context() -> None:
     """A SamplerError raised `from None` over an EMFILE still counts as the generator's limit."""
     assert generator_out_of_fds([_out_of_fds_error()])
     assert not generator_out_of_fds([SamplerError("HTTP 500")])
+
+
+def test_samples_taken_after_the_run_is_done_are_not_part_of_its_timeline() -> None:
+    """Between the last settle's end and the monitor's stop, a poll records nothing (no `done` phase)."""
+    phases = iter(["settle", "done"])
+    monitor = ResourceMonitor(
+        [ScriptedSampler([ResourceSample(0, pid=10), ResourceSample(0, pid=10)])],
+        0.5,
+        phase_of=lambda: next(phases),
+        cycles_of=lambda: 0,
+        clock=FakeClock(),
+    )
+    assert monitor.poll() is not None
+    assert monitor.poll() is None
+    assert [s.phase for s in monitor.timeline.samples] == ["settle"]

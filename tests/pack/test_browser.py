@@ -24,6 +24,8 @@ import websocket
 from tests.e2e_helpers import locust_ui, wait_until
 from tests.unavailable import unavailable
 
+pytestmark = pytest.mark.e2e  # real Locust processes
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TAB_TITLE = "Server resources"  # pack/web_ui.py TAB_TITLE
 RUN_DEADLINE_S = 60

@@ -18,6 +18,8 @@ from monitors.verdict_report import TIMELINE_CSV_HEADER
 from tests.e2e_helpers import TOKEN, LocustUI, locust_ui, wait_until
 from tests.locust_process import run_locust
 
+pytestmark = pytest.mark.e2e  # real Locust processes
+
 # What the user sees and what links to it (pack/web_ui.py); the test process must not import
 # locust (gevent's monkey-patching after requests is imported breaks ssl).
 TAB_TITLE = "Server resources"
