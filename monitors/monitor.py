@@ -147,16 +147,15 @@ class ResourceMonitor:
 
     def poll(self) -> ResourceSample | None:
         """Take one sample now (in the thread pool), tag it and append it."""
+        if self._phase_of() not in PHASES:  # the run is over (its last settle ended): nothing to read
+            return None
         now = self._clock()
         threadpool = gevent.get_hub().threadpool
         sample = threadpool.spawn(self._sample_all, now).get()
         if sample is None:
             return None
-        phase = self._phase_of()
-        if phase not in PHASES:  # the run is over (its last settle ended): the sample is no part of it
-            return None
         sample = dataclasses.replace(
-            sample, phase=phase, cycles_completed=self._cycles_of(), flap_round=self._round_of()
+            sample, phase=self._phase_of(), cycles_completed=self._cycles_of(), flap_round=self._round_of()
         )
         previous_pid = self._last_pid
         if sample.pid is not None:
