@@ -152,10 +152,11 @@ class ResourceMonitor:
         now = self._clock()
         threadpool = gevent.get_hub().threadpool
         sample = threadpool.spawn(self._sample_all, now).get()
-        if sample is None:
+        phase = self._phase_of()  # the phase when the reading ended: the run may have ended during it
+        if sample is None or phase not in PHASES:
             return None
         sample = dataclasses.replace(
-            sample, phase=self._phase_of(), cycles_completed=self._cycles_of(), flap_round=self._round_of()
+            sample, phase=phase, cycles_completed=self._cycles_of(), flap_round=self._round_of()
         )
         previous_pid = self._last_pid
         if sample.pid is not None:

@@ -125,7 +125,8 @@ def test_out_of_fds_is_found_in_an_errors_context() -> None:
 
 def test_samples_taken_after_the_run_is_done_are_not_part_of_its_timeline() -> None:
     """Between the last settle's end and the monitor's stop, a poll records nothing (no `done` phase)."""
-    phases = iter(["settle", "settle", "done"])  # read before the sample is taken, then to tag it
+    # Read before the sample is taken, then to tag it: the run ends during the second reading.
+    phases = iter(["settle", "settle", "settle", "done"])
     monitor = ResourceMonitor(
         [ScriptedSampler([ResourceSample(0, pid=10), ResourceSample(0, pid=10)])],
         0.5,
