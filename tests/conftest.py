@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 
 from refserver.launch import RunningRefServer, start_refserver
-from tests.locust_process import LocustRun, run_locust
 from tests.servers import RunningAppServer
 from tests.servers import start_app_server as launch_app_server
+from tests.support.locust_process import LocustRun, run_locust
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import csv
 import re
 from pathlib import Path
 
-from tests.locust_process import ROOT, LocustRun
+from tests.support.locust_process import ROOT, LocustRun
 
 TOKEN = "conv-s3cret-token"
 EXAMPLES = ROOT / "examples"

@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.locust_process import LocustProcess
-from tests.raw_ws_server import CLOSE_FRAME, RawWsServer
+from tests.servers.raw_ws_server import CLOSE_FRAME, RawWsServer
+from tests.support.locust_process import LocustProcess
 
 pytestmark = pytest.mark.e2e  # real Locust processes
 

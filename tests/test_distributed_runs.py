@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.locust_process import ROOT, LocustProcess
+from tests.support.locust_process import ROOT, LocustProcess
 
 pytestmark = pytest.mark.e2e  # real Locust processes
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from pack.options_doc import markdown_table
-from tests.locust_process import ROOT
+from tests.support.locust_process import ROOT
 
 README = (ROOT / "README.md").read_text()
 

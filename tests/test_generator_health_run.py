@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.locust_process import ROOT, LocustProcess, LocustRun, locust_command
+from tests.support.locust_process import ROOT, LocustProcess, LocustRun, locust_command
 
 pytestmark = pytest.mark.e2e  # real Locust processes
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from tests.hostile_servers import REJECT_ECHOING_REQUEST, HostileServer
-from tests.locust_process import LocustRun
+from tests.servers.hostile_servers import REJECT_ECHOING_REQUEST, HostileServer
+from tests.support.locust_process import LocustRun
 
 HEADER_VALUE = "hdr-s3cret-value"
 # The Channels consumer echoes JSON and answers other text with an error, so the hold speaks JSON.

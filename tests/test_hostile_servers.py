@@ -1,6 +1,6 @@
 """Issue 7: against misbehaving servers the pack neither hangs nor crashes, and keeps its results.
 
-Each server (`tests/hostile_servers.py`) is a process of its own on 127.0.0.1, found by the
+Each server (`tests/servers/hostile_servers.py`) is a process of its own on 127.0.0.1, found by the
 pack's monitor through the port of --host. Users flap with no cycle limit, so only -t ends
 the run: it must end in time, count the failures under stable messages, write every
 result file, and fail the verdict (exit code 3).
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import hostile_servers as hostile
-from tests.locust_process import LocustRun, run_locust
+from tests.servers import hostile_servers as hostile
+from tests.support.locust_process import LocustRun, run_locust
 
 pytestmark = pytest.mark.e2e  # real Locust processes
 
@@ -114,7 +114,7 @@ def test_a_hostile_server_fails_the_run_in_time_with_stable_failures(tmp_path: P
 def test_a_server_restarted_on_its_port_is_followed_and_reported(tmp_path: Path, start_server) -> None:
     """A server killed and restarted on the same port: the monitor follows the new pid, the run
     goes on, and server_alive fails with the restart."""
-    from tests.locust_process import LocustProcess
+    from tests.support.locust_process import LocustProcess
 
     first = start_server()
     port = str(first.port)
@@ -152,7 +152,7 @@ def test_a_server_restarted_on_its_port_is_followed_and_reported(tmp_path: Path,
 def test_an_echo_is_bounded_as_a_whole_not_per_read(mode: str, message: str) -> None:
     """A 100 MB frame is refused unread; a frame trickled byte by byte (each read in time) times out."""
     from scenarios.ws_session import WebSocketSession, WsFailure
-    from tests.ws_echo import echo
+    from tests.servers.ws_echo import echo
 
     timeout_s = 0.5
     with hostile.HostileServer(mode) as server:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.locust_process import ROOT, LocustProcess
+from tests.support.locust_process import ROOT, LocustProcess
 
 pytestmark = pytest.mark.e2e  # real Locust processes
 
@@ -38,12 +38,15 @@ USERS_200 = [
 
 @pytest.fixture
 def high_water_server() -> Iterator[Callable[..., tuple[str, int]]]:
-    """Start tests/high_water_server.py with `start(*args)`: its URL and pid; stopped at teardown."""
+    """Start tests/servers/high_water_server.py with `start(*args)`: its URL and pid; stopped at teardown."""
     processes: list[subprocess.Popen[str]] = []
 
     def start(*args: str) -> tuple[str, int]:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.high_water_server", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-m", "tests.servers.high_water_server", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         processes.append(process)
         assert process.stdout is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.multi_worker_servers import prefork_leaky_server, uvicorn_workers
+from tests.servers.multi_worker_servers import prefork_leaky_server, uvicorn_workers
 
 
 def test_a_leak_in_a_worker_that_is_not_found_first_fails_memory_growth(locust) -> None:

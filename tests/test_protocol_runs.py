@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.locust_process import ROOT
+from tests.support.locust_process import ROOT
 
 EXAMPLES = ROOT / "examples"
 SERVERS = {  # protocol -> (test server, conversation file, the fault that refuses the session)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.locust_process import LocustRun
+from tests.support.locust_process import LocustRun
 
 OUTPUT_OPTIONS = ["--verdict-json", "--junit-xml", "--resource-csv"]
 

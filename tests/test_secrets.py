@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e_helpers import TOKEN, locust_ui, wait_until
-from tests.hostile_servers import REJECT_ECHOING_REQUEST, HostileServer
-from tests.locust_process import run_locust
+from tests.servers.hostile_servers import REJECT_ECHOING_REQUEST, HostileServer
+from tests.support.e2e_helpers import TOKEN, locust_ui, wait_until
+from tests.support.locust_process import run_locust
 
 pytestmark = pytest.mark.e2e  # real Locust processes
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.locust_process import LocustProcess, LocustRun
+from tests.support.locust_process import LocustProcess, LocustRun
 
 pytestmark = pytest.mark.e2e  # real Locust processes
 
@@ -103,7 +103,7 @@ def test_a_reaper_still_freeing_state_is_waited_for_and_named_at_a_short_cap(
 
 def test_the_bundled_servers_default_run_reports_its_settles(tmp_path: Path) -> None:
     """The main job: each round's settle, its length and its reason, in the verdict JSON and the printed table."""
-    from tests.locust_process import run_locust
+    from tests.support.locust_process import run_locust
 
     run = run_locust(DEFAULT_SETTLE, tmp_path)
     assert run.exit_code == 0, run.output[-3000:]

@@ -26,9 +26,9 @@ import psutil
 import pytest
 import requests
 
-from tests import hostile_servers as hostile
-from tests.e2e_helpers import free_port, wait_until
-from tests.locust_process import LocustProcess
+from tests.servers import hostile_servers as hostile
+from tests.support.e2e_helpers import free_port, wait_until
+from tests.support.locust_process import LocustProcess
 
 pytestmark = pytest.mark.e2e  # real Locust processes
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.locust_process import LocustProcess
+from tests.support.locust_process import LocustProcess
 
 
 def test_healthy_server_passes_every_check(locust) -> None:
@@ -234,10 +234,10 @@ def leaky_socket_server() -> Iterator[tuple[str, int]]:
     import subprocess
     import sys
 
-    from tests.locust_process import ROOT
+    from tests.support.locust_process import ROOT
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.leaky_socket_server"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "tests.servers.leaky_socket_server"], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
     try:
         assert process.stdout is not None

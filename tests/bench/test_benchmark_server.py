@@ -12,8 +12,8 @@ import pytest
 import socketio
 import websocket
 
-from tests.locust_process import ROOT  # the project, where `-m bench.echo_server` is found
 from tests.refserver.helpers import DEADLINE_S
+from tests.support.locust_process import ROOT  # the project, where `-m bench.echo_server` is found
 
 
 @pytest.fixture

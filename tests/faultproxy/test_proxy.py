@@ -16,7 +16,7 @@ from faultproxy.launch import start_faultproxy
 from faultproxy.toxics import ResetPeer, derive_rng
 from refserver.launch import RunningRefServer
 from tests.faultproxy.helpers import DEADLINE_S, StartProxy, connect
-from tests.unavailable import unavailable
+from tests.support.unavailable import unavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,8 +17,8 @@ import websocket
 from monitors.process_sampler import ProcessTreeSampler
 from monitors.sample import SamplerError
 from monitors.tcp_sockets import listening_pids
-from tests.multi_worker_servers import prefork_leaky_server, uvicorn_workers
 from tests.refserver.helpers import StartServer
+from tests.servers.multi_worker_servers import prefork_leaky_server, uvicorn_workers
 
 MB = 1 << 20
 DEADLINE_S = 10.0 * float(os.environ.get("TEST_TIME_SCALE", "1"))

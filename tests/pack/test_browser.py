@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import websocket
 
-from tests.e2e_helpers import locust_ui, wait_until
-from tests.unavailable import unavailable
+from tests.support.e2e_helpers import locust_ui, wait_until
+from tests.support.unavailable import unavailable
 
 pytestmark = pytest.mark.e2e  # real Locust processes
 

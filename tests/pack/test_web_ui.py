@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from monitors.verdict_report import TIMELINE_CSV_HEADER
-from tests.e2e_helpers import TOKEN, LocustUI, locust_ui, wait_until
-from tests.locust_process import run_locust
+from tests.support.e2e_helpers import TOKEN, LocustUI, locust_ui, wait_until
+from tests.support.locust_process import run_locust
 
 pytestmark = pytest.mark.e2e  # real Locust processes
 

@@ -14,7 +14,7 @@ import pytest
 
 from refserver.launch import READY_LINE, RefServerStartError, connect_host, start_refserver
 from tests.refserver.helpers import DEADLINE_S, StartServer, connect
-from tests.unavailable import unavailable
+from tests.support.unavailable import unavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

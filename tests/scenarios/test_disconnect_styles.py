@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from scenarios.ws_session import WebSocketSession, WsFailure
-from tests.raw_ws_server import CLOSE_FRAME, FIN, RESET, VANISHED_BEFORE_101, RawWsServer
-from tests.ws_echo import echo
+from tests.servers.raw_ws_server import CLOSE_FRAME, FIN, RESET, VANISHED_BEFORE_101, RawWsServer
+from tests.servers.ws_echo import echo
 
 MS = 0.001 * float(os.environ.get("TEST_TIME_SCALE", "1"))  # one timing unit for these tests
 TOKEN = "tok-disconnect-SECRET"

@@ -12,7 +12,7 @@ from locust.env import Environment
 from scenarios.flapping_user import FlapContext, FlappingUser, use_context
 from scenarios.schedule import FlapTiming
 from scenarios.settings import ClientSettings, FlapSettings
-from tests.raw_ws_server import RawWsServer
+from tests.servers.raw_ws_server import RawWsServer
 
 HANDSHAKE_S = 0.06  # the server waits this long before its 101
 HOLD_MS, PAUSE_MS = 100.0, 100.0

@@ -11,7 +11,7 @@ import pytest
 
 from scenarios.handshake import AdoptedWebSocket, adopt
 from scenarios.ws_session import Deadline, WsFailure, _recv_message
-from tests.ws_frames import frame
+from tests.support.ws_frames import frame
 
 SOCKET_TIMEOUT_S = 0.05
 DEADLINE_S = 0.3

@@ -33,10 +33,10 @@ from scenarios.handshake import (
 )
 from scenarios.settings import FlapSettings
 from scenarios.ws_session import WebSocketSession, WsFailure
-from tests.raw_ws_server import RawWsServer
-from tests.unavailable import unavailable
-from tests.ws_echo import echo
-from tests.ws_frames import frame as _frame
+from tests.servers.raw_ws_server import RawWsServer
+from tests.servers.ws_echo import echo
+from tests.support.unavailable import unavailable
+from tests.support.ws_frames import frame as _frame
 
 MS = 0.001 * float(os.environ.get("TEST_TIME_SCALE", "1"))  # one timing unit for these tests
 TOKEN = "tok-fast-SECRET"

@@ -16,7 +16,7 @@ from scenarios.client import WsClient
 from scenarios.settings import ClientSettings
 from scenarios.ws_session import WsFailure
 from tests.scenarios.test_handshake import ScriptedServer, certificate, switching  # noqa: F401 (a fixture)
-from tests.ws_echo import echo
+from tests.servers.ws_echo import echo
 
 HEADER_VALUE = "hdr-unit-s3cret"
 

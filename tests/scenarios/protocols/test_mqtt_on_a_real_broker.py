@@ -30,7 +30,7 @@ from scenarios.protocols.mqtt import (
 )
 from tests.servers import READY_LINE as APP_SERVER_READY
 from tests.servers.mqtt_broker import PASSWORD_ENV, USER_ENV, broker_ready
-from tests.unavailable import unavailable
+from tests.support.unavailable import unavailable
 
 USER = "flapper"
 PASSWORD = "pw-mqtt-5e1f"

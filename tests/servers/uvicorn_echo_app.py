@@ -1,6 +1,6 @@
 """A WebSocket echo app in plain ASGI, for running under `uvicorn --workers N` in tests.
 
-Run as `python -m uvicorn tests.uvicorn_echo_app:app --workers 2 --port PORT`.
+Run as `python -m uvicorn tests.servers.uvicorn_echo_app:app --workers 2 --port PORT`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import time
 import pytest
 import websocket
 
-from tests.servers.helpers import DEADLINE_S, connect, drop, scrape, wait_for_metric
+from tests.test_servers.helpers import DEADLINE_S, connect, drop, scrape, wait_for_metric
 
 CACHED = "app_agents_active"
 LIVE = "app_agents_live"

@@ -1,7 +1,7 @@
 """A WebSocket echo server that never closes a connection the client left without a close frame.
 
 Its sockets pile up in CLOSE_WAIT: the bug `lingering_connections` exists to catch.
-Run as `python -m tests.leaky_socket_server`; it prints `ready port=<PORT>` and serves
+Run as `python -m tests.servers.leaky_socket_server`; it prints `ready port=<PORT>` and serves
 until SIGTERM.
 """
 
@@ -12,7 +12,7 @@ import socket
 import sys
 import threading
 
-from tests.raw_ws_server import RawWsServer, ServedConnection
+from tests.servers.raw_ws_server import RawWsServer, ServedConnection
 
 _KEPT: list[socket.socket] = []  # the leaked sockets, never closed
 

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-from tests.ws_frames import FrameReader, accept_for_key
-from tests.ws_frames import frame as server_frame
+from tests.support.ws_frames import FrameReader, accept_for_key
+from tests.support.ws_frames import frame as server_frame
 
 IO_TIMEOUT_S = 10.0  # bound on every server-side read; a test never waits this long
 

@@ -8,7 +8,7 @@ import pytest
 import websocket
 
 from tests.servers import AUTH_TOKEN_ENV
-from tests.servers.helpers import (
+from tests.test_servers.helpers import (
     DEADLINE_S,
     close_code,
     connect,

@@ -6,7 +6,7 @@ import time
 
 import websocket
 
-from tests.servers.helpers import DEADLINE_S, connect, scrape, wait_for_metric
+from tests.test_servers.helpers import DEADLINE_S, connect, scrape, wait_for_metric
 
 HEARTBEAT_S = 1.0
 PINGS = 3

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Small and fast, but every phase present: 1 s baseline, 5 cycles, 1 s settle.
 FAST_ARGS = [

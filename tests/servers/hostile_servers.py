@@ -16,8 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from tests.ws_frames import FrameReader, accept_for_key
-from tests.ws_frames import frame as server_frame
+from tests.support.ws_frames import FrameReader, accept_for_key
+from tests.support.ws_frames import frame as server_frame
 
 POLL_S = 0.1  # how often blocked threads look at `stop`
 IO_TIMEOUT_S = 30.0  # bound on a read the client should answer long before
@@ -291,10 +291,10 @@ class HostileProcess:
         import sys
         from pathlib import Path
 
-        root = Path(__file__).resolve().parent.parent
+        root = Path(__file__).resolve().parents[2]
         self.mode = mode  # how the server misbehaves
-        self.process = subprocess.Popen(  # python -m tests.hostile_servers MODE
-            [sys.executable, "-m", "tests.hostile_servers", mode],
+        self.process = subprocess.Popen(  # python -m tests.servers.hostile_servers MODE
+            [sys.executable, "-m", "tests.servers.hostile_servers", mode],
             cwd=root,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

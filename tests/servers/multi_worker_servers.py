@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e_helpers import free_port, wait_until
-from tests.locust_process import ROOT
+from tests.support.e2e_helpers import free_port, wait_until
+from tests.support.locust_process import ROOT
 
 DEADLINE_S = 30.0 * float(os.environ.get("TEST_TIME_SCALE", "1"))  # startup of workers on a slow machine
 
@@ -49,12 +49,12 @@ def _stop(process: subprocess.Popen[str]) -> None:
 
 @contextmanager
 def uvicorn_workers(log_dir: Path, workers: int = 2) -> Iterator[MultiWorkerServer]:
-    """`uvicorn tests.uvicorn_echo_app:app --workers N` on a free port, once every worker has started."""
+    """`uvicorn tests.servers.uvicorn_echo_app:app --workers N` on a free port, once every worker has started."""
     port = free_port()
     log_path = log_dir / "uvicorn.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "tests.uvicorn_echo_app:app", "--workers", str(workers)]
+            [sys.executable, "-m", "uvicorn", "tests.servers.uvicorn_echo_app:app", "--workers", str(workers)]
             + ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
             cwd=ROOT,
             stdout=log,
@@ -81,9 +81,15 @@ def uvicorn_workers(log_dir: Path, workers: int = 2) -> Iterator[MultiWorkerServ
 
 @contextmanager
 def prefork_leaky_server(leak_mb_per_connection: float = 2.0) -> Iterator[MultiWorkerServer]:
-    """`python -m tests.prefork_leaky_server`: every connection lands in its first worker, which leaks."""
+    """`python -m tests.servers.prefork_leaky_server`: every connection lands in its first worker, which leaks."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.prefork_leaky_server", "--leak-mb-per-connection", str(leak_mb_per_connection)],
+        [
+            sys.executable,
+            "-m",
+            "tests.servers.prefork_leaky_server",
+            "--leak-mb-per-connection",
+            str(leak_mb_per_connection),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import websocket
 
-from tests.servers.helpers import connect, drop, recv_json, scrape, send_json, wait_for_metric
+from tests.test_servers.helpers import connect, drop, recv_json, scrape, send_json, wait_for_metric
 
 AGENTS = "app_agents_active"
 

@@ -6,7 +6,7 @@ connections open at once (as glibc's arenas, V8's or a JVM's heap keep what peak
 concurrency made them grow to): reached in the first seconds of flapping, flat after.
 `--leak-kb N` adds a real leak on top: N KiB kept per connection, forever.
 
-Run as `python -m tests.high_water_server [--leak-kb N]`; it prints `ready port=<PORT>`
+Run as `python -m tests.servers.high_water_server [--leak-kb N]`; it prints `ready port=<PORT>`
 and serves on 127.0.0.1 until SIGTERM.
 """
 
@@ -64,6 +64,6 @@ async def main(leak_kb: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m tests.high_water_server")
+    parser = argparse.ArgumentParser(prog="python -m tests.servers.high_water_server")
     parser.add_argument("--leak-kb", type=int, default=0, help="KiB leaked per connection (default 0)")
     asyncio.run(main(parser.parse_args().leak_kb))

@@ -7,7 +7,7 @@ listening socket, but only the first worker accepts, and it keeps
 socket. A monitor that watches one of the listeners, say the last one found, sees no
 growth; one that watches the parent with all its children sees the leak.
 
-Run as `python -m tests.prefork_leaky_server [--leak-mb-per-connection N]`; it prints
+Run as `python -m tests.servers.prefork_leaky_server [--leak-mb-per-connection N]`; it prints
 `ready port=<PORT> accepting=<PID> idle=<PID>` once both workers run, and serves until
 SIGTERM, which it passes on to the workers.
 """
@@ -60,7 +60,7 @@ def _fork(run: Callable[[], None]) -> int:
 
 def main() -> None:
     """Listen on 127.0.0.1 port 0, fork the accepting worker, then the idle one; serve until SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m tests.prefork_leaky_server")
+    parser = argparse.ArgumentParser(prog="python -m tests.servers.prefork_leaky_server")
     parser.add_argument("--leak-mb-per-connection", type=float, default=2.0)
     args = parser.parse_args()
     listener = socket.create_server(("127.0.0.1", 0), backlog=128)

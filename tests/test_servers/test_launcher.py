@@ -7,7 +7,7 @@ import pytest
 from monitors.process_sampler import ProcessTreeSampler
 from monitors.prometheus_sampler import PrometheusSampler
 from tests.servers import WS_PATHS, AppServerStartError, start_app_server
-from tests.servers.helpers import DEADLINE_S, connect
+from tests.test_servers.helpers import DEADLINE_S, connect
 
 ORIGIN_FREE_URL = {"socketio_server": "/socket.io/?EIO=4&transport=websocket"}
 

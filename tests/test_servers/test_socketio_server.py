@@ -11,7 +11,7 @@ import socketio
 import websocket
 
 from tests.servers import AUTH_TOKEN_ENV
-from tests.servers.helpers import DEADLINE_S, connect, drop, rss_bytes, scrape, wait_for_metric
+from tests.test_servers.helpers import DEADLINE_S, connect, drop, rss_bytes, scrape, wait_for_metric
 
 TOKEN = "tok-sio-7d30c1"
 AGENTS = "app_agents_active"

@@ -8,7 +8,16 @@ import pytest
 import websocket
 
 from tests.servers import AUTH_TOKEN_ENV
-from tests.servers.helpers import close_code, connect, drop, recv_json, rss_bytes, scrape, send_json, wait_for_metric
+from tests.test_servers.helpers import (
+    close_code,
+    connect,
+    drop,
+    recv_json,
+    rss_bytes,
+    scrape,
+    send_json,
+    wait_for_metric,
+)
 
 SUBPROTOCOL = "graphql-transport-ws"
 TOKEN = "tok-gql-0b8e44"

@@ -6,7 +6,7 @@ import json
 
 import websocket
 
-from tests.servers.helpers import close_code, connect, scrape, send_json
+from tests.test_servers.helpers import close_code, connect, scrape, send_json
 
 
 def test_closes_4406_right_after_the_handshake(start_app_server) -> None:

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import requests
 
-from tests.locust_process import LocustProcess
+from tests.support.locust_process import LocustProcess
 
 _T = TypeVar("_T")
 
