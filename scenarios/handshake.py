@@ -6,7 +6,7 @@ system calls per handshake: most of a flapping cycle's CPU. Here a numeric host 
 resolved and a name is resolved once per `RESOLVE_TTL_S`; the response is read in buffered
 `recv()` calls until its blank line (bounded in size and time); the status, the Upgrade and
 Connection headers, `Sec-WebSocket-Accept` and the subprotocol are checked as the library
-checks them. The upgraded socket is then handed to a `websocket.WebSocket`, whose frame
+checks them, by the pure `scenarios.upgrade`. The upgraded socket is then handed to a `websocket.WebSocket`, whose frame
 reader reads the server's frames (the pack writes its own: `scenarios.client_frames`).
 
 That hand-over sets attributes of the library's object that are not public API (`sock`,
@@ -22,17 +22,13 @@ frames by a `ws_session.Deadline` instead, see `ws_session._recv_message`).
 from __future__ import annotations
 
 import _socket  # the C socket type, which gevent's monkey-patching never replaces
-import base64
 import errno
-import hashlib
 import os
 import selectors
 import socket
 import ssl
 import time
-from dataclasses import dataclass, field
 from functools import lru_cache
-from urllib.parse import urljoin, urlsplit
 
 import websocket
 from websocket._abnf import continuous_frame
@@ -41,86 +37,26 @@ from websocket._socket import sock_opt
 from websocket._utils import NoLock
 
 from scenarios.settings import MAX_SOURCE_ADDRESSES
+from scenarios.upgrade import (
+    MAX_REDIRECTS,
+    HandshakeError,
+    check_upgrade,
+    new_websocket_key,
+    parse_response_head,
+    redirect_url,
+    split_response_head,
+    target,
+)
 
 # The websocket-client versions whose internals `adopt()` was checked against; the test
 # of those internals fails on any other version until it is checked and added here.
 VERIFIED_WEBSOCKET_CLIENT = ("1.9.2",)
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-MAX_RESPONSE_HEAD_BYTES = 16384  # a longer upgrade response is refused
 READ_CHUNK_BYTES = 16384  # the most one read of frames takes from the socket (as websocket-client's reads)
 RECV_CHUNK_BYTES = 4096  # one read of the upgrade response; a 101 is usually ~130 bytes
 RESOLVE_TTL_S = 30.0  # how long a host name's addresses are reused
-MAX_REDIRECTS = 3  # as websocket-client
-REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))  # followed, as websocket-client does
 # Linux: bind() picks no port, connect() picks one for the whole 4-tuple, so one source
 # address is not limited to one ephemeral port range shared by every destination.
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
-
-
-class HandshakeError(Exception):
-    """The server's answer to the upgrade request is not a WebSocket upgrade; `message` is stable."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message  # e.g. "handshake rejected: HTTP 503", no ports, ids or tokens
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a ws:// or wss:// URL connects, and its upgrade request around the key."""
-
-    secure: bool  # wss://
-    host: str  # the host name or address, without brackets
-    port: int  # the TCP port
-    request_head: bytes = field(repr=False)  # the request up to the Sec-WebSocket-Key value (may hold a token)
-    request_tail: bytes = field(repr=False)  # the rest of the request after the key
-    subprotocols: tuple[str, ...] = ()  # offered subprotocols, lower-case; the answer must pick one
-
-    def request(self, key: str) -> bytes:
-        """The whole upgrade request with this Sec-WebSocket-Key."""
-        return self.request_head + key.encode("ascii") + self.request_tail
-
-
-@lru_cache(maxsize=256)
-def target(url: str, headers: tuple[str, ...] = (), subprotocols: tuple[str, ...] = ()) -> Target:
-    """Parse `url` once: host, port and the upgrade request as `websocket-client` writes it (no Origin).
-
-    `headers` are extra header lines (the auth header); `subprotocols` are offered in
-    `Sec-WebSocket-Protocol`.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("ws", "wss"):
-        raise HandshakeError("handshake failed: not a ws:// or wss:// URL")
-    secure = parts.scheme == "wss"
-    host = parts.hostname or ""
-    default_port = 443 if secure else 80
-    port = parts.port or default_port
-    shown_host = f"[{host}]" if ":" in host else host
-    host_port = shown_host if port == default_port else f"{shown_host}:{port}"
-    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    before = [f"GET {resource} HTTP/1.1", "Upgrade: websocket", f"Host: {host_port}", "Sec-WebSocket-Key: "]
-    after = ["", "Sec-WebSocket-Version: 13", "Connection: Upgrade"]
-    if subprotocols:
-        after.append(f"Sec-WebSocket-Protocol: {','.join(subprotocols)}")
-    after.extend(headers)
-    return Target(
-        secure=secure,
-        host=host,
-        port=port,
-        request_head="\r\n".join(before).encode("latin-1"),
-        request_tail=("\r\n".join(after) + "\r\n\r\n").encode("latin-1"),
-        subprotocols=tuple(p.lower() for p in subprotocols),
-    )
-
-
-def new_websocket_key() -> str:
-    """A fresh random Sec-WebSocket-Key (16 random bytes, base64)."""
-    return base64.b64encode(os.urandom(16)).decode("ascii")
-
-
-def expected_accept(key: str) -> bytes:
-    """The Sec-WebSocket-Accept a server must answer to `key` (RFC 6455, 4.2.2)."""
-    return base64.b64encode(hashlib.sha1(key.encode("ascii") + WS_GUID).digest())
 
 
 # --- addresses ---------------------------------------------------------------------------
@@ -280,11 +216,9 @@ def read_response_head(sock: socket.socket, timeout_s: float) -> tuple[bytes, by
     while True:
         if not buffer:
             raise HandshakeError("connection closed by server during connect")
-        end = buffer.find(b"\r\n\r\n")
-        if end > MAX_RESPONSE_HEAD_BYTES or (end < 0 and len(buffer) > MAX_RESPONSE_HEAD_BYTES):
-            raise HandshakeError("handshake failed: response header too large")
-        if end >= 0:
-            return buffer[:end], buffer[end + 4 :]
+        split = split_response_head(buffer)
+        if split is not None:
+            return split
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("upgrade response not complete in time")
@@ -293,52 +227,6 @@ def read_response_head(sock: socket.socket, timeout_s: float) -> tuple[bytes, by
         if not chunk:
             raise HandshakeError("connection closed by server during connect")
         buffer += chunk
-
-
-def parse_response_head(head: bytes) -> tuple[int, dict[str, str]]:
-    """Status code and headers (names lower-case; repeated headers joined with ", ") of a response head."""
-    lines = head.split(b"\r\n")
-    status_line = lines[0].split(b" ", 2)
-    if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/") or not status_line[1].isdigit():
-        raise HandshakeError("handshake failed: bad HTTP response")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon:
-            raise HandshakeError("handshake failed: bad HTTP response")
-        key = name.strip().lower().decode("latin-1")
-        text = value.strip().decode("latin-1")
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
-    return int(status_line[1]), headers
-
-
-def _has_token(value: str | None, token: str) -> bool:
-    return value is not None and token in (part.strip().lower() for part in value.split(","))
-
-
-def check_upgrade(status: int, headers: dict[str, str], key: str, subprotocols: tuple[str, ...]) -> str | None:
-    """Check a response to the upgrade request; returns the chosen subprotocol (None if none was offered).
-
-    Raises HandshakeError with a stable message: `handshake rejected: HTTP <status>` for any
-    status but 101, `handshake failed: ...` for a 101 that is not a valid upgrade.
-    """
-    if status != 101:
-        raise HandshakeError(f"handshake rejected: HTTP {status}")
-    if not _has_token(headers.get("upgrade"), "websocket") or not _has_token(headers.get("connection"), "upgrade"):
-        raise HandshakeError("handshake failed: not a WebSocket upgrade")
-    if headers.get("sec-websocket-accept", "").encode("latin-1") != expected_accept(key):
-        raise HandshakeError("handshake failed: bad Sec-WebSocket-Accept")
-    if not subprotocols:
-        return None
-    chosen = headers.get("sec-websocket-protocol", "").strip().lower()
-    if chosen not in subprotocols:
-        raise HandshakeError("handshake failed: subprotocol not accepted")
-    return chosen
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port
 
 
 def open_websocket(
@@ -366,11 +254,8 @@ def open_websocket(
             sock.sendall(where.request(key))
             head, rest = read_response_head(sock, timeout_s)
             status, response_headers = parse_response_head(head)
-            if status in REDIRECT_STATUSES and "location" in response_headers:
-                redirected = urljoin(url, response_headers["location"])
-                if _origin(redirected) != _origin(url):
-                    # Never carry the token (header or query) to another host, nor load it.
-                    raise HandshakeError("handshake failed: redirect to another host")
+            redirected = redirect_url(url, status, response_headers)
+            if redirected is not None:
                 url = redirected
                 sock.close()
                 continue

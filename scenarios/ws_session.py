@@ -28,7 +28,8 @@ from websocket import ABNF
 from scenarios import handshake
 from scenarios.client_frames import OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, close_payload, masked_frame
 from scenarios.failure import WsFailure
-from scenarios.handshake import AdoptedWebSocket, HandshakeError, new_websocket_key
+from scenarios.handshake import AdoptedWebSocket
+from scenarios.upgrade import HandshakeError, new_websocket_key, target
 
 MAX_MESSAGE_BYTES = 1024 * 1024  # largest message the client reads (the reference server's cap too)
 MAX_CONTROL_PAYLOAD_BYTES = 125  # RFC 6455 5.5: a ping, pong or close frame carries at most this
@@ -102,7 +103,7 @@ def upgrade_request(url: str, headers: list[str], key: str) -> bytes:
 
     `headers` are extra header lines (the auth header); `key` is the Sec-WebSocket-Key.
     """
-    return handshake.target(url, tuple(headers)).request(key)
+    return target(url, tuple(headers)).request(key)
 
 
 class WebSocketSession:
@@ -245,7 +246,7 @@ class WebSocketSession:
         """
         sock: socket.socket | None = None
         try:
-            where = handshake.target(self._url, self._headers)
+            where = target(self._url, self._headers)
             sock = handshake.open_tcp(where.host, where.port, self.timeout_s, self.source_address)
             if where.secure:
                 sock = handshake.tls_context(self.ca_file).wrap_socket(sock, server_hostname=where.host)

@@ -17,6 +17,7 @@ PURE_MODULES = (
     "scenarios.conversation",
     "scenarios.tracker",
     "scenarios.client_frames",
+    "scenarios.upgrade",
     "scenarios.protocols",
     "scenarios.protocols.socketio",
     "scenarios.protocols.graphql_ws",

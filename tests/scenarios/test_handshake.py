@@ -21,17 +21,17 @@ import psutil
 import pytest
 import websocket
 
-from scenarios import handshake
+from scenarios import handshake, upgrade
 from scenarios.flapping_user import FlapContext
 from scenarios.handshake import (
     VERIFIED_WEBSOCKET_CLIENT,
     addresses,
     adopt,
-    expected_accept,
     loopback_source_addresses,
     open_websocket,
 )
 from scenarios.settings import FlapSettings
+from scenarios.upgrade import expected_accept
 from scenarios.ws_session import WebSocketSession, WsFailure
 from tests.servers.raw_ws_server import RawWsServer
 from tests.servers.ws_echo import echo
@@ -406,12 +406,12 @@ def test_the_websocket_client_internals_adopt_relies_on_are_unchanged() -> None:
     # A real connection: the server's first frame comes in the same segment as its 101.
     with ScriptedServer(lambda h: switching(h) + _frame(0x1, b"greeting")) as server:
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=2)
-        key = handshake.new_websocket_key()
-        sock.sendall(handshake.target(server.url).request(key))
+        key = upgrade.new_websocket_key()
+        sock.sendall(upgrade.target(server.url).request(key))
         head, rest = handshake.read_response_head(sock, 2.0)
         assert rest.startswith(b"\x81")  # the frame came with the head: it must reach the frame reader
-        status, headers = handshake.parse_response_head(head)
-        handshake.check_upgrade(status, headers, key, ())
+        status, headers = upgrade.parse_response_head(head)
+        upgrade.check_upgrade(status, headers, key, ())
         ws = adopt(sock, status, None, rest, 2.0)
         assert ws.connected and ws.sock is sock and ws.gettimeout() == 2.0
         # The headers were checked during the handshake and are not kept (memory per connection).
