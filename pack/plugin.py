@@ -49,7 +49,7 @@ from pack.settings import PackConfig
 from pack.settle_run import SettleRun
 from pack.signals import SigtermGuard, route_sigint
 from pack.worker_link import MasterLink, WorkerLink
-from scenarios.flapping_user import flap_context, hooks_on_user_classes, script_class
+from scenarios.flapping_user import flap_context, hooks_on_user_classes, script_class, users_asked
 from scenarios.phases import FlapPhases
 from scenarios.steady_user import SteadyUser
 from scenarios.tracker import FlapCounts
@@ -90,7 +90,7 @@ class Pack:
             config.phases,
             cycles_per_user=lambda: self.config.flap.timing.cycles,
             counts=self.counts,
-            users_asked=lambda: int(_option(environment, "num_users", 0) or 0),
+            users_asked=lambda: users_asked(environment),
             run_time_s=lambda: float(_option(environment, "run_time")) if _option(environment, "run_time") else None,
             steady_users=lambda: self.config.steady.users,
             settle=self.settles,
@@ -135,9 +135,12 @@ class Pack:
         host = self.environment.host
         if self.is_worker or not host:
             return
-        users = int(_option(self.environment, "num_users", 0) or 0)
         self.recovery.start(
-            self.context.client, script_class(self.environment), host, users, self.config.recovery_timeout_s
+            self.context.client,
+            script_class(self.environment),
+            host,
+            users_asked(self.environment),
+            self.config.recovery_timeout_s,
         )
 
     def on_server_death(self, sample: ResourceSample) -> None:

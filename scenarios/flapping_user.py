@@ -137,6 +137,15 @@ def flap_context(environment: Any) -> FlapContext:
     return context
 
 
+def users_asked(environment: Any) -> int:
+    """How many flapping users the run asks for (-u, or the web UI's number): read here only.
+
+    The users are numbered 0 to this minus one; the recovery probe speaks as this number,
+    the steady users as the numbers after it (`FlapContext.next_steady_number`).
+    """
+    return int(getattr(environment.parsed_options, "num_users", 0) or 0)
+
+
 def use_context(environment: Any, context: FlapContext) -> FlapContext:
     """Give this Locust environment's clients `context` (tests and benchmarks build their own)."""
     _contexts[environment] = context

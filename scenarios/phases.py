@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from locust import LoadTestShape, User
 
 from monitors.sample import PHASE_FLAPPING
+from scenarios.flapping_user import users_asked
 from scenarios.phase_plan import PHASE_DONE
 from scenarios.steady_user import SteadyUser
 
@@ -51,7 +52,7 @@ class FlapPhases(LoadTestShape):
         environment = self.runner.environment
         options: Any = environment.parsed_options
         steady = self.clock.steady_users
-        all_users = int(options.num_users or 1) + steady
+        all_users = (users_asked(environment) or 1) + steady
         # Steady users come only when asked for: their class has a fixed count, set by the pack.
         classes = [c for c in environment.user_classes if steady or not issubclass(c, SteadyUser)]
         if phase == PHASE_FLAPPING:

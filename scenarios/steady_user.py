@@ -13,7 +13,7 @@ import time
 import gevent
 from locust import User, constant, task
 
-from scenarios.flapping_user import flap_context, script_class
+from scenarios.flapping_user import flap_context, script_class, users_asked
 from scenarios.lifecycle import Connection
 from scenarios.ws_events import fire_ws_request
 from scenarios.ws_session import WsFailure
@@ -35,8 +35,7 @@ class SteadyUser(User):
         context = flap_context(self.environment)
         interval_s = context.steady.interval_s
         # Its ${user} for all its connections: never a flapping user's (below -u) or the probe's (-u).
-        users_asked = int(getattr(self.environment.parsed_options, "num_users", 0) or 0)
-        number = context.next_steady_number(users_asked)
+        number = context.next_steady_number(users_asked(self.environment))
         connection: Connection | None = None
         try:
             while True:
