@@ -9,13 +9,18 @@ message (`expect`: a JSON subset; `expect_text`: exact text; `expect_regex`); a 
 Sans-I/O, as websockets' protocol objects: no sockets, gevent or Locust. Matching,
 substitution of `${user}`, `${cycle}` and `${token}`, and the loading of a conversation
 file (YAML; JSON is YAML too) are here; `scenarios.exchange` moves the frames.
+
+The primitives text protocols need are pure too: `split` (several messages in one frame),
+`reply` rules (answers to application pings, for the whole session), a client `heartbeat`
+schedule, and `capture` (a value of a matched message, `${name}` in later steps; `${ref}`
+counts the connection's sends).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +35,15 @@ RAW_ACTIONS: Mapping[str, frozenset[str]] = {  # action -> the keys it takes bes
     EXPECT_TEXT: frozenset(),
     EXPECT_REGEX: frozenset(),
 }
-COMMON_STEP_KEYS = frozenset(("name", "timeout_ms"))
-TOP_LEVEL_KEYS = frozenset(("protocol", "subprotocols", "headers", *PARTS))
+CAPTURE = "capture"  # a step key: {name: dot.path} into the matched message
+COMMON_STEP_KEYS = frozenset(("name", "timeout_ms", CAPTURE))
+SESSION_KEYS = ("split", "terminate", "reply", "heartbeat")  # top-level keys of the session's primitives
+TOP_LEVEL_KEYS = frozenset(("protocol", "subprotocols", "headers", *SESSION_KEYS, *PARTS))
 VARIABLE = re.compile(r"\$\{([^}]*)\}")
 VARIABLES = ("user", "cycle", "token")
+REF = "ref"  # ${ref}: the number of the connection's latest send (1, 2, ...)
+CAPTURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MIN_HEARTBEAT_MS = 10  # a client heartbeat more often than this is a mistake, not a protocol
 ECHO_TEXT = "flap ${user}:${cycle}"  # the default conversation's message
 
 
@@ -48,6 +58,9 @@ class Variables:
     user: int = 0  # the user's number in its process
     cycle: int = 0  # the cycle's index
     token: str = field(default="", repr=False)  # the auth token: a secret, never shown
+    # The connection's own values, as text: captures by name and "ref" (its latest send's number).
+    # The one mutable part: a Talk fills it as its connection goes on.
+    values: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
 def _has_variables(value: Any) -> bool:
@@ -60,11 +73,33 @@ def _has_variables(value: Any) -> bool:
     return False
 
 
+def _variable_text(variables: Variables, name: str) -> str | None:
+    if name == "user":
+        return str(variables.user)
+    if name == "cycle":
+        return str(variables.cycle)
+    if name == "token":
+        return variables.token
+    return variables.values.get(name)
+
+
+def _substitute_once(text: str, variables: Variables, escape: Callable[[str], str] = str) -> str:
+    """Every `${name}` replaced in one pass (a value holding `${...}` stays as it is); unknown names stay."""
+
+    def value_of(match: re.Match[str]) -> str:
+        found = _variable_text(variables, match.group(1))
+        return match.group(0) if found is None else escape(found)
+
+    return VARIABLE.sub(value_of, text)
+
+
 def substitute(value: Any, variables: Variables) -> Any:
-    """`value` with `${user}`, `${cycle}` and `${token}` replaced in every string, recursively."""
+    """`value` with `${user}`, `${cycle}`, `${token}`, `${ref}` and captures replaced in every string, recursively."""
     if isinstance(value, str):
         if "${" not in value:
             return value
+        if variables.values:
+            return _substitute_once(value, variables)
         # Plain replaces (C loops; this runs per step per cycle). The token goes last, so a
         # token holding "${user}" stays as it is; unknown names were refused by make_step.
         return (
@@ -80,33 +115,55 @@ def substitute(value: Any, variables: Variables) -> Any:
 
 
 def regex_text(pattern: str, variables: Variables) -> str:
-    """An expect_regex pattern with `${user}` and `${cycle}` replaced by their values, escaped."""
-    return pattern.replace("${user}", re.escape(str(variables.user))).replace(
-        "${cycle}", re.escape(str(variables.cycle))
-    )
+    """An expect_regex pattern with its variables replaced by their values, escaped (literal text).
+
+    The token is never put in a pattern; a name with no value yet (a capture, when the pattern
+    is first compiled) stands for nothing.
+    """
+    if "${" not in pattern:
+        return pattern
+
+    def value_of(match: re.Match[str]) -> str:
+        name = match.group(1)
+        found = None if name == "token" else _variable_text(variables, name)
+        return "" if found is None else re.escape(found)
+
+    return VARIABLE.sub(value_of, pattern)
 
 
-def unknown_variables(value: Any) -> list[str]:
-    """The names in `${...}` that are not variables of a conversation."""
+def unknown_variables(value: Any, known: Iterable[str] = ()) -> list[str]:
+    """The names in `${...}` that are not variables of a conversation (nor in `known`: captures)."""
     if isinstance(value, str):
-        return [name for name in VARIABLE.findall(value) if name not in VARIABLES]
+        return [name for name in VARIABLE.findall(value) if name not in VARIABLES and name != REF and name not in known]
     if isinstance(value, Mapping):
-        return [name for k, v in value.items() for name in unknown_variables(k) + unknown_variables(v)]
+        return [name for k, v in value.items() for name in unknown_variables(k, known) + unknown_variables(v, known)]
     if isinstance(value, (list, tuple)):
-        return [name for v in value for name in unknown_variables(v)]
+        return [name for v in value for name in unknown_variables(v, known)]
     return []
+
+
+def json_in_string(value: Any) -> Any:
+    """A string that holds a JSON object or array, decoded (Pusher's `data`, ActionCable's `identifier`); else None."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return None
 
 
 def contains(expected: Any, actual: Any) -> bool:
     """Whether `actual` (decoded JSON) contains `expected`: mappings by subset, recursively.
 
-    A mapping matches a mapping that has each of its keys with a matching value; a list
-    matches a list of the same length, element by element; anything else must be equal
-    (and of the same kind: `true` is not `1`).
+    A mapping matches a mapping that has each of its keys with a matching value, or a
+    string holding such a mapping as JSON text (decoded); a list matches a list of the same
+    length, element by element; anything else must be equal (and of the same kind: `true`
+    is not `1`).
     """
     if isinstance(expected, Mapping):
         if not isinstance(actual, Mapping):
-            return False
+            decoded = json_in_string(actual)
+            return isinstance(decoded, Mapping) and contains(expected, decoded)
         return all(key in actual and contains(value, actual[key]) for key, value in expected.items())
     if isinstance(expected, (list, tuple)):
         if not isinstance(actual, list) or len(actual) != len(expected):
@@ -229,6 +286,115 @@ def regex_expectation(pattern: re.Pattern[str]) -> Expectation:
     return Expectation(lambda message: pattern.search(message.text) is not None)
 
 
+# --- captures: a value of a matched message, for later steps ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """`${name}` in later steps of the connection: the value at a dot path in the matched message.
+
+    Path segments name keys of objects, or index arrays (`4.response.id` in a Phoenix
+    array); a string holding JSON on the way is decoded (Pusher's `data.socket_id`).
+    """
+
+    name: str  # the variable it sets
+    path: tuple[str, ...]  # the dot path's segments
+    text: str  # the path as written, for messages
+
+
+def parse_captures(value: Any) -> tuple[Capture, ...]:
+    """A step's `capture:` mapping (name: dot.path) as Captures; ConversationError when bad."""
+    if not isinstance(value, Mapping) or not value:
+        raise ConversationError("capture must be a mapping of name: dot.path")
+    captures = []
+    for name, path in value.items():
+        if not isinstance(name, str) or not CAPTURE_NAME.match(name):
+            raise ConversationError(f"capture: {name!r} is not a name (letters, digits, _)")
+        if name in VARIABLES or name == REF:
+            raise ConversationError(f"capture: {name} is a built-in variable")
+        if isinstance(path, int) and not isinstance(path, bool):
+            path = str(path)
+        if not isinstance(path, str) or not all(segment.strip() for segment in path.split(".")):
+            raise ConversationError(f"capture {name}: the path must be a dot path such as data.socket_id")
+        captures.append(Capture(name, tuple(segment.strip() for segment in path.split(".")), path))
+    return tuple(captures)
+
+
+_MISSING = object()
+
+
+def follow_path(data: Any, path: tuple[str, ...]) -> Any:
+    """The value at `path` in decoded JSON, decoding strings that hold JSON on the way; _MISSING when none."""
+    for segment in path:
+        if isinstance(data, str):
+            decoded = json_in_string(data)
+            data = decoded if decoded is not None else data
+        if isinstance(data, Mapping):
+            if segment not in data:
+                return _MISSING
+            data = data[segment]
+        elif isinstance(data, list) and segment.isdigit() and int(segment) < len(data):
+            data = data[int(segment)]
+        else:
+            return _MISSING
+    return data
+
+
+def capture_values(captures: tuple[Capture, ...], message: Message) -> dict[str, str] | str:
+    """The captured values (as text: strings as they are, the rest as JSON), or why they are not there.
+
+    The reason names the capture and its path, never the message.
+    """
+    try:
+        data = message.json()
+    except ValueError:
+        return f"capture {captures[0].name}: the message is not JSON"
+    values = {}
+    for capture in captures:
+        found = follow_path(data, capture.path)
+        if found is _MISSING:
+            return f"capture {capture.name}: no {capture.text} in the message"
+        values[capture.name] = found if isinstance(found, str) else compact_json(found)
+    return values
+
+
+def capture_can_match(expected: Any, path: tuple[str, ...]) -> bool:
+    """Whether a message matching the JSON subset `expected` can hold `path` (False: it pins a value on the way)."""
+    for segment in path:
+        if isinstance(expected, str):
+            decoded = json_in_string(expected)
+            if decoded is None:
+                return False
+            expected = decoded
+        if isinstance(expected, Mapping):
+            if segment not in expected:
+                return True  # the subset leaves it open
+            expected = expected[segment]
+        elif isinstance(expected, list):
+            if not segment.isdigit() or int(segment) >= len(expected):
+                return False
+            expected = expected[int(segment)]
+        else:
+            return False
+    return True
+
+
+def _check_captures(action: str, value: Any, captures: tuple[Capture, ...]) -> None:
+    if action == SEND:
+        raise ConversationError("capture needs a step that waits for a message (expect, expect_text, ...)")
+    if action == EXPECT_TEXT and isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConversationError(f"capture {captures[0].name}: expect_text here is not JSON") from None
+    if action in (EXPECT, EXPECT_TEXT):
+        for capture in captures:
+            if not capture_can_match(value, capture.path):
+                raise ConversationError(
+                    f"capture {capture.name}: {capture.text} can never match (the expect pins a value on its way)"
+                )
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One step of a conversation.
@@ -244,6 +410,7 @@ class Step:
     options: Mapping[str, Any] = field(default_factory=dict)  # the action's other keys
     templated: bool = False  # whether value or options hold `${...}` (else substitution is skipped)
     pattern: re.Pattern[str] | None = None  # expect_regex: the compiled pattern
+    captures: tuple[Capture, ...] = ()  # values the matched message gives later steps
 
     def resolved(self, variables: Variables) -> Any:
         """The value with the variables substituted."""
@@ -268,13 +435,23 @@ def make_step(
     name: str,
     timeout_ms: float | None = None,
     options: Mapping[str, Any] | None = None,
+    capture: Mapping[str, Any] | None = None,
+    known: Iterable[str] = (),
 ) -> Step:
-    """A step, with its template flag and (expect_regex) compiled pattern; ConversationError when bad."""
+    """A step, with its template flag and (expect_regex) compiled pattern; ConversationError when bad.
+
+    `capture` is the step's `capture:` mapping; `known` are the names earlier steps capture.
+    """
     options = dict(options or {})
-    unknown = unknown_variables(value) + unknown_variables(options)
+    unknown = unknown_variables(value, known) + unknown_variables(options, known)
     if unknown:
-        known = ", ".join("${" + v + "}" for v in VARIABLES)
-        raise ConversationError(f"unknown variable ${{{unknown[0]}}}; use {known}")
+        builtins = ", ".join("${" + v + "}" for v in (*VARIABLES, REF))
+        raise ConversationError(
+            f"unknown variable ${{{unknown[0]}}}; use {builtins} or a name an earlier step captures"
+        )
+    captures = parse_captures(capture) if capture is not None else ()
+    if captures:
+        _check_captures(action, value, captures)
     if timeout_ms is not None and (isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float))):
         raise ConversationError("timeout_ms must be a number")
     if timeout_ms is not None and timeout_ms <= 0:
@@ -284,7 +461,7 @@ def make_step(
         if not isinstance(value, str):
             raise ConversationError("expect_regex takes a string")
         if "${token}" in value:
-            raise ConversationError("expect_regex can hold ${user} and ${cycle}, not ${token}")
+            raise ConversationError("expect_regex can hold ${user}, ${cycle} and captures, not ${token}")
         try:
             # Compiled with sample values: the per-connection pattern differs only in literal text.
             pattern = re.compile(regex_text(value, Variables()))
@@ -302,7 +479,150 @@ def make_step(
         options=options,
         templated=_has_variables(value) or _has_variables(options),
         pattern=pattern,
+        captures=captures,
     )
+
+
+# --- the session's primitives: split, reply rules, heartbeat -------------------------------------
+
+
+def split_messages(text: str, separator: str) -> list[str]:
+    """The messages of one frame that carries several, each ended or separated by `separator` (empty ones dropped)."""
+    return [part for part in text.split(separator) if part]
+
+
+WHEN_KEYS = ("when", "when_text", "when_regex")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyRule:
+    """An answer for the whole session: every message that `when` matches is answered with `send`.
+
+    The message answered is the protocol's ping, so no expect step sees it.
+    """
+
+    when: str  # when (a JSON subset), when_text (exact text) or when_regex
+    expected: Any  # the subset, the text, or the pattern's text
+    send: Step  # the answer, a send step (its value may hold variables)
+    pattern: re.Pattern[str] | None = None  # when_regex: compiled
+
+    def matches(self, message: Message) -> bool:
+        """Whether `message` is one this rule answers."""
+        if self.when == "when_text":
+            return message.text == self.expected
+        if self.pattern is not None:
+            return self.pattern.search(message.text) is not None
+        try:
+            return contains(self.expected, message.json())
+        except ValueError:
+            return False
+
+
+def reply_rule(
+    send: Any,
+    when: Any = None,
+    when_text: str | None = None,
+    when_regex: str | None = None,
+    known: Iterable[str] | None = None,
+) -> ReplyRule:
+    """A reply rule with one of `when`, `when_text`, `when_regex`; ConversationError when bad.
+
+    `known`: the capture names its send may use (None: any, as a Python script captures as it goes).
+    """
+    given = [
+        (key, value) for key, value in zip(WHEN_KEYS, (when, when_text, when_regex), strict=True) if value is not None
+    ]
+    if len(given) != 1:
+        raise ConversationError("a reply rule takes one of when, when_text, when_regex, and send")
+    key, expected = given[0]
+    if _has_variables(expected):
+        raise ConversationError(f"{key} takes no ${{variables}}")
+    pattern = None
+    if key == "when" and not isinstance(expected, (Mapping, list)):
+        raise ConversationError("when takes a mapping or a list (a JSON subset); use when_text for text")
+    if key != "when" and not isinstance(expected, str):
+        raise ConversationError(f"{key} takes a string")
+    if key == "when_regex":
+        try:
+            pattern = re.compile(expected)
+        except re.error as error:
+            raise ConversationError(f"when_regex does not compile: {error}") from None
+    if send is None:
+        raise ConversationError("a reply rule needs send")
+    return ReplyRule(
+        key, expected, make_step(SEND, send, "reply", known=_ANY_CAPTURE if known is None else known), pattern
+    )
+
+
+class _AnyName:
+    """Known names for the sends of reply rules and heartbeats: any capture (they may come before it)."""
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and CAPTURE_NAME.match(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+
+_ANY_CAPTURE = _AnyName()
+
+
+def answer(rules: tuple[ReplyRule, ...], messages: tuple[Message, ...]) -> tuple[list[Step], tuple[Message, ...]]:
+    """The reply rules applied to a frame's messages: the sends they make, and the messages left for the steps."""
+    sends: list[Step] = []
+    left: list[Message] = []
+    for message in messages:
+        rule = next((rule for rule in rules if rule.matches(message)), None)
+        if rule is None:
+            left.append(message)
+        else:
+            sends.append(rule.send)
+    return sends, tuple(left) if sends else messages
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """A client heartbeat: `send` every `every_ms`, during holds and steady users' sessions of any length."""
+
+    every_ms: float  # the period
+    send: Step  # what it sends (a send step)
+
+
+def heartbeat(every_ms: Any, send: Any, known: Iterable[str] | None = None) -> Heartbeat:
+    """A heartbeat; ConversationError when the period is not a number of at least MIN_HEARTBEAT_MS.
+
+    `known`: the capture names its send may use (None: any).
+    """
+    if isinstance(every_ms, bool) or not isinstance(every_ms, (int, float)):
+        raise ConversationError("heartbeat every_ms must be a number")
+    if every_ms < MIN_HEARTBEAT_MS:
+        raise ConversationError(f"heartbeat every_ms must be >= {MIN_HEARTBEAT_MS} (got {every_ms:g})")
+    if send is None:
+        raise ConversationError("heartbeat needs send")
+    step = make_step(SEND, send, "heartbeat", known=_ANY_CAPTURE if known is None else known)
+    return Heartbeat(float(every_ms), step)
+
+
+class HeartbeatSchedule:
+    """When the next heartbeat is due, on the caller's clock (seconds): pure, the clock injected.
+
+    A late reader (a long step) sends one heartbeat, not a burst: the next is due a period later.
+    """
+
+    __slots__ = ("every_s", "due")
+
+    def __init__(self, every_ms: float, now: float) -> None:
+        self.every_s = every_ms / 1000.0  # the period
+        self.due = now + self.every_s  # when the next one goes out
+
+    def take(self, now: float) -> bool:
+        """Whether a heartbeat is due at `now`; if so it counts as sent and the next is scheduled."""
+        if now < self.due:
+            return False
+        self.due += self.every_s
+        if self.due <= now:
+            self.due = now + self.every_s
+        return True
 
 
 @dataclass(frozen=True)
@@ -317,6 +637,10 @@ class Conversation:
     close: tuple[Step, ...] = ()  # before a clean disconnect
     settings: Mapping[str, Any] = field(default_factory=dict)  # the protocol's own top-level keys (path, namespace)
     source: str = "built-in"  # where it came from, for messages: a file name, or "built-in"
+    split: str | None = None  # a frame carries several messages separated by this; None: one message a frame
+    terminate: bool = False  # each send ends with `split`
+    replies: tuple[ReplyRule, ...] = ()  # answers to the server's application pings, for the whole session
+    heartbeat: Heartbeat | None = None  # the client's own heartbeat, during holds
 
     def part(self, name: str) -> tuple[Step, ...]:
         """The steps of one part."""
@@ -357,22 +681,86 @@ def parse_conversation(
         allowed = ", ".join(sorted(TOP_LEVEL_KEYS | settings_keys))
         raise ConversationError(f"{source}: unknown key {unknown[0]!r} (allowed: {allowed})")
     parts: dict[str, tuple[Step, ...]] = {}
+    captured: list[str] = []  # names captured so far, in the order the steps run
     for part in PARTS:
         steps = data.get(part) or []
         if not isinstance(steps, list):
             raise ConversationError(f"{source}: {part}: must be a list of steps")
-        parts[part] = tuple(_parse_step(item, source, part, index, actions) for index, item in enumerate(steps, 1))
+        parsed = []
+        for index, item in enumerate(steps, 1):
+            step = _parse_step(item, source, part, index, actions, captured)
+            captured.extend(capture.name for capture in step.captures)
+            parsed.append(step)
+        parts[part] = tuple(parsed)
+    split, terminate = _parse_split(data.get("split"), data.get("terminate"), source)
     return Conversation(
         protocol=protocol,
         subprotocols=_parse_subprotocols(data.get("subprotocols"), source),
         headers=_parse_headers(data.get("headers"), source),
         settings={key: data[key] for key in settings_keys if key in data},
         source=source,
+        split=split,
+        terminate=terminate,
+        replies=_parse_replies(data.get("reply"), source, captured),
+        heartbeat=_parse_heartbeat(data.get("heartbeat"), source, captured),
         **parts,
     )
 
 
-def _parse_step(item: Any, source: str, part: str, index: int, actions: Mapping[str, frozenset[str]]) -> Step:
+def _parse_split(value: Any, terminate: Any, source: str) -> tuple[str | None, bool]:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConversationError(f'{source}: split: must be a non-empty string such as "\\u001e" or "\\n"')
+    if terminate is not None and not isinstance(terminate, bool):
+        raise ConversationError(f"{source}: terminate: must be true or false")
+    if terminate and value is None:
+        raise ConversationError(f"{source}: terminate: needs split (the separator that ends each send)")
+    return value, bool(terminate)
+
+
+REPLY_KEYS = frozenset((*WHEN_KEYS, "send"))
+HEARTBEAT_KEYS = frozenset(("every_ms", "send"))
+
+
+def _parse_replies(value: Any, source: str, known: list[str]) -> tuple[ReplyRule, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConversationError(f"{source}: reply: must be a list of rules such as {{when: {{type: ping}}, send: ...}}")
+    rules = []
+    for index, item in enumerate(value, 1):
+        where = f"{source}: reply rule {index}"
+        if not isinstance(item, Mapping):
+            raise ConversationError(f"{where}: must be a mapping such as {{when: {{type: ping}}, send: ...}}")
+        extra = [key for key in item if key not in REPLY_KEYS]
+        if extra:
+            raise ConversationError(f"{where}: unknown key {extra[0]!r} (allowed: {', '.join(sorted(REPLY_KEYS))})")
+        try:
+            when, when_text, when_regex = (item.get(key) for key in WHEN_KEYS)
+            rules.append(reply_rule(item.get("send"), when, when_text, when_regex, known=known))
+        except ConversationError as error:
+            raise ConversationError(f"{where}: {error}") from None
+    return tuple(rules)
+
+
+def _parse_heartbeat(value: Any, source: str, known: list[str]) -> Heartbeat | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConversationError(f"{source}: heartbeat: must be a mapping {{every_ms: ..., send: ...}}")
+    extra = [key for key in value if key not in HEARTBEAT_KEYS]
+    if extra:
+        raise ConversationError(
+            f"{source}: heartbeat: unknown key {extra[0]!r} (allowed: {', '.join(sorted(HEARTBEAT_KEYS))})"
+        )
+    try:
+        return heartbeat(value.get("every_ms"), value.get("send"), known=known)
+    except ConversationError as error:
+        raise ConversationError(f"{source}: {error}") from None
+
+
+def _parse_step(
+    item: Any, source: str, part: str, index: int, actions: Mapping[str, frozenset[str]], known: list[str]
+) -> Step:
     where = f"{source}: {part} step {index}"
     if not isinstance(item, Mapping):
         raise ConversationError(f"{where}: must be a mapping such as {{send: ...}} or {{expect: ...}}")
@@ -394,7 +782,7 @@ def _parse_step(item: Any, source: str, part: str, index: int, actions: Mapping[
         raise ConversationError(f"{where}: name must be a non-empty string")
     options = {key: item[key] for key in actions[action] if key in item}
     try:
-        return make_step(action, item[action], name.strip(), item.get("timeout_ms"), options)
+        return make_step(action, item[action], name.strip(), item.get("timeout_ms"), options, item.get(CAPTURE), known)
     except ConversationError as error:
         raise ConversationError(f"{where}: {error}") from None
 

@@ -2,8 +2,9 @@
 
 `Talk` runs steps (`scenarios.conversation`) over a `WebSocketSession` with the
 connection's framing (`scenarios.protocols`): it sends what a step sends, reads frames
-until the step's expectation matches or its timeout, answers the protocol's pings, and
-reports every waiting step as a Locust row through a callback. It is also the public API
+until the step's expectation matches or its timeout, answers the protocol's pings (and the
+conversation's `reply` rules), sends its `heartbeat` when due, keeps what steps `capture`,
+and reports every waiting step as a Locust row through a callback. It is also the public API
 of conversations written in Python (`FlappingUser.on_open`, `on_hold`, `on_close`).
 """
 
@@ -25,13 +26,20 @@ from scenarios.conversation import (
     EXPECT_TEXT,
     MATCHED,
     NOT_IT,
+    REF,
     SEND,
     Conversation,
     Expectation,
+    HeartbeatSchedule,
     Message,
+    ReplyRule,
     Step,
     Variables,
+    answer,
+    capture_values,
+    heartbeat,
     make_step,
+    reply_rule,
 )
 from scenarios.protocols import ConnectionFraming, describe_close_code
 from scenarios.ws_session import Deadline, WebSocketSession, WsFailure
@@ -64,6 +72,9 @@ class Talk:
         "timeout_s",
         "conversation",
         "messages_received",
+        "replies",
+        "_heartbeat",
+        "_beat",
         "_report",
         "_started",
     )
@@ -84,6 +95,11 @@ class Talk:
         self.timeout_s = timeout_s  # an expect's default timeout (--ws-timeout-s)
         self.conversation = conversation  # the run's conversation file: the steps a ConversationScript runs
         self.messages_received = 0  # application messages read on this connection
+        self.replies: tuple[ReplyRule, ...] = conversation.replies  # answers to the server's application pings
+        self._heartbeat: Step | None = None  # what the client heartbeat sends, if it has one
+        self._beat: HeartbeatSchedule | None = None  # ... and when it is due
+        if conversation.heartbeat is not None:
+            self._start_heartbeat(conversation.heartbeat.every_ms, conversation.heartbeat.send)
         self._report = report  # fires one Locust row
         self._started: float | None = None  # when the current exchange began: its first send since the last expect
 
@@ -99,34 +115,82 @@ class Talk:
         """The cycle's index (`${cycle}`)."""
         return self.variables.cycle
 
+    @property
+    def captured(self) -> dict[str, str]:
+        """What steps captured on this connection, by name (and `ref`: the latest send's number), as text."""
+        return self.variables.values
+
+    @property
+    def ref(self) -> int:
+        """`${ref}`: the number of this connection's latest send (0 before the first)."""
+        return int(self.variables.values.get(REF, 0))
+
     def send(self, value: Any, name: str | None = None) -> None:
         """Send a string as a text frame, anything else as JSON text (a failed send is a row under `name`)."""
-        self.step(make_step(SEND, value, name or f"{self.part}-send"))
+        self.step(make_step(SEND, value, name or f"{self.part}-send", known=self.variables.values))
 
-    def expect(self, subset: Any, name: str | None = None, timeout_ms: float | None = None) -> Any:
-        """Wait for the first JSON message containing `subset`; returns that message, decoded."""
-        message = self.step(make_step(EXPECT, subset, name or f"{self.part}-expect", timeout_ms))
+    def expect(self, subset: Any, name: str | None = None, timeout_ms: float | None = None, capture: Any = None) -> Any:
+        """Wait for the first JSON message containing `subset`; returns that message, decoded.
+
+        `capture` ({name: dot.path}) keeps values of it for later steps (`${name}`, `captured`).
+        """
+        step = make_step(
+            EXPECT, subset, name or f"{self.part}-expect", timeout_ms, None, capture, self.variables.values
+        )
+        message = self.step(step)
         assert message is not None
         return message.json()
 
     def expect_text(self, text: str, name: str | None = None, timeout_ms: float | None = None) -> str:
         """Wait for the first message whose text is exactly `text`; returns it."""
-        message = self.step(make_step(EXPECT_TEXT, text, name or f"{self.part}-expect", timeout_ms))
+        step = make_step(EXPECT_TEXT, text, name or f"{self.part}-expect", timeout_ms, known=self.variables.values)
+        message = self.step(step)
         assert message is not None
         return message.text
 
     def expect_regex(self, pattern: str, name: str | None = None, timeout_ms: float | None = None) -> re.Match[str]:
         """Wait for the first message the regular expression finds a match in; returns the match."""
-        step = make_step(EXPECT_REGEX, pattern, name or f"{self.part}-expect", timeout_ms)
+        step = make_step(EXPECT_REGEX, pattern, name or f"{self.part}-expect", timeout_ms, known=self.variables.values)
         message = self.step(step)
         assert message is not None
         match = step.regex(self.variables).search(message.text)
         assert match is not None
         return match
 
-    def do(self, action: str, value: Any, name: str | None = None, timeout_ms: float | None = None, **options: Any):
+    def do(
+        self,
+        action: str,
+        value: Any,
+        name: str | None = None,
+        timeout_ms: float | None = None,
+        capture: Any = None,
+        **options: Any,
+    ):
         """Run any action of the protocol (`emit`, `expect_event`, `subscribe`, ...); returns the matched Message."""
-        return self.step(make_step(action, value, name or f"{self.part}-{action}", timeout_ms, options))
+        step = make_step(
+            action, value, name or f"{self.part}-{action}", timeout_ms, options, capture, self.variables.values
+        )
+        return self.step(step)
+
+    def reply(self, send: Any, when: Any = None, when_text: str | None = None, when_regex: str | None = None) -> None:
+        """From now on, answer each message `when` (a JSON subset), `when_text` or `when_regex` matches with `send`.
+
+        The conversation file's `reply:` rules; the message answered is not shown to expect steps.
+        """
+        self.replies = (*self.replies, reply_rule(send, when, when_text, when_regex))
+
+    def heartbeat(self, every_ms: float, send: Any) -> None:
+        """From now on, send `send` every `every_ms` while the connection waits (the file's `heartbeat:`)."""
+        beat = heartbeat(every_ms, send)
+        self._start_heartbeat(beat.every_ms, beat.send)
+
+    def split(self, separator: str, terminate: bool = False) -> None:
+        """From now on, a frame carries several messages separated by `separator` (`terminate`: sends end with it)."""
+        self.framing = self.framing.with_split(separator, terminate)
+
+    def _start_heartbeat(self, every_ms: float, send: Step) -> None:
+        self._heartbeat = send
+        self._beat = HeartbeatSchedule(every_ms, time.perf_counter())
 
     # --- running steps ---------------------------------------------------------------------------
 
@@ -145,26 +209,60 @@ class Talk:
         started = self._started
         if started is None:
             started = self._started = time.perf_counter()
-        framing = self.framing
         expectation: Expectation | None = None
         try:
-            for frame in framing.outgoing(step, self.variables):
-                self.session.send_text(frame, self.part)
-            expectation = framing.expectation(step, self.variables)
+            self._send(step)
+            expectation = self.framing.expectation(step, self.variables)
             if expectation is None:
                 return None
             timeout_s = step.timeout_ms / 1000.0 if step.timeout_ms is not None else self.timeout_s
             with Deadline(timeout_s, expectation.timeout_reason):
                 message = self._wait_for(expectation)
+            if step.captures:
+                found = capture_values(step.captures, message)
+                if isinstance(found, str):
+                    raise WsFailure(found)
+                self.variables.values.update(found)
         except WsFailure as failure:
             raise self.fail(step.name, failure, started) from None
         self._started = None
         self._report(step.name, started, len(message.text), None)
         return message
 
+    def _send(self, step: Step) -> None:
+        """Send the frames of `step`; `${ref}` counts the steps that sent something."""
+        values = self.variables.values
+        previous = values.get(REF)
+        values[REF] = str(int(previous or 0) + 1)
+        frames = self.framing.outgoing(step, self.variables)
+        if not frames:
+            if previous is None:
+                del values[REF]
+            else:
+                values[REF] = previous
+        for frame in frames:
+            self.session.send_text(frame, self.part)
+
+    def _heartbeat_until_readable(self, until: float) -> bool:
+        """Send the heartbeat when due until a frame can be read (True) or the perf clock reaches `until` (False)."""
+        beat = self._beat
+        assert beat is not None and self._heartbeat is not None
+        session = self.session
+        while True:
+            now = time.perf_counter()
+            if beat.take(now):
+                self._send(self._heartbeat)
+            remaining = until - now
+            if remaining <= 0:
+                return False
+            if session.readable(min(remaining, beat.due - now)):
+                return True
+
     def _wait_for(self, expectation: Expectation) -> Message:
         """Read until a message is the awaited one (the caller bounds the time); a failure result raises."""
         while True:
+            if self._beat is not None:
+                self._heartbeat_until_readable(float("inf"))
             for message in self._read():
                 result = expectation.check(message)
                 if result is MATCHED:
@@ -185,6 +283,10 @@ class Talk:
         replies, messages = framing.receive(data.decode("utf-8", "replace"))
         for frame in replies:
             self.session.send_text(frame, self.part)
+        if self.replies and messages:
+            answers, messages = answer(self.replies, messages)
+            for step in answers:
+                self._send(step)
         self.messages_received += len(messages)
         return messages
 
@@ -202,7 +304,10 @@ class Talk:
         session = self.session
         try:
             while (remaining := until - time.perf_counter()) > 0:
-                if not session.readable(remaining):
+                if self._beat is not None:
+                    if not self._heartbeat_until_readable(until):
+                        return
+                elif not session.readable(remaining):
                     return
                 with Deadline(self.timeout_s, f"{self.part} timed out"):
                     self._read_idle()

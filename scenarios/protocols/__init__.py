@@ -29,6 +29,7 @@ from scenarios.conversation import (
     json_expectation,
     parse_conversation,
     regex_expectation,
+    split_messages,
     substitute,
     text_expectation,
 )
@@ -68,17 +69,30 @@ class ConnectionFraming:
     """The framing of one connection: steps to frames, frames to messages (raw WebSocket text).
 
     Subclasses keep per-connection state (ack ids, operation ids); raw keeps none, so one
-    instance serves every connection.
+    instance serves every connection. Raw text may carry several messages a frame, each
+    ended or separated by `separator` (`split:`), and end each send with it (`terminate:`).
     """
 
     # Set (a short stable failure reason) once the protocol's session ended while the socket
     # is still open (Socket.IO's server DISCONNECT, Engine.IO close); raw never sets it.
     ended: str | None = None
+    separator: str | None = None  # between (or after) the messages of a frame; None: one message a frame
+    terminator: str = ""  # appended to each send
+
+    def __init__(self, separator: str | None = None, terminate: bool = False) -> None:
+        self.separator = separator  # between (or after) the messages of a frame; None: one message a frame
+        self.terminator = separator if terminate and separator else ""  # appended to each send
+
+    def with_split(self, separator: str | None, terminate: bool = False) -> ConnectionFraming:
+        """This framing, splitting frames by `separator` (raw text only; ConversationError for a protocol's)."""
+        if type(self) is not ConnectionFraming:
+            raise ConversationError("split is for raw WebSocket text, not a protocol's own framing")
+        return ConnectionFraming(separator, terminate)
 
     def outgoing(self, step: Step, variables: Variables) -> tuple[str, ...]:
         """The text frames that start `step` (none for a pure expect)."""
         if step.action == SEND:
-            return (as_text(step.resolved(variables)),)
+            return (as_text(step.resolved(variables)) + self.terminator,)
         return NO_FRAMES
 
     def expectation(self, step: Step, variables: Variables) -> Expectation | None:
@@ -93,7 +107,9 @@ class ConnectionFraming:
 
     def receive(self, text: str) -> tuple[tuple[str, ...], tuple[Message, ...]]:
         """Decode one text frame: frames to send back at once (protocol pongs), and application messages."""
-        return NO_FRAMES, (Message(text),)
+        if self.separator is None:
+            return NO_FRAMES, (Message(text),)
+        return NO_FRAMES, tuple(Message(part) for part in split_messages(text, self.separator))
 
     def goodbye(self) -> tuple[str, ...]:
         """Frames to send before the close frame of a clean disconnect."""
@@ -116,6 +132,8 @@ class WireProtocol:
     def __init__(self, conversation: Conversation, auth_in_payload: bool = False) -> None:
         self.conversation = conversation  # the steps and settings
         self.auth_in_payload = auth_in_payload  # the token goes in the protocol's own auth payload
+        if conversation.split is not None:  # raw text split by a separator: still one framing for all
+            self._shared = ConnectionFraming(conversation.split, conversation.terminate)
 
     @property
     def subprotocols(self) -> tuple[str, ...]:
@@ -145,6 +163,8 @@ class WireProtocol:
     @classmethod
     def validate(cls, conversation: Conversation) -> None:
         """What parse_conversation cannot check alone; ConversationError naming the source, part and step."""
+        if conversation.split is not None and cls.name != "raw":
+            raise ConversationError(f"{conversation.source}: split: is for raw WebSocket text, not {cls.name}")
         try:
             cls.check_settings(conversation.settings)
         except ConversationError as error:

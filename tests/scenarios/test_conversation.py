@@ -124,7 +124,7 @@ class TestRegexVariables:
 
     def test_the_token_is_refused(self) -> None:
         """A secret never goes into a pattern."""
-        with pytest.raises(ConversationError, match=r"expect_regex can hold \$\{user\} and \$\{cycle\}, not"):
+        with pytest.raises(ConversationError, match=r"expect_regex can hold \$\{user\}, \$\{cycle\} and captures, not"):
             make_step("expect_regex", "hello ${token}", "r")
 
     def test_a_bad_pattern_around_variables_is_refused_when_loaded(self) -> None:
