@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from scenarios.continuity import ContinuityCounts, UserCarry
 from scenarios.conversation import Step, Variables, substitute
 from scenarios.exchange import Report, Talk
 from scenarios.protocols import WireProtocol, make_protocol
@@ -65,7 +66,19 @@ class WsClient:
             ca_file=settings.ca_file,
         )
 
-    def talk(self, session: WebSocketSession, report: Report, user: int = 0, cycle: int = 0) -> Talk:
-        """The conversation of a connected session."""
-        variables = Variables(user=user, cycle=cycle, token=self.settings.auth_token)
-        return Talk(session, self.protocol.connection(), variables, report, self.settings.timeout_s, self.conversation)
+    def talk(
+        self, session: WebSocketSession, report: Report, user: int = 0, cycle: int = 0, carry: UserCarry | None = None
+    ) -> Talk:
+        """The conversation of a connected session; `carry` (a flapping user's) begins a session of its stream."""
+        if carry is not None:
+            carry.session_started()
+        variables = Variables(user=user, cycle=cycle, token=self.settings.auth_token, carry=carry)
+        framing = self.protocol.connection(carry)
+        return Talk(session, framing, variables, report, self.settings.timeout_s, self.conversation)
+
+    def carry(self, counts: ContinuityCounts) -> UserCarry | None:
+        """A new flapping user's state across reconnects, counted into `counts`; None when the file needs none."""
+        conversation = self.conversation
+        if conversation.stream is None and not conversation.resume:
+            return None
+        return UserCarry(counts if conversation.stream is not None else None, resume=conversation.resume)

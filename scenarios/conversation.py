@@ -22,7 +22,10 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scenarios.stream import StreamSpec
 
 PARTS = ("open", "hold", "close")
 SEND = "send"
@@ -38,9 +41,10 @@ RAW_ACTIONS: Mapping[str, frozenset[str]] = {  # action -> the keys it takes bes
 CAPTURE = "capture"  # a step key: {name: dot.path} into the matched message
 COMMON_STEP_KEYS = frozenset(("name", "timeout_ms", CAPTURE))
 SESSION_KEYS = ("split", "terminate", "reply", "heartbeat")  # top-level keys of the session's primitives
-TOP_LEVEL_KEYS = frozenset(("protocol", "subprotocols", "headers", *SESSION_KEYS, *PARTS))
+TOP_LEVEL_KEYS = frozenset(("protocol", "subprotocols", "headers", "stream", "resume", *SESSION_KEYS, *PARTS))
 VARIABLE = re.compile(r"\$\{([^}]*)\}")
-VARIABLES = ("user", "cycle", "token")
+STREAM_LAST = "${stream.last}"  # the user's stream's last number, carried across reconnects ("" before any)
+VARIABLES = ("user", "cycle", "token", "stream.last")
 REF = "ref"  # ${ref}: the number of the connection's latest send (1, 2, ...)
 CAPTURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MIN_HEARTBEAT_MS = 10  # a client heartbeat more often than this is a mistake, not a protocol
@@ -61,6 +65,13 @@ class Variables:
     # The connection's own values, as text: captures by name and "ref" (its latest send's number).
     # The one mutable part: a Talk fills it as its connection goes on.
     values: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    carry: Any = field(default=None, repr=False, compare=False)  # the user's UserCarry: ${stream.last}, read live
+
+    @property
+    def stream_last(self) -> str:
+        """`${stream.last}`: the last number of the user's stream in its current chain, "" before any."""
+        last = getattr(self.carry, "last", None)
+        return "" if last is None else str(last)
 
 
 def _has_variables(value: Any) -> bool:
@@ -80,6 +91,8 @@ def _variable_text(variables: Variables, name: str) -> str | None:
         return str(variables.cycle)
     if name == "token":
         return variables.token
+    if name == "stream.last":
+        return variables.stream_last
     return variables.values.get(name)
 
 
@@ -102,6 +115,8 @@ def substitute(value: Any, variables: Variables) -> Any:
             return _substitute_once(value, variables)
         # Plain replaces (C loops; this runs per step per cycle). The token goes last, so a
         # token holding "${user}" stays as it is; unknown names were refused by make_step.
+        if STREAM_LAST in value:
+            value = value.replace(STREAM_LAST, variables.stream_last)
         return (
             value.replace("${user}", str(variables.user))
             .replace("${cycle}", str(variables.cycle))
@@ -641,6 +656,8 @@ class Conversation:
     terminate: bool = False  # each send ends with `split`
     replies: tuple[ReplyRule, ...] = ()  # answers to the server's application pings, for the whole session
     heartbeat: Heartbeat | None = None  # the client's own heartbeat, during holds
+    stream: StreamSpec | None = None  # the pushes that form each user's ordered stream (scenarios.stream)
+    resume: bool = False  # reconnects resume the session before (Socket.IO's pid and offset; raw: ${stream.last})
 
     def part(self, name: str) -> tuple[Step, ...]:
         """The steps of one part."""
@@ -693,8 +710,25 @@ def parse_conversation(
             parsed.append(step)
         parts[part] = tuple(parsed)
     split, terminate = _parse_split(data.get("split"), data.get("terminate"), source)
+    stream = None
+    if data.get("stream") is not None:
+        from scenarios.stream import parse_stream  # it imports this module
+
+        try:
+            stream = parse_stream(data["stream"], protocol)
+        except ConversationError as error:
+            raise ConversationError(f"{source}: {error}") from None
+    resume = data.get("resume", False)
+    if not isinstance(resume, bool):
+        raise ConversationError(f"{source}: resume: must be true or false")
+    if stream is None and any(
+        STREAM_LAST in repr((step.value, dict(step.options))) for steps in parts.values() for step in steps
+    ):
+        raise ConversationError(f"{source}: ${{stream.last}} needs a stream: (which messages, and their seq:)")
     return Conversation(
         protocol=protocol,
+        stream=stream,
+        resume=resume,
         subprotocols=_parse_subprotocols(data.get("subprotocols"), source),
         headers=_parse_headers(data.get("headers"), source),
         settings={key: data[key] for key in settings_keys if key in data},

@@ -20,6 +20,7 @@ from typing import Any
 from locust.exception import InterruptTaskSet, LocustError, RescheduleTask, StopTest, StopUser
 from websocket import ABNF
 
+from scenarios.continuity import UserCarry
 from scenarios.conversation import (
     EXPECT,
     EXPECT_REGEX,
@@ -42,6 +43,7 @@ from scenarios.conversation import (
     reply_rule,
 )
 from scenarios.protocols import ConnectionFraming, describe_close_code
+from scenarios.stream import NOT_STREAM, UNREADABLE
 from scenarios.ws_session import Deadline, WebSocketSession, WsFailure
 
 logger = logging.getLogger("flapping_pack")
@@ -77,6 +79,8 @@ class Talk:
         "_beat",
         "_report",
         "_started",
+        "_stream",
+        "_user_stream",
     )
 
     def __init__(
@@ -102,6 +106,11 @@ class Talk:
             self._start_heartbeat(conversation.heartbeat.every_ms, conversation.heartbeat.send)
         self._report = report  # fires one Locust row
         self._started: float | None = None  # when the current exchange began: its first send since the last expect
+        carry: UserCarry | None = variables.carry
+        user_stream = carry.stream if carry is not None else None
+        # The stream's definition and the user's stream it feeds, when both exist (flapping users).
+        self._stream = conversation.stream if user_stream is not None else None
+        self._user_stream = user_stream
 
     # --- the public API of Python conversations -----------------------------------------------
 
@@ -288,7 +297,22 @@ class Talk:
             for step in answers:
                 self._send(step)
         self.messages_received += len(messages)
+        if self._stream is not None:
+            self._feed_stream(messages)
         return messages
+
+    def _feed_stream(self, messages: tuple[Message, ...]) -> None:
+        """Every stream message read, during steps and holds alike, goes to the user's stream."""
+        stream, user_stream = self._stream, self._user_stream
+        assert stream is not None and user_stream is not None
+        for message in messages:
+            seq = stream.seq_of(message)
+            if seq is NOT_STREAM:
+                continue
+            if seq is UNREADABLE:
+                user_stream.unreadable()
+            else:
+                user_stream.received(seq)
 
     def _read_idle(self) -> None:
         """Read one frame while no step waits: the protocol's session ending (Socket.IO DISCONNECT) fails the part."""

@@ -223,6 +223,7 @@ class FlappingUser(User):
         "_half_open_since",
         "_half_open_hold_s",
         "_finished",
+        "_carry",
     )
 
     def start(self, group: Any) -> Any:
@@ -332,6 +333,8 @@ class FlappingUser(User):
         self._half_open_since = 0.0  # when the hold of that connection ended
         self._half_open_hold_s = 0.0  # how long it was held before
         self._finished = False  # all cycles done
+        # This user's stream and resume state across its reconnects (a conversation with stream: or resume:).
+        self._carry = self._client.carry(self._tracker.total.continuity)
         self._tracker.user_started()
 
     @task
@@ -376,7 +379,7 @@ class FlappingUser(User):
             self._tracker.cycle_completed(time.perf_counter() - started)
             return
         connection = Connection(
-            self._client, self.script(), self._new_session(), self._report, self._number, cycle.index
+            self._client, self.script(), self._new_session(), self._report, self._number, cycle.index, self._carry
         )
         self._tracker.connect_attempted()
         if connection.connect(started) is not None:
@@ -398,6 +401,10 @@ class FlappingUser(User):
             if succeeded:
                 succeeded = self._disconnect(connection, cycle.disconnect)
             self._tracker.session_ended(succeeded, talk.messages_received)
+            if self._carry is not None:
+                # A clean goodbye that the protocol takes as the end of its session is not resumed.
+                on_purpose = succeeded and cycle.disconnect == CLEAN and talk.framing.goodbye_ends_session
+                self._carry.session_ended(on_purpose)
         else:
             self._tracker.connect_failed()  # the server refused the session behind the handshake
         self._drop_open_connection()  # a failed step left the connection dropped

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from scenarios.client import WsClient
+from scenarios.continuity import UserCarry
 from scenarios.exchange import Report, Talk, converse
 from scenarios.ws_session import WebSocketSession, WsFailure
 
@@ -40,7 +41,7 @@ class ConversationScript:
 class Connection:
     """One connection of any client: its session, its conversation, and the rows they report."""
 
-    __slots__ = ("client", "script", "session", "talk", "_report", "_user", "_cycle")
+    __slots__ = ("client", "script", "session", "talk", "_report", "_user", "_cycle", "_carry")
 
     def __init__(
         self,
@@ -50,6 +51,7 @@ class Connection:
         report: Report,
         user: int = 0,
         cycle: int = 0,
+        carry: UserCarry | None = None,
     ) -> None:
         self.client = client  # the run's client factory: framing, variables, the protocol's opening
         self.script = script  # what this connection says
@@ -58,6 +60,7 @@ class Connection:
         self._report = report  # fires one row: (name, started, length, failure)
         self._user = user  # ${user}
         self._cycle = cycle  # ${cycle}
+        self._carry = carry  # the user's stream and resume state across its connections, if any
 
     def connect(self, started: float | None = None) -> WsFailure | None:
         """The handshake, reported as the `connect` row (timed from `started`); the failure, or None."""
@@ -68,7 +71,7 @@ class Connection:
             self._report("connect", started, 0, failure)
             return failure
         self._report("connect", started, 0, None)
-        self.talk = self.client.talk(self.session, self._report, self._user, self._cycle)
+        self.talk = self.client.talk(self.session, self._report, self._user, self._cycle, self._carry)
         return None
 
     def open(self) -> WsFailure | None:

@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from scenarios.continuity import ContinuityCounts
+
 
 @dataclass
 class DurationStats:
@@ -63,6 +65,7 @@ class FlapCounts:
     cycles_completed: int = 0  # cycles that reached the end of their pause
     hold: DurationStats = field(default_factory=DurationStats)  # actual hold times
     cycle: DurationStats = field(default_factory=DurationStats)  # actual cycle times, connect to reconnect
+    continuity: ContinuityCounts = field(default_factory=ContinuityCounts)  # the users' streams (stream: defined)
 
     def merged(self, other: FlapCounts) -> FlapCounts:
         """The sum of two snapshots (e.g. two workers)."""
@@ -71,7 +74,12 @@ class FlapCounts:
             for f in dataclasses.fields(self)
             if isinstance(getattr(self, f.name), int)
         }
-        return FlapCounts(**sums, hold=self.hold.merged(other.hold), cycle=self.cycle.merged(other.cycle))
+        return FlapCounts(
+            **sums,
+            hold=self.hold.merged(other.hold),
+            cycle=self.cycle.merged(other.cycle),
+            continuity=self.continuity.merged(other.continuity),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON- and msgpack-friendly form, for worker-to-master messages and reports."""
@@ -83,7 +91,8 @@ class FlapCounts:
         values = dict(data)
         hold = DurationStats(**values.pop("hold", {}))
         cycle = DurationStats(**values.pop("cycle", {}))
-        return cls(**values, hold=hold, cycle=cycle)
+        continuity = ContinuityCounts.from_dict(values.pop("continuity", {}))
+        return cls(**values, hold=hold, cycle=cycle, continuity=continuity)
 
 
 class ConnectionTracker:

@@ -16,6 +16,8 @@ PURE_MODULES = (
     "scenarios.disconnect",
     "scenarios.conversation",
     "scenarios.tracker",
+    "scenarios.continuity",
+    "scenarios.stream",
     "scenarios.client_frames",
     "scenarios.upgrade",
     "scenarios.protocols",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from scenarios.continuity import UserCarry
 from scenarios.conversation import (
     EXPECT,
     EXPECT_REGEX,
@@ -115,6 +116,10 @@ class ConnectionFraming:
         """Frames to send before the close frame of a clean disconnect."""
         return NO_FRAMES
 
+    # Whether a clean disconnect ends the session on purpose, so that the next one does not
+    # resume it (Socket.IO's namespace DISCONNECT); raw protocols resume as their files say.
+    goodbye_ends_session = False
+
     def close_names(self) -> Mapping[int, str]:
         """Names of the protocol's own close codes (GraphQL's 44xx)."""
         return {}
@@ -148,8 +153,8 @@ class WireProtocol:
         """The protocol's own open steps, before the conversation's (Socket.IO's namespace connect)."""
         return ()
 
-    def connection(self) -> ConnectionFraming:
-        """The framing state of a new connection."""
+    def connection(self, carry: UserCarry | None = None) -> ConnectionFraming:
+        """The framing state of a new connection; `carry` is its user's state across reconnects, if any."""
         return self._shared
 
     @classmethod

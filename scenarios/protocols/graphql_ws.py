@@ -24,6 +24,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from scenarios.continuity import UserCarry
 from scenarios.conversation import (
     MATCHED,
     NOT_IT,
@@ -247,8 +248,8 @@ class GraphQLWSProtocol(WireProtocol):
         """One step, the `init` row: connection_init, answered by connection_ack."""
         return self._opening
 
-    def connection(self) -> GraphQLWSFraming:
-        """A new connection's framing."""
+    def connection(self, carry: UserCarry | None = None) -> GraphQLWSFraming:
+        """A new connection's framing (graphql-ws resumes nothing)."""
         return GraphQLWSFraming(self)
 
     def init_payload(self, variables: Variables) -> dict[str, Any] | None:

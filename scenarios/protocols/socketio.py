@@ -23,6 +23,14 @@ Steps of a conversation with `protocol: socketio`:
   `["event", arg, ...]` as the server wrote it.
 Packets of other namespaces are skipped. Binary events and acks are not supported: one that
 arrives while awaited fails the step, otherwise it is skipped.
+
+Connection state recovery (`resume: true`, Socket.IO 4.6+), as the reference client does
+it: the server's CONNECT answer carries the session's private id `pid` when recovery is on,
+and each event then carries its offset as an extra last argument (a string). The client
+keeps the pid and the offset of the last event it got, and a reconnect sends both in its
+CONNECT payload (`{"pid": ..., "offset": ...}` besides the auth). The server recovered the
+session when its answer carries the same pid. A clean disconnect (the namespace DISCONNECT)
+ends the session on purpose: the next connect starts a new one.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from scenarios.continuity import UserCarry
 from scenarios.conversation import (
     MATCHED,
     NOT_IT,
@@ -223,8 +232,13 @@ def _event_args(step: Step, variables: Variables) -> list[Any]:
 class SocketIOFraming(ConnectionFraming):
     """One Socket.IO connection: its Engine.IO handshake data, namespace state and ack ids."""
 
-    def __init__(self, protocol: SocketIOProtocol) -> None:
+    goodbye_ends_session = True  # the namespace DISCONNECT: the server keeps nothing to recover
+
+    def __init__(self, protocol: SocketIOProtocol, carry: UserCarry | None = None) -> None:
         self.protocol = protocol  # settings, shared by every connection of the run
+        # The user's resume state across reconnects (pid, offset), when the file says `resume: true`.
+        self.carry = carry if protocol.resume else None
+        self._asked_pid: str | None = None  # the pid this connection's CONNECT asked to recover
         self.namespace = protocol.namespace  # the namespace this connection talks on
         self.handshake: dict[str, Any] | None = None  # the Engine.IO open packet's data
         self.ping_interval_ms: float | None = None  # from the open packet
@@ -254,13 +268,29 @@ class SocketIOFraming(ConnectionFraming):
         if action == SEND:
             return (self._prefix_event + compact_json(["message", step.resolved(variables)]),)
         if action == CONNECT_NAMESPACE:
-            frame = encode_message(CONNECT, self.namespace, self.protocol.auth(variables))
+            frame = encode_message(CONNECT, self.namespace, self._connect_payload(variables))
             if self.handshake is None:
                 # The client speaks once the server's open packet came; `receive` sends it then.
                 self._pending_connect = frame
                 return NO_FRAMES
             return (frame,)
         return NO_FRAMES
+
+    def _connect_payload(self, variables: Variables) -> dict[str, Any] | None:
+        """The CONNECT payload: the auth, plus the pid and offset of the session to recover, if any."""
+        payload = self.protocol.auth(variables)
+        carry = self.carry
+        if carry is None or not carry.resuming:
+            return payload
+        state = carry.protocol_state
+        pid = state.get("pid")
+        if not isinstance(pid, str):
+            return payload  # the server never gave a pid: recovery is off there
+        self._asked_pid = pid
+        recovery: dict[str, Any] = {"pid": pid}
+        if isinstance(state.get("offset"), str):
+            recovery["offset"] = state["offset"]
+        return {**recovery, **(payload or {})}
 
     def expectation(self, step: Step, variables: Variables) -> Expectation | None:
         """What `step` waits for: the CONNECT answer, an ack, an event, or a raw match on an event's payload."""
@@ -401,6 +431,9 @@ class SocketIOFraming(ConnectionFraming):
         type = packet.type
         if type == EVENT:
             data = packet.data
+            carry = self.carry
+            if carry is not None and len(data) > 1 and isinstance(data[-1], str) and "pid" in carry.protocol_state:
+                carry.protocol_state["offset"] = data[-1]  # recovery on: the last argument is the offset
             return (Message(packet.payload, KIND_EVENT, data[0], data[1:]),)
         if type == ACK:
             return (Message(packet.payload, KIND_ACK, packet.id, packet.data),)
@@ -408,6 +441,8 @@ class SocketIOFraming(ConnectionFraming):
             self.connected = True
             data = packet.data
             self.sid = data.get("sid") if isinstance(data, dict) and isinstance(data.get("sid"), str) else None
+            if self.carry is not None:
+                self._connected(data.get("pid") if isinstance(data, dict) else None)
             return (Message(packet.payload, KIND_CONNECT),)
         if type == CONNECT_ERROR:
             self.ended = self.ended or f"namespace refused: {connect_error_class(packet.data)}"
@@ -419,6 +454,21 @@ class SocketIOFraming(ConnectionFraming):
         if type == BINARY_EVENT:
             return (Message(packet.payload, KIND_BINARY_EVENT, packet.data[0]),)
         return (Message(packet.payload, KIND_BINARY_ACK, packet.id),)
+
+    def _connected(self, pid: Any) -> None:
+        """The CONNECT answer: keep its pid; tell the carry whether the server recovered the session asked for."""
+        carry = self.carry
+        assert carry is not None
+        recovered = isinstance(pid, str) and pid == self._asked_pid
+        state = carry.protocol_state
+        if isinstance(pid, str):
+            if state.get("pid") != pid:
+                state.pop("offset", None)  # a new session: offsets of the old one mean nothing to it
+            state["pid"] = pid
+        else:
+            state.clear()
+        if carry.resuming:
+            carry.server_answered(recovered)
 
     def goodbye(self) -> tuple[str, ...]:
         """The namespace DISCONNECT, as the official client sends before closing."""
@@ -465,6 +515,7 @@ class SocketIOProtocol(WireProtocol):
         self.namespace: str = self.namespace_setting or MAIN_NAMESPACE  # may be set from --host by url()
         self.auth_setting: Mapping[str, Any] | None = settings.get("auth")  # the CONNECT auth payload, templated
         self._opening = (make_step(CONNECT_NAMESPACE, None, OPENING_STEP_NAME),)  # the namespace connect
+        self.resume: bool = conversation.resume  # keep pid and offset, and recover the session on reconnect
 
     @classmethod
     def check_settings(cls, settings: Mapping[str, Any]) -> None:
@@ -513,9 +564,9 @@ class SocketIOProtocol(WireProtocol):
         """One step, the `namespace` row: CONNECT, answered by CONNECT (or CONNECT_ERROR)."""
         return self._opening
 
-    def connection(self) -> SocketIOFraming:
-        """A new connection's framing."""
-        return SocketIOFraming(self)
+    def connection(self, carry: UserCarry | None = None) -> SocketIOFraming:
+        """A new connection's framing; `carry` keeps its user's session id and offset across reconnects."""
+        return SocketIOFraming(self, carry)
 
     def auth(self, variables: Variables) -> dict[str, Any] | None:
         """The CONNECT packet's auth payload: the `auth` setting, plus the token when it goes in the payload."""

@@ -1,0 +1,133 @@
+"""A conversation's `stream:`: which pushes form each user's ordered stream, and where their sequence number is.
+
+Pure: a decoded message in, its sequence number (or "not a stream message", or "unreadable")
+out. Counting what was lost is `scenarios.continuity`'s.
+
+    stream:
+      event: tick          # Socket.IO: the event's name; seq is read from its first argument
+      seq: n               # a dot path (list items by index: items.0.seq)
+    stream:
+      match: {type: tick}  # raw and graphql-ws: a JSON subset of the message
+      seq: data.seq
+
+A sequence number is an integer or a string of digits. Without `match` (raw, graphql-ws),
+every JSON message that has the `seq` path is a stream message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from scenarios.conversation import ConversationError, Message, contains
+
+STREAM_KEYS = ("seq", "event", "topic", "match")
+KIND_EVENT = "event"  # Socket.IO's event messages (scenarios.protocols.socketio.KIND_EVENT)
+_DIGITS = re.compile(r"-?[0-9]+")
+
+
+class _Unreadable:
+    """A stream message whose sequence number is missing or not a number."""
+
+    def __repr__(self) -> str:
+        return "UNREADABLE"
+
+
+NOT_STREAM = None  # seq_of: the message is not one of the stream's
+UNREADABLE: Any = _Unreadable()  # seq_of: a stream message without a readable number
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """Which messages form the stream (by event, topic or JSON subset) and the path of their number."""
+
+    seq: tuple[str, ...]  # the dot path of the sequence number, split
+    event: str | None = None  # Socket.IO: the event's name
+    topic: str | None = None  # MQTT: the topic filter (wildcards)
+    match: Any = None  # raw, graphql-ws (and a Socket.IO event's first argument): a JSON subset
+    has_match: bool = False  # whether `match` was given
+
+    def seq_of(self, message: Message) -> Any:
+        """The message's sequence number (an int), NOT_STREAM, or UNREADABLE."""
+        if self.event is not None:
+            if message.kind != KIND_EVENT or message.key != self.event:
+                return NOT_STREAM
+            args = message.args
+            data = args[0] if args else _MISSING
+            if self.has_match and (data is _MISSING or not contains(self.match, data)):
+                return NOT_STREAM
+            return UNREADABLE if data is _MISSING else _number(_at(data, self.seq))
+        if self.topic is not None:
+            return NOT_STREAM  # MQTT messages are not decoded by this pack yet
+        try:
+            data = message.json()
+        except ValueError:
+            return NOT_STREAM
+        if self.has_match:
+            if not contains(self.match, data):
+                return NOT_STREAM
+            return _number(_at(data, self.seq))
+        value = _at(data, self.seq)
+        return NOT_STREAM if value is _MISSING else _number(value)
+
+
+def _at(data: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        if isinstance(data, Mapping) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return _MISSING
+    return data
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool):
+        return UNREADABLE
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        return int(value.strip())
+    return UNREADABLE
+
+
+def parse_stream(value: Any, protocol: str) -> StreamSpec:
+    """The `stream:` of a conversation for `protocol`; ConversationError (starting `stream:`) when bad."""
+    if not isinstance(value, Mapping):
+        raise ConversationError("stream: must be a mapping with seq: and event:, topic: or match:")
+    unknown = [key for key in value if key not in STREAM_KEYS]
+    if unknown:
+        raise ConversationError(f"stream: unknown key {unknown[0]!r} (allowed: {', '.join(STREAM_KEYS)})")
+    seq = value.get("seq")
+    if not isinstance(seq, str) or not seq.strip() or any(not part for part in seq.strip().split(".")):
+        raise ConversationError("stream: seq: must be a dot path into the message, such as data.seq")
+    event, topic = value.get("event"), value.get("topic")
+    if protocol == "socketio":
+        if not isinstance(event, str) or not event:
+            raise ConversationError("stream: event: names the Socket.IO event of the stream (required)")
+    elif event is not None:
+        raise ConversationError("stream: event: is for protocol socketio; use match: (a JSON subset)")
+    if topic is not None:
+        if protocol != "mqtt":
+            raise ConversationError("stream: topic: is for protocol mqtt; use match: (a JSON subset)")
+        if not isinstance(topic, str) or not topic:
+            raise ConversationError("stream: topic: must be a topic filter")
+    if protocol == "mqtt" and topic is None:
+        raise ConversationError("stream: topic: names the MQTT topic filter of the stream (required)")
+    has_match = "match" in value
+    match = value.get("match")
+    if has_match and not isinstance(match, (Mapping, list)):
+        raise ConversationError("stream: match: must be a mapping or a list (a JSON subset)")
+    return StreamSpec(
+        seq=tuple(seq.strip().split(".")),
+        event=event,
+        topic=topic,
+        match=match,
+        has_match=has_match,
+    )
