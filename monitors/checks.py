@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from scenarios.continuity import ContinuityCounts
+
 from .leak import LeakUnknown, estimate_leak
 from .rounds import ALLOCATOR_NOISE_MB, RoundGrowth, round_growth
 from .sample import MIB, PHASE_FLAPPING, PHASE_SETTLE, ResourceSample
@@ -30,9 +32,12 @@ Bound = Literal["max", "min"]
 _T = TypeVar("_T", int, float)
 
 
-def _threshold(default: _T, unit: str, help: str) -> _T:
-    """A Thresholds field whose metadata carries its unit and one line of help."""
-    return field(default=default, metadata={"unit": unit, "help": help})
+OFF = -1  # a limit that can be turned off takes this value when it is off
+
+
+def _threshold(default: _T, unit: str, help: str, can_be_off: bool = False) -> _T:
+    """A Thresholds field whose metadata carries its unit and one line of help; `can_be_off`: OFF turns it off."""
+    return field(default=default, metadata={"unit": unit, "help": help, "can_be_off": can_be_off})
 
 
 @dataclass(frozen=True)
@@ -65,10 +70,18 @@ class Thresholds:
     max_steady_p95_ms: float = _threshold(
         0.0, "ms", "highest p95 echo latency of the steady users during flapping; 0 turns it off"
     )
+    max_messages_lost: int = _threshold(
+        0, "messages", "most stream messages lost across reconnects, all users (needs a stream: in the conversation)"
+    )
+    max_messages_duplicated: int = _threshold(
+        OFF, "messages", "most stream messages received twice, all users; -1 turns it off", can_be_off=True
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.metadata["can_be_off"] and value == OFF:
+                continue
             if not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
                 raise ValueError(f"{f.name} must be a number >= 0, got {value!r}")
         if self.min_connect_success_pct > 100:
@@ -84,6 +97,7 @@ class ThresholdInfo:
     value_type: type  # int or float, for the option parser
     unit: str  # e.g. "MB"
     help: str  # one line
+    can_be_off: bool = False  # OFF (-1) turns it off
 
 
 def threshold_info() -> list[ThresholdInfo]:
@@ -96,6 +110,7 @@ def threshold_info() -> list[ThresholdInfo]:
             value_type=type(getattr(defaults, f.name)),
             unit=f.metadata["unit"],
             help=f.metadata["help"],
+            can_be_off=f.metadata["can_be_off"],
         )
         for f in dataclasses.fields(Thresholds)
     ]
@@ -116,6 +131,7 @@ class ClientTotals:
     generator_limited: str | None = None  # why failures were the load generator's own fault
     sessions_succeeded: int = 0  # established sessions whose every step and disconnect succeeded
     sessions_failed: int = 0  # established sessions a failed step, a server close or a failed disconnect ended
+    continuity: ContinuityCounts | None = None  # the users' streams, when the conversation defines one
 
 
 @dataclass(frozen=True)
@@ -565,6 +581,69 @@ def steady_p95_ms(totals: ClientTotals, max_ms: float) -> CheckResult:
     return CheckResult(name, _status(observed <= max_ms), observed, max_ms, unit, detail)
 
 
+NO_STREAM = "no stream: in the conversation (which pushes form each user's stream, and their seq:)"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def _lost_words(counts: ContinuityCounts) -> str:
+    """Why messages were lost, in the words of the cause: the server did not resume, or resumed and still lost."""
+    lost, asked = counts.messages_lost, counts.resumes_asked
+    resumed, with_loss = counts.sessions_resumed, counts.sessions_with_loss
+    lost_text = _count(lost, "message") + " lost" if lost else "no message lost"
+    received = f"{_count(counts.stream_messages, 'stream message')} received"
+    if asked == 0:
+        return (
+            f"{lost_text} ({received}); no reconnect tried to resume its session, so each session was judged alone "
+            "(resume: true resumes, except after a clean Socket.IO disconnect)"
+        )
+    if counts.resumes_answered == 0:  # the protocol does not say (raw): the conversation resumed by itself
+        where = f"in {with_loss} of {_count(asked, 'reconnect')}" if lost else f"in {_count(asked, 'reconnect')}"
+        return f"{lost_text} {where} ({received})"
+    if resumed == asked:
+        of_them = f"{lost_text} in {with_loss} of them" if lost else f"{lost_text} ({received})"
+        return f"the server resumed {resumed} of {_count(asked, 'session')}; {of_them}"
+    return f"{lost_text} in {_count(asked, 'reconnect')}; the server resumed {resumed} of {_count(asked, 'session')}"
+
+
+def _unreadable_note(counts: ContinuityCounts) -> str:
+    if not counts.seq_unreadable:
+        return ""
+    return f"; {_count(counts.seq_unreadable, 'stream message')} had no readable seq"
+
+
+def messages_lost(totals: ClientTotals, max_lost: int) -> CheckResult:
+    """Fail if more than `max_lost` stream messages were lost across reconnects; skipped without a stream."""
+    name, unit = "messages_lost", "messages"
+    counts = totals.continuity
+    if counts is None:
+        return _skip(name, unit, float(max_lost), NO_STREAM)
+    if counts.stream_messages == 0:
+        detail = "no stream message was received: the stream: section matched nothing the server sent"
+        return CheckResult(name, "fail", None, float(max_lost), unit, detail + _unreadable_note(counts))
+    lost = counts.messages_lost
+    detail = f"{_lost_words(counts)} (limit {max_lost}){_unreadable_note(counts)}"
+    return CheckResult(name, _status(lost <= max_lost), float(lost), float(max_lost), unit, detail)
+
+
+def messages_duplicated(totals: ClientTotals, max_duplicated: int) -> CheckResult:
+    """Fail if more than `max_duplicated` stream messages came twice; reported but off at OFF (QoS 1 allows them)."""
+    name, unit = "messages_duplicated", "messages"
+    counts = totals.continuity
+    if counts is None:
+        return _skip(name, unit, None if max_duplicated == OFF else float(max_duplicated), NO_STREAM)
+    duplicated = counts.messages_duplicated
+    words = f"{_count(duplicated, 'stream message')} received twice of {counts.stream_messages:,}"
+    if max_duplicated == OFF:
+        return CheckResult(name, "skip", float(duplicated), None, unit, f"off (--max-messages-duplicated -1): {words}")
+    detail = f"{words} (limit {max_duplicated})"
+    return CheckResult(
+        name, _status(duplicated <= max_duplicated), float(duplicated), float(max_duplicated), unit, detail
+    )
+
+
 def evaluate(
     timeline: Timeline,
     totals: ClientTotals,
@@ -595,6 +674,8 @@ def evaluate(
         agents_growth(baseline, settled, thresholds.max_agents_growth),
         recovery_ms(totals, thresholds.max_recovery_ms),
         steady_p95_ms(totals, thresholds.max_steady_p95_ms),
+        messages_lost(totals, thresholds.max_messages_lost),
+        messages_duplicated(totals, thresholds.max_messages_duplicated),
     ]
     if rounds > 1:
         checks = judge_rounds(checks, timeline, thresholds, interrupted)

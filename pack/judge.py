@@ -140,6 +140,7 @@ class Judge:
             generator_limited=self._generator.limit_hit(self._stats()),
             sessions_succeeded=counts.sessions_succeeded,
             sessions_failed=counts.sessions_failed,
+            continuity=counts.continuity if self._config().client.conversation.stream is not None else None,
         )
 
     def _steady_exchanges(self) -> StatsEntry:

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from childproc.numbers import NumberRange, number_in, parse_number
-from monitors.checks import ThresholdInfo, Thresholds, threshold_info
+from monitors.checks import OFF, ThresholdInfo, Thresholds, threshold_info
 from pack.settings import MonitorSettings, NetworkSettings, OutputSettings, PackConfig, RefServerSettings
 from scenarios.conversation import Conversation, ConversationError, echo_conversation, parse_header
 from scenarios.disconnect import DisconnectMix
@@ -244,6 +244,8 @@ def _threshold_option(info: ThresholdInfo) -> OptionSpec:
     """The option of one threshold: `--max-fd-growth` for `max_fd_growth`, typed by its default."""
     if info.name.startswith("min_"):
         parse: Callable[[Any], Any] = percentage
+    elif info.can_be_off:
+        parse = number_in(info.value_type, NumberRange(low=OFF))
     else:
         parse = non_negative_int if info.value_type is int else non_negative_float
     help_text = f"{info.help[0].upper()}{info.help[1:]} ({info.unit})"

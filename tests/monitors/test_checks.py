@@ -10,6 +10,7 @@ import pytest
 from monitors.checks import (
     EXIT_FAIL,
     EXIT_PASS,
+    OFF,
     CheckResult,
     ClientTotals,
     Thresholds,
@@ -24,6 +25,8 @@ from monitors.checks import (
     lingering_connections,
     memory_growth_mb,
     memory_growth_pct,
+    messages_duplicated,
+    messages_lost,
     recovery_ms,
     server_alive,
     session_success_pct,
@@ -33,6 +36,7 @@ from monitors.checks import (
 from monitors.sample import PHASE_BASELINE, PHASE_FLAPPING, PHASE_SETTLE, ResourceSample
 from monitors.settle import SettleOutcome
 from monitors.timeline import ResourceLevels, Timeline
+from scenarios.continuity import ContinuityCounts
 
 MIB = 1024 * 1024
 KIB = 1024
@@ -446,6 +450,8 @@ class TestEvaluate:
         "agents_growth",
         "recovery_ms",
         "steady_p95_ms",
+        "messages_lost",
+        "messages_duplicated",
     ]
 
     def test_clean_run_passes(self) -> None:
@@ -462,6 +468,8 @@ class TestEvaluate:
             "pass",
             "pass",
             "pass",
+            "skip",
+            "skip",
             "skip",
             "skip",
         ]
@@ -482,7 +490,7 @@ class TestEvaluate:
         assert not verdict.passed
         assert verdict.interrupted
         assert verdict.exit_code == EXIT_FAIL == 3
-        assert verdict.summary() == "FAIL (4 of 11 checks failed) (interrupted)"
+        assert verdict.summary() == "FAIL (4 of 13 checks failed) (interrupted)"
 
     def test_skips_do_not_fail(self) -> None:
         """A verdict of only skipped checks passes."""
@@ -624,3 +632,78 @@ class TestSettleOutcomes:
         assert settle_line(self.CAPPED) == (
             "round 0 settle: stopped at --settle-max-s 60 s: agents still falling (184 → 12)"
         )
+
+
+class TestMessagesLost:
+    @staticmethod
+    def stream(**counts: int) -> ClientTotals:
+        return ClientTotals(100, 0, 100, 10, continuity=ContinuityCounts(**counts))
+
+    def test_skipped_without_a_stream(self) -> None:
+        """No stream: in the conversation, nothing to judge: both checks say so."""
+        base = ClientTotals(100, 0, 100, 10)
+        assert messages_lost(base, 0).detail.startswith("skipped: no stream: in the conversation")
+        assert messages_duplicated(base, OFF).status == "skip"
+
+    def test_a_server_that_never_resumed_fails_in_the_words_of_its_cause(self) -> None:
+        """Lost messages and no recovery: the detail says the server resumed none of the sessions."""
+        totals = self.stream(stream_messages=5000, messages_lost=412, resumes_asked=380, resumes_answered=380)
+        result = messages_lost(totals, 0)
+        assert result.status == "fail"
+        assert result.observed == 412
+        assert result.detail == "412 messages lost in 380 reconnects; the server resumed 0 of 380 sessions (limit 0)"
+
+    def test_a_server_that_resumed_and_still_lost_says_how_many_sessions_lost(self) -> None:
+        """Every session recovered and some still lost messages: the detail blames the replay, not the resume."""
+        totals = self.stream(
+            stream_messages=5000, messages_lost=12, resumes_asked=380, resumes_answered=380, sessions_resumed=380,
+            sessions_with_loss=3,
+        )  # fmt: skip
+        result = messages_lost(totals, 0)
+        assert result.status == "fail"
+        assert result.detail == "the server resumed 380 of 380 sessions; 12 messages lost in 3 of them (limit 0)"
+
+    def test_nothing_lost_passes(self) -> None:
+        """A server that resumed every session and replayed everything passes."""
+        totals = self.stream(stream_messages=5000, resumes_asked=380, resumes_answered=380, sessions_resumed=380)
+        result = messages_lost(totals, 0)
+        assert result.status == "pass"
+        assert result.detail == (
+            "the server resumed 380 of 380 sessions; no message lost (5,000 stream messages received) (limit 0)"
+        )
+
+    def test_a_limit_above_the_loss_passes(self) -> None:
+        """--max-messages-lost allows that many."""
+        totals = self.stream(stream_messages=50, messages_lost=3, resumes_asked=4, sessions_with_loss=1)
+        result = messages_lost(totals, 5)
+        assert result.status == "pass"
+        assert result.detail == "3 messages lost in 1 of 4 reconnects (50 stream messages received) (limit 5)"
+
+    def test_sessions_that_never_resumed_are_judged_alone(self) -> None:
+        """No reconnect tried to resume: losses within sessions only, and the detail says why."""
+        result = messages_lost(self.stream(stream_messages=10, chains=5), 0)
+        assert result.status == "pass"
+        assert "no reconnect tried to resume its session" in result.detail
+
+    def test_a_stream_that_matched_nothing_fails(self) -> None:
+        """A stream was defined and no message of it came: the check fails rather than pass on nothing."""
+        result = messages_lost(self.stream(seq_unreadable=3), 0)
+        assert result.status == "fail"
+        assert result.detail.startswith("no stream message was received")
+        assert result.detail.endswith("; 3 stream messages had no readable seq")
+
+    def test_duplicates_are_reported_when_off_and_judged_with_a_limit(self) -> None:
+        """Off by default (QoS 1 allows duplicates) but counted; with a limit, more fails."""
+        totals = self.stream(stream_messages=100, messages_duplicated=4)
+        off = messages_duplicated(totals, OFF)
+        assert (off.status, off.observed, off.limit) == ("skip", 4, None)
+        assert off.detail == "off (--max-messages-duplicated -1): 4 stream messages received twice of 100"
+        assert messages_duplicated(totals, 3).status == "fail"
+        assert messages_duplicated(totals, 4).status == "pass"
+
+    def test_only_the_duplicates_limit_can_be_off(self) -> None:
+        """-1 turns --max-messages-duplicated off; other limits refuse it."""
+        assert Thresholds().max_messages_duplicated == OFF
+        assert Thresholds(max_messages_duplicated=0).max_messages_duplicated == 0
+        with pytest.raises(ValueError, match="max_messages_lost must be a number >= 0"):
+            Thresholds(max_messages_lost=-1)

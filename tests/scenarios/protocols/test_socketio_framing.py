@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from scenarios.continuity import ContinuityCounts, UserCarry
 from scenarios.conversation import Conversation, ConversationError, Variables, make_step
 from scenarios.protocols import load_conversation_text, make_protocol
 from scenarios.protocols.socketio import (
@@ -413,3 +414,79 @@ def test_the_protocol_checks_steps_built_in_python_too() -> None:
     conversation = Conversation(protocol="socketio", hold=(make_step("emit", [], "bad"),), source="MyUser")
     with pytest.raises(ConversationError, match=r"^MyUser: hold step 1: emit takes"):
         make_protocol(conversation)
+
+
+# --- connection state recovery (resume: true) ----------------------------------------------------
+
+
+def _resuming_connection(protocol: SocketIOProtocol, carry: UserCarry, answer: str) -> tuple[SocketIOFraming, str]:
+    """A connection of `carry`'s user: its CONNECT frame as sent, after the server's `answer`."""
+    carry.session_started()
+    framing = protocol.connection(carry)
+    run = run_step(framing, protocol.opening()[0], V, [OPEN, answer])
+    assert run.result == "matched"
+    return framing, run.sent[0]
+
+
+def test_resume_sends_the_pid_and_last_offset_and_counts_the_recovery() -> None:
+    """A reconnect's CONNECT carries the pid and the last event's offset; the same pid back means recovered."""
+    protocol = _protocol("protocol: socketio\nresume: true\nstream: {event: tick, seq: n}\nauth: {user: u}\n")
+    counts = ContinuityCounts()
+    carry = UserCarry(counts, resume=True)
+    framing, connect = _resuming_connection(protocol, carry, '40{"sid":"s1","pid":"p1"}')
+    assert connect == '40{"user":"u"}'  # the first session asks nothing
+    feed(framing, ['42["tick",{"n":1},"o-1"]', '42["tick",{"n":2},"o-2"]'])
+    carry.session_ended(on_purpose=False)  # an abrupt drop
+    _, connect = _resuming_connection(protocol, carry, '40{"sid":"s2","pid":"p1"}')
+    assert connect == '40{"pid":"p1","offset":"o-2","user":"u"}'
+    assert (counts.resumes_asked, counts.resumes_answered, counts.sessions_resumed) == (1, 1, 1)
+
+
+def test_a_server_without_recovery_is_asked_nothing_and_resumes_nothing() -> None:
+    """No pid from the server: the reconnect sends no pid, and the session counts as not recovered."""
+    protocol = _protocol("protocol: socketio\nresume: true\nstream: {event: tick, seq: n}\n")
+    counts = ContinuityCounts()
+    carry = UserCarry(counts, resume=True)
+    _resuming_connection(protocol, carry, '40{"sid":"s1"}')
+    carry.session_ended(on_purpose=False)
+    _, connect = _resuming_connection(protocol, carry, '40{"sid":"s2"}')
+    assert connect == "40"
+    assert (counts.resumes_asked, counts.resumes_answered, counts.sessions_resumed) == (1, 1, 0)
+
+
+def test_a_new_pid_means_the_server_did_not_recover_and_forgets_the_old_offset() -> None:
+    """An answer with another pid is a new session: not recovered, and its offsets start afresh."""
+    protocol = _protocol("protocol: socketio\nresume: true\nstream: {event: tick, seq: n}\n")
+    counts = ContinuityCounts()
+    carry = UserCarry(counts, resume=True)
+    framing, _ = _resuming_connection(protocol, carry, '40{"sid":"s1","pid":"p1"}')
+    feed(framing, ['42["tick",{"n":1},"o-1"]'])
+    carry.session_ended(on_purpose=False)
+    _resuming_connection(protocol, carry, '40{"sid":"s2","pid":"p2"}')
+    assert carry.protocol_state == {"pid": "p2"}
+    assert counts.sessions_resumed == 0
+    carry.session_ended(on_purpose=False)
+    _, connect = _resuming_connection(protocol, carry, '40{"sid":"s3","pid":"p2"}')
+    assert connect == '40{"pid":"p2"}'
+
+
+def test_a_clean_disconnect_ends_the_session_on_purpose() -> None:
+    """After the namespace DISCONNECT, the next connect starts a new session: no pid sent, a new chain."""
+    protocol = _protocol("protocol: socketio\nresume: true\nstream: {event: tick, seq: n}\n")
+    counts = ContinuityCounts()
+    carry = UserCarry(counts, resume=True)
+    framing, _ = _resuming_connection(protocol, carry, '40{"sid":"s1","pid":"p1"}')
+    assert framing.goodbye_ends_session
+    carry.session_ended(on_purpose=True)
+    _, connect = _resuming_connection(protocol, carry, '40{"sid":"s2","pid":"p2"}')
+    assert connect == "40"
+    assert (counts.chains, counts.resumes_asked) == (2, 0)
+
+
+def test_without_resume_the_pid_is_never_sent() -> None:
+    """resume: false (the default): a carry's pid is not kept, nothing is recovered."""
+    protocol = _protocol("protocol: socketio\nstream: {event: tick, seq: n}\n")
+    carry = UserCarry(ContinuityCounts(), resume=False)
+    _resuming_connection(protocol, carry, '40{"sid":"s1","pid":"p1"}')
+    _, connect = _resuming_connection(protocol, carry, '40{"sid":"s2","pid":"p1"}')
+    assert connect == "40"

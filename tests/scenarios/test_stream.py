@@ -1,0 +1,85 @@
+"""A conversation's stream: which messages belong to it, their sequence numbers, and bad stream: sections."""
+
+from __future__ import annotations
+
+import pytest
+
+from scenarios.conversation import ConversationError, Message, Variables
+from scenarios.protocols import load_conversation_text
+from scenarios.stream import NOT_STREAM, UNREADABLE, parse_stream
+
+
+def test_a_raw_stream_matches_a_json_subset_and_reads_a_dot_path() -> None:
+    """A message containing `match` is a stream message; its number is read at the dot path."""
+    spec = parse_stream({"match": {"type": "tick"}, "seq": "data.seq"}, "raw")
+    assert spec.seq_of(Message('{"type":"tick","data":{"seq":41}}')) == 41
+    assert spec.seq_of(Message('{"type":"tick","data":{"seq":"42"}}')) == 42  # a numeric string
+    assert spec.seq_of(Message('{"type":"pong"}')) is NOT_STREAM
+    assert spec.seq_of(Message("not json")) is NOT_STREAM
+    assert spec.seq_of(Message('{"type":"tick","data":{}}')) is UNREADABLE
+    assert spec.seq_of(Message('{"type":"tick","data":{"seq":"4x"}}')) is UNREADABLE
+    assert spec.seq_of(Message('{"type":"tick","data":{"seq":true}}')) is UNREADABLE
+
+
+def test_without_match_every_message_with_the_path_is_in_the_stream() -> None:
+    """No `match`: messages that have the path are the stream's; list items are reached by index."""
+    spec = parse_stream({"seq": "items.1.n"}, "raw")
+    assert spec.seq_of(Message('{"items":[{"n":1},{"n":2}]}')) == 2
+    assert spec.seq_of(Message('{"type":"auth_ok"}')) is NOT_STREAM
+
+
+def test_a_socketio_stream_reads_the_first_argument_of_its_event() -> None:
+    """Socket.IO: the event named by `event`, its number in the first argument; other events are not the stream."""
+    spec = parse_stream({"event": "tick", "seq": "n"}, "socketio")
+    assert spec.seq_of(Message("", "event", "tick", [{"n": 7}, "offset-1"])) == 7
+    assert spec.seq_of(Message("", "event", "chat", [{"n": 7}])) is NOT_STREAM
+    assert spec.seq_of(Message("", "ack", 0, [{"n": 7}])) is NOT_STREAM
+    assert spec.seq_of(Message("", "event", "tick", [])) is UNREADABLE
+
+
+@pytest.mark.parametrize(
+    ("stream", "protocol", "words"),
+    [
+        ("[1]", "raw", "must be a mapping"),
+        ({"match": {"type": "tick"}}, "raw", "seq: must be a dot path"),
+        ({"seq": "a..b"}, "raw", "seq: must be a dot path"),
+        ({"seq": "n", "colour": 1}, "raw", "unknown key 'colour'"),
+        ({"seq": "n"}, "socketio", "event: names the Socket.IO event"),
+        ({"seq": "n", "event": "tick"}, "raw", "event: is for protocol socketio"),
+        ({"seq": "n", "topic": "flap/#"}, "raw", "topic: is for protocol mqtt"),
+        ({"seq": "n", "match": "tick"}, "raw", "match: must be a mapping or a list"),
+    ],
+)
+def test_a_bad_stream_is_refused_with_one_line(stream: object, protocol: str, words: str) -> None:
+    """Each mistake in stream: names the key."""
+    with pytest.raises(ConversationError, match=words):
+        parse_stream(stream, protocol)
+
+
+def test_a_conversation_file_names_its_stream_and_resume() -> None:
+    """stream: and resume: are top-level keys of a file; a bad one names the file."""
+    text = "protocol: socketio\nresume: true\nstream: {event: tick, seq: n}\n"
+    conversation = load_conversation_text(text, "s.yaml")
+    assert conversation.resume is True
+    assert conversation.stream is not None and conversation.stream.event == "tick"
+    with pytest.raises(ConversationError, match="^s.yaml: stream: event: names"):
+        load_conversation_text("protocol: socketio\nstream: {seq: n}\n", "s.yaml")
+    with pytest.raises(ConversationError, match="^s.yaml: resume: must be true or false"):
+        load_conversation_text("resume: yes please\n", "s.yaml")
+
+
+def test_stream_last_is_substituted_from_the_users_stream_and_needs_a_stream() -> None:
+    """${stream.last} is the last number of the user's chain ("" before any); a file without a stream is refused."""
+    text = 'stream: {match: {type: tick}, seq: seq}\nopen:\n  - send: {type: subscribe, after: "${stream.last}"}\n'
+    conversation = load_conversation_text(text, "a.yaml")
+    step = conversation.open[0]
+
+    class Carry:
+        last: int | None = None
+
+    carry = Carry()
+    assert step.resolved(Variables(carry=carry)) == {"type": "subscribe", "after": ""}
+    carry.last = 12
+    assert step.resolved(Variables(carry=carry)) == {"type": "subscribe", "after": "12"}
+    with pytest.raises(ConversationError, match=r"\$\{stream.last\} needs a stream:"):
+        load_conversation_text('open:\n  - send: "${stream.last}"\n', "a.yaml")
