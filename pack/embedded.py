@@ -23,6 +23,7 @@ FAULT_ARGS: dict[str, list[str]] = {
     "reject-503": ["--reject-pct", "20"],
     "slow-handshake": ["--slow-handshake-ms", "200"],
     "block-loop": ["--block-loop-ms", "30"],
+    "lose-on-resume": ["--lose-on-resume"],
 }
 
 

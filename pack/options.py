@@ -31,7 +31,16 @@ from scenarios.schedule import JITTER_DISTRIBUTIONS, FlapTiming
 from scenarios.settings import AUTH_PLACES, MAX_SOURCE_ADDRESSES, ClientSettings, FlapSettings, SteadySettings
 
 REF_SERVER_PROTOCOLS = ("echo", "app", "socketio")  # what the bundled server speaks (refserver --protocol)
-FAULT_MODES = ("none", "leak-memory", "leak-agents", "leak-fds", "reject-503", "slow-handshake", "block-loop")
+FAULT_MODES = (
+    "none",
+    "leak-memory",
+    "leak-agents",
+    "leak-fds",
+    "reject-503",
+    "slow-handshake",
+    "block-loop",
+    "lose-on-resume",
+)
 ORIGIN_AUTO = "auto"  # --ws-origin's default: derived from the URL
 MAX_ROUNDS = 10  # --flap-rounds at most
 
@@ -372,7 +381,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "--ref-server-protocol",
         choice(REF_SERVER_PROTOCOLS),
         _ref_server.protocol,
-        "What the bundled server speaks: echo, app (greeting, JSON ping/pong, auth message, agent responses) "
+        "What the bundled server speaks: echo, app (greeting, JSON ping/pong, auth message, agent responses, "
+        "a per-user stream resumed by offset) "
         "or socketio",
     ),
     # What the monitor watches.

@@ -17,6 +17,7 @@ from refserver.socketio_mode import DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_TIMEO
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 DEFAULT_MAX_CONNECTIONS = 10_000
+DEFAULT_STREAM_INTERVAL_MS = 20
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class ServerConfig:
     protocol: str = "echo"  # what a connection speaks: "echo", "app" (app_protocol.py) or "socketio" (socketio_mode.py)
     ping_interval_ms: int = DEFAULT_PING_INTERVAL_MS  # socketio: the Engine.IO heartbeat period
     ping_timeout_ms: int = DEFAULT_PING_TIMEOUT_MS  # socketio: how long a ping waits for its pong
+    stream_interval_ms: int = DEFAULT_STREAM_INTERVAL_MS  # app: time between two messages of every user's stream
     faults: FaultModes = field(default_factory=FaultModes)
     auth_token: str | None = field(default=None, repr=False)  # never in a repr, hence never in a log
 
@@ -94,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_PING_TIMEOUT_MS,
         help="socketio: how long a ping waits for its pong before the client is cut (default %(default)s)",
     )
+    parser.add_argument(
+        "--stream-interval-ms",
+        type=_int_in_range(1, None),
+        default=DEFAULT_STREAM_INTERVAL_MS,
+        help="app: time between two messages of every user's stream (default %(default)s)",
+    )
     faults = parser.add_argument_group("fault modes (real bugs, all off by default)")
     faults.add_argument(
         "--leak-memory-kb", type=_int_in_range(0, None), default=0, metavar="N", help="leak N KiB per connection"
@@ -125,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="block the event loop N ms per handshake (synchronous work): every connection waits",
     )
+    faults.add_argument(
+        "--lose-on-resume",
+        action="store_true",
+        help="app: a stream resumed after an offset replays only the newer half of what the client missed",
+    )
     return parser
 
 
@@ -147,6 +160,7 @@ def parse_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Serv
         protocol=args.protocol,
         ping_interval_ms=args.ping_interval_ms,
         ping_timeout_ms=args.ping_timeout_ms,
+        stream_interval_ms=args.stream_interval_ms,
         faults=FaultModes(
             leak_memory_kb=args.leak_memory_kb,
             leak_agents_on_drop=args.leak_agents_on_drop,
@@ -154,6 +168,7 @@ def parse_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Serv
             reject_pct=args.reject_pct,
             slow_handshake_ms=args.slow_handshake_ms,
             block_loop_ms=args.block_loop_ms,
+            lose_on_resume=args.lose_on_resume,
         ),
         auth_token=auth_token,
     )

@@ -29,6 +29,7 @@ class FaultModes:
     reject_pct: int = 0  # share of WebSocket handshakes answered with HTTP 503, 0-100
     slow_handshake_ms: int = 0  # delay added to every WebSocket handshake
     block_loop_ms: int = 0  # synchronous work per handshake that stalls the event loop for every connection
+    lose_on_resume: bool = False  # app streams: a resume replays only the newer half of what was missed
 
     def should_reject(self, handshake_index: int) -> bool:
         """Tell whether the handshake with this 0-based index gets a fault 503."""
@@ -56,4 +57,6 @@ class FaultModes:
             enabled.append(f"--slow-handshake-ms {self.slow_handshake_ms}")
         if self.block_loop_ms:
             enabled.append(f"--block-loop-ms {self.block_loop_ms}")
+        if self.lose_on_resume:
+            enabled.append("--lose-on-resume")
         return enabled

@@ -20,7 +20,7 @@ from websockets.http11 import Request, Response
 from childproc import serve as childproc_serve
 from childproc.bind_address import resolve_bind_address
 from refserver.agents import Agent, AgentRegistry
-from refserver.app_protocol import AppSession
+from refserver.app_protocol import AppSession, StreamHub, subscribed
 from refserver.auth import is_authorized, path_without_query
 from refserver.cli import ServerConfig
 from refserver.launch import READY_LINE
@@ -77,6 +77,9 @@ class RefServer:
         self.active_connections = 0  # connections whose handler is running
         self._websocket_handshakes = 0  # counts handshakes that reached the reject-pct decision
         self.metrics = ServerMetrics(lambda: self.active_connections, lambda: len(self.agents))
+        self.streams = StreamHub(config.faults.lose_on_resume)  # app protocol: every user's stream
+        self._subscribers: dict[str, set[asyncio.Queue[str]]] = {}  # stream -> the queues of its subscribed connections
+        self._ticker: asyncio.Task[None] | None = None  # ticks the streams, from the first subscribe on
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Answer /metrics, or decide whether a WebSocket handshake goes ahead."""
@@ -174,35 +177,88 @@ class RefServer:
                     self.config.ping_timeout_ms / 1000,
                 )
             else:
-                session = AppSession(self.config.auth_token)
-                await connection.send(session.greeting())
-                async for message in connection:
-                    reply = session.receive(message)
-                    if reply.open_agent:
-                        agent = self.agents.open(remote, path, attributes)
-                        logger.debug("agent %d opened for %s", agent.agent_id, remote)
-                    if reply.counts_as_agent_message and agent is not None:
-                        agent.record_message(len(message))
-                    for text in reply.send:
-                        await connection.send(text)
-                    if reply.close_code is not None:
-                        await connection.close(reply.close_code, reply.close_reason)
-                        break
+                await self._serve_app(connection, remote, path, attributes)
         except ConnectionClosed as exc:
             # No close frame received: the client vanished (crash, network cut, kill -9).
             dropped = exc.rcvd is None
         finally:
             self.active_connections -= 1
             if agent is not None:
-                freed = self.config.faults.should_free_agent(dropped=dropped)
-                if freed:
-                    self.agents.close(agent.agent_id)
-                logger.debug(
-                    "agent %d %s, %s",
-                    agent.agent_id,
-                    "dropped" if dropped else "closed",
-                    "freed" if freed else "leaked",
-                )
+                self._end_agent(agent, dropped)
+
+    def _end_agent(self, agent: Agent, dropped: bool) -> None:
+        freed = self.config.faults.should_free_agent(dropped=dropped)
+        if freed:
+            self.agents.close(agent.agent_id)
+        logger.debug(
+            "agent %d %s, %s", agent.agent_id, "dropped" if dropped else "closed", "freed" if freed else "leaked"
+        )
+
+    async def _serve_app(
+        self, connection: ServerConnection, remote: str, path: str, attributes: dict[str, str]
+    ) -> None:
+        """The app protocol on one connection: its agent, and the stream it subscribes to, if any."""
+        agent: Agent | None = None
+        dropped = False
+        queue: asyncio.Queue[str] | None = None  # this connection's stream frames, in order
+        pump: asyncio.Task[None] | None = None  # sends them
+        stream: str | None = None  # the stream subscribed to
+        try:
+            session = AppSession(self.config.auth_token)
+            await connection.send(session.greeting())
+            async for message in connection:
+                reply = session.receive(message)
+                if reply.subscribe is not None:
+                    if stream is not None and queue is not None:
+                        self._subscribers.get(stream, set()).discard(queue)  # one stream per connection
+                    stream, after = reply.subscribe
+                    replay = self.streams.subscribe(stream, after)
+                    await connection.send(subscribed(stream, len(replay)))
+                    if queue is None:
+                        queue = asyncio.Queue()
+                        pump = asyncio.create_task(_pump(connection, queue))
+                    for frame in replay:
+                        queue.put_nowait(frame)
+                    # No await since the replay: nothing slips between it and the live messages.
+                    self._subscribers.setdefault(stream, set()).add(queue)
+                    self._start_ticker()
+                    continue
+                if reply.open_agent:
+                    agent = self.agents.open(remote, path, attributes)
+                    logger.debug("agent %d opened for %s", agent.agent_id, remote)
+                if reply.counts_as_agent_message and agent is not None:
+                    agent.record_message(len(message))
+                for text in reply.send:
+                    await connection.send(text)
+                if reply.close_code is not None:
+                    await connection.close(reply.close_code, reply.close_reason)
+                    break
+        except ConnectionClosed as exc:
+            dropped = exc.rcvd is None
+        finally:
+            if stream is not None and queue is not None:
+                self._subscribers.get(stream, set()).discard(queue)
+            if pump is not None:
+                pump.cancel()
+            if agent is not None:
+                self._end_agent(agent, dropped)
+
+    def _start_ticker(self) -> None:
+        if self._ticker is None:
+            self._ticker = asyncio.create_task(self._tick_streams())
+
+    async def _tick_streams(self) -> None:
+        """Every --stream-interval-ms, one message on every stream; a subscribed connection gets it."""
+        interval_s = self.config.stream_interval_ms / 1000
+        next_tick = asyncio.get_running_loop().time()
+        while True:
+            now = asyncio.get_running_loop().time()
+            next_tick = max(next_tick + interval_s, now - 10 * interval_s)  # a stalled loop catches up, briefly
+            await asyncio.sleep(max(0.0, next_tick - now))
+            subscribers = self._subscribers
+            for name, frame in self.streams.tick():
+                for queue in subscribers.get(name, ()):
+                    queue.put_nowait(frame)
 
     def _socketio_session(self, request: Request) -> SocketIOSession:
         token = self.config.auth_token
@@ -231,6 +287,15 @@ class RefServer:
             backlog=1024,  # flapping clients connect in bursts
             reuse_port=reuse_port,
         )
+
+
+async def _pump(connection: ServerConnection, queue: asyncio.Queue[str]) -> None:
+    """Send a connection's stream frames in order until it closes (then what is queued is lost with it)."""
+    try:
+        while True:
+            await connection.send(await queue.get())
+    except ConnectionClosed:
+        pass
 
 
 async def serve_until_signalled(

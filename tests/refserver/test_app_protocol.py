@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from refserver.app_protocol import CLOSE_UNAUTHORIZED, AppSession
+from refserver.app_protocol import CLOSE_UNAUTHORIZED, STREAM_KEPT, AppSession, StreamHub
 
 TOKEN = "tok-app-5e1d7c"
 
@@ -82,7 +82,7 @@ def test_message_after_auth_gets_agent_response(content: object) -> None:
         ("not json", "not JSON"),
         (b"\x00\x01", "binary frames are not supported"),
         ("[1, 2]", "not a JSON object"),
-        ('{"type": "subscribe"}', "unknown message type"),
+        ('{"type": "subscribe"}', "stream must be a short name"),
         ("{}", "unknown message type"),
     ],
 )
@@ -91,3 +91,51 @@ def test_bad_frames_get_an_error_and_keep_the_connection(frame: str | bytes, err
     reply = AppSession(None).receive(frame)
     assert [json.loads(text) for text in reply.send] == [{"type": "error", "error": error}]
     assert reply.close_code is None and not reply.open_agent
+
+
+def test_subscribe_names_a_stream_and_where_to_resume() -> None:
+    """A subscribe gives the stream and the number to resume after (an integer or digits; empty: none)."""
+    session = AppSession(None)
+    assert session.receive(json.dumps({"type": "subscribe", "stream": "user-1"})).subscribe == ("user-1", None)
+    assert session.receive(json.dumps({"type": "subscribe", "stream": "u", "after": ""})).subscribe == ("u", None)
+    assert session.receive(json.dumps({"type": "subscribe", "stream": "u", "after": "12"})).subscribe == ("u", 12)
+    assert session.receive(json.dumps({"type": "subscribe", "stream": "u", "after": 7})).subscribe == ("u", 7)
+    assert _answers(session, {"type": "subscribe", "stream": "u", "after": "x"}) == [
+        {"type": "error", "error": "after must be a sequence number"}
+    ]
+    assert _answers(session, {"type": "subscribe", "stream": ""})[0]["type"] == "error"
+
+
+def _ticks(frames: object) -> list[int]:
+    return [json.loads(frame)["seq"] for frame in frames]  # type: ignore[attr-defined]
+
+
+def test_a_stream_goes_on_while_nobody_listens_and_a_resume_replays_what_was_missed() -> None:
+    """Ticks number every stream from 1; a resume after N replays N+1 onwards from what is kept."""
+    hub = StreamHub()
+    assert hub.subscribe("user-1", None) == ()
+    ticks = [hub.tick() for _ in range(5)]
+    assert ticks[0] == [("user-1", json.dumps({"type": "tick", "stream": "user-1", "seq": 1}))]
+    assert _ticks(hub.subscribe("user-1", 2)) == [3, 4, 5]
+    assert _ticks(hub.subscribe("user-1", 5)) == []
+
+
+def test_lose_on_resume_replays_only_the_newer_half_of_what_was_missed() -> None:
+    """The fault: of 5 missed messages only the last 2 come back; of 1, none."""
+    hub = StreamHub(lose_on_resume=True)
+    hub.subscribe("s", None)
+    for _ in range(6):
+        hub.tick()
+    assert _ticks(hub.subscribe("s", 1)) == [5, 6]
+    assert _ticks(hub.subscribe("s", 5)) == []
+
+
+def test_a_stream_keeps_only_its_newest_messages() -> None:
+    """A resume after a very long absence gets what is kept; the rest is lost (bounded memory)."""
+    hub = StreamHub()
+    hub.subscribe("s", None)
+    for _ in range(STREAM_KEPT + 10):
+        hub.tick()
+    replay = _ticks(hub.subscribe("s", 0))
+    assert replay[0] == 11
+    assert len(replay) == STREAM_KEPT
