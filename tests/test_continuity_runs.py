@@ -3,6 +3,8 @@
 The bundled server's app mode keeps a stream per user that goes on while the user is away;
 every reconnect resumes after the last number it got (examples/app-stream.yaml). A healthy
 server replays what was missed; one with the lose-on-resume fault replays half of it.
+A real socket.io server streams to each user's room; with connection state recovery a
+reconnect gets back what it missed, without it the ticks sent meanwhile are lost.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import re
 import socket
 
+from tests.servers.socketio_recovery import server_ready
 from tests.support.locust_process import ROOT
+from tests.support.unavailable import unavailable
 
 APP_STREAM = str(ROOT / "examples" / "app-stream.yaml")
 EVERY_DROP = "clean:1,abrupt:1,reset:1,half-open:1"
@@ -66,3 +70,44 @@ def test_two_worker_processes_add_their_stream_counts_on_the_master(locust) -> N
     assert counts["resumes_asked"] == RECONNECTS  # two workers' users, added up
     assert counts["chains"] == 4
     assert run.check("messages_lost")["status"] == "pass"
+
+
+# --- Socket.IO's connection state recovery, on a real socket.io server (Node.js) ---------------------------
+
+SOCKETIO_STREAM = str(ROOT / "examples" / "socketio-stream.yaml")
+DROPS = "abrupt:1,reset:1,half-open:1"  # a clean disconnect ends the session on purpose: no recovery then
+
+
+def _socketio_server(start_app_server, *args: str):
+    why_not = server_ready()
+    if why_not is not None:
+        unavailable(why_not)
+    return start_app_server("socketio_recovery", *args)
+
+
+def test_socket_io_with_connection_state_recovery_loses_nothing(start_app_server, locust) -> None:
+    """Abrupt, reset and half-open drops: every reconnect recovers its session and what it missed; PASS."""
+    server = _socketio_server(start_app_server, "--recovery")
+    run = locust("--host", server.url, "--ws-conversation", SOCKETIO_STREAM, "--flap-disconnect", DROPS)
+    assert run.exit_code == 0, run.output[-3000:]
+    counts = run.verdict["connections"]["continuity"]
+    assert counts["resumes_asked"] == RECONNECTS
+    assert counts["sessions_resumed"] == RECONNECTS
+    assert counts["messages_lost"] == 0
+    check = run.check("messages_lost")
+    assert check["status"] == "pass"
+    assert check["detail"].startswith(f"the server resumed {RECONNECTS} of {RECONNECTS} sessions; no message lost")
+
+
+def test_socket_io_without_recovery_loses_what_it_sent_meanwhile_and_says_why(start_app_server, locust) -> None:
+    """The same server without connectionStateRecovery: ticks sent while a user was away are lost; FAIL."""
+    server = _socketio_server(start_app_server)
+    run = locust("--host", server.url, "--ws-conversation", SOCKETIO_STREAM, "--flap-disconnect", DROPS)
+    assert run.exit_code == 3, run.output[-3000:]
+    check = run.check("messages_lost")
+    assert check["status"] == "fail"
+    assert check["observed"] > 0
+    expected = (
+        rf"\d+ messages? lost in {RECONNECTS} reconnects; the server resumed 0 of {RECONNECTS} sessions \(limit 0\)"
+    )
+    assert re.fullmatch(expected, check["detail"]), check["detail"]

@@ -30,6 +30,7 @@ WS_PATHS = {
     "django_channels": "/ws/echo/",
     "socketio_server": "/",
     "reaper_echo": "/ws",
+    "socketio_recovery": "/",
 }
 
 
