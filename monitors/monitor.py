@@ -82,6 +82,7 @@ class ResourceMonitor:
         clock: Callable[[], float] = time.monotonic,
         death_grace_s: float = 0.0,
         round_of: Callable[[], int] = lambda: 0,
+        lost_of: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.samplers = list(samplers)  # process tree and/or metrics endpoint
         self.interval_s = interval_s  # time between polls
@@ -90,6 +91,7 @@ class ResourceMonitor:
         self._phase_of = phase_of  # which phase the run is in now
         self._cycles_of = cycles_of  # completed cycles across all users now
         self._round_of = round_of  # which round of flapping and settle the run is in now
+        self._lost_of = lost_of  # stream messages lost so far across all users, None without a stream
         self._on_death = on_death  # told once when the server is seen dead
         # How long the server may be seen gone before it counts as dead: a server watched
         # through its port may restart there (the sampler follows it; the verdict says so).
@@ -156,7 +158,11 @@ class ResourceMonitor:
         if sample is None or phase not in PHASES:
             return None
         sample = dataclasses.replace(
-            sample, phase=phase, cycles_completed=self._cycles_of(), flap_round=self._round_of()
+            sample,
+            phase=phase,
+            cycles_completed=self._cycles_of(),
+            flap_round=self._round_of(),
+            messages_lost=self._lost_of(),
         )
         previous_pid = self._last_pid
         if sample.pid is not None:

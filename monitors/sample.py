@@ -33,6 +33,7 @@ class ResourceSample:
     phase: str = PHASE_BASELINE  # which phase of the run the sample belongs to
     cycles_completed: int = 0  # flap cycles completed by all users when the sample was taken
     flap_round: int = 0  # the round of flapping and settle it belongs to (1, 2, ...); 0 before the first
+    messages_lost: int | None = None  # stream messages lost so far, all users (None: no stream defined)
 
     @property
     def held_connections(self) -> int | None:

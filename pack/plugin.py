@@ -170,7 +170,14 @@ class Pack:
             cycles_of=lambda: self.counts().cycles_completed,
             round_of=lambda: self.clock.flap_round,
             on_death=self.on_server_death,
+            lost_of=self.messages_lost,
         )
+
+    def messages_lost(self) -> int | None:
+        """Stream messages lost so far across all users and workers; None when the conversation has no stream."""
+        if self.config.client.conversation.stream is None:
+            return None
+        return self.counts().continuity.messages_lost
 
     def finish(self) -> Verdict | None:
         """The final verdict, made once (none on a worker, or before any run started)."""

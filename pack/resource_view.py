@@ -60,7 +60,7 @@ def resource_rows(baseline: ResourceLevels, latest: dict[str, int | None]) -> li
 
 
 def chart_data(timeline: Timeline) -> dict[str, Any]:
-    """Columns for the chart: seconds, memory (MB), fds, held connections, agents, and phase spans.
+    """Columns for the chart: seconds, memory (MB), fds, held connections, agents, messages lost, and phase spans.
 
     Each span is one phase of one round; its label names the round when the run has several.
     """
@@ -82,5 +82,6 @@ def chart_data(timeline: Timeline) -> dict[str, Any]:
         "open_fds": [s.open_fds for s in samples],
         "held_connections": [s.held_connections for s in samples],
         "agents": [s.agents for s in samples],
+        "messages_lost": [s.messages_lost for s in samples],
         "phases": phases,
     }

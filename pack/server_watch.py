@@ -32,8 +32,9 @@ class ServerWatch:
         cycles_of: Callable[[], int],
         round_of: Callable[[], int],
         on_death: Callable[[ResourceSample], None],
+        lost_of: Callable[[], int | None] = lambda: None,
     ) -> None:
-        """A new run: a fresh monitor, polling now."""
+        """A new run: a fresh monitor, polling now; `lost_of` tags samples with the stream messages lost so far."""
         if self.monitor is not None:
             self.monitor.stop()
         targets = self.targets
@@ -43,6 +44,7 @@ class ServerWatch:
             phase_of=phase_of,
             cycles_of=cycles_of,
             round_of=round_of,
+            lost_of=lost_of,
             on_death=on_death,
             death_grace_s=targets.restart_grace_s if targets else 0.0,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import socket
+from pathlib import Path
 
 from tests.servers.socketio_recovery import server_ready
 from tests.support.locust_process import ROOT
@@ -42,11 +43,11 @@ def test_the_bundled_app_stream_loses_nothing_across_every_kind_of_drop(locust) 
     assert run.check("messages_duplicated")["observed"] == 0
 
 
-def test_a_server_that_replays_only_part_of_what_was_missed_fails_messages_lost(locust) -> None:
+def test_a_server_that_replays_only_part_of_what_was_missed_fails_messages_lost(locust, tmp_path: Path) -> None:
     """--ref-server-fault lose-on-resume: each resume loses the older half of the missed messages; FAIL."""
     run = locust(
         "--ref-server-protocol", "app", "--ws-conversation", APP_STREAM, "--ref-server-fault", "lose-on-resume",
-        "--flap-disconnect", EVERY_DROP,
+        "--flap-disconnect", EVERY_DROP, "--html", str(tmp_path / "report.html"),
     )  # fmt: skip
     assert run.exit_code == 3, run.output[-3000:]
     check = run.check("messages_lost")
@@ -55,6 +56,8 @@ def test_a_server_that_replays_only_part_of_what_was_missed_fails_messages_lost(
     assert re.fullmatch(rf"\d+ messages? lost in \d+ of {RECONNECTS} reconnects \(.*\) \(limit 0\)", check["detail"])
     junit = (run.out_dir / "verdict.junit.xml").read_text()
     assert 'name="messages_lost"' in junit
+    report = (tmp_path / "report.html").read_text()
+    assert "messages_lost" in report and '"messages_lost":[' in report  # the verdict table and the chart series
 
 
 def test_two_worker_processes_add_their_stream_counts_on_the_master(locust) -> None:

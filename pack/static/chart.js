@@ -15,6 +15,8 @@
     { key: "held_connections", label: "Held connections", scale: "count", color: "#43a047" },
     // Dashed: agents often equal held connections, and would hide that line.
     { key: "agents", label: "Agents", scale: "count", color: "#8e24aa", dash: [8, 6] },
+    // Only with a stream: in the conversation (null otherwise): the users' lost stream messages so far.
+    { key: "messages_lost", label: "Messages lost", scale: "count", color: "#e53935", dash: [2, 4] },
   ];
 
   var PHASE_FILL = {
@@ -94,7 +96,7 @@
       axes: [
         Object.assign({ label: "seconds since the first sample" }, axis),
         Object.assign({ scale: "MB", label: "memory (MB)" }, axis),
-        Object.assign({}, axis, { scale: "count", side: 1, label: "fds / connections / agents", grid: { show: false } }),
+        Object.assign({}, axis, { scale: "count", side: 1, label: "fds / connections / agents / lost", grid: { show: false } }),
       ],
       plugins: [phasesPlugin(state)],
     };

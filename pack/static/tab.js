@@ -52,9 +52,9 @@
       "<h3>Checks</h3>" +
       '<table class="fp-checks"><thead><tr><th>check</th><th>state</th><th>observed</th><th>limit</th>' +
       '<th>detail</th></tr></thead><tbody data-fp="checks"></tbody></table>' +
-      "<h3>Settles and metric freshness</h3>" +
+      "<h3>Stream, settles and metric freshness</h3>" +
       '<ul class="fp-notes" data-fp="notes"></ul>' +
-      "<h3>Memory, fds, connections and agents over time</h3>" +
+      "<h3>Memory, fds, connections, agents (and lost stream messages) over time</h3>" +
       '<div class="fp-chart" data-fp="chart"><p class="fp-muted">No samples yet.</p></div>' +
       '<p class="fp-links"><a href="' +
       new URL("resources.csv", base) +
@@ -130,9 +130,31 @@
       return "round " + s.round + " settle: " + s.reason;
     });
     lines = lines.concat((status.monitor_freshness || {}).lines || []);
+    var stream = streamLine(status);
+    if (stream) {
+      lines.unshift(stream);
+    }
     lines.forEach(function (line) {
       notes.appendChild(el("li", { text: line }));
     });
+  }
+
+  // The users' streams (a stream: in the conversation): what came, what was lost, what the server resumed.
+  function streamLine(status) {
+    var lost = (status.checks || []).filter(function (c) {
+      return c.name === "messages_lost";
+    })[0];
+    var counts = (status.connections || {}).continuity;
+    if (!lost || lost.status === "skip" || !counts) {
+      return null;
+    }
+    var line =
+      "stream: " + counts.stream_messages + " messages received, " + counts.messages_lost + " lost, " +
+      counts.messages_duplicated + " duplicated; " + counts.resumes_asked + " reconnects resumed their session";
+    if (counts.resumes_answered) {
+      line += ", the server resumed " + counts.sessions_resumed + " of them";
+    }
+    return line;
   }
 
   function showTimeline(data) {

@@ -88,6 +88,12 @@ def test_chart_bands_name_each_round() -> None:
     ]
 
 
+def test_the_chart_has_a_series_of_lost_stream_messages() -> None:
+    """Samples tagged with the users' lost stream messages so far give the chart its series; None without a stream."""
+    timeline = Timeline([sample(0.0), sample(1.0, PHASE_FLAPPING, messages_lost=3), sample(2.0, PHASE_SETTLE)])
+    assert chart_data(timeline)["messages_lost"] == [None, 3, None]
+
+
 def test_chart_of_no_samples_is_empty() -> None:
     """Before the first sample the chart has empty columns and no phases."""
     data = chart_data(Timeline())
