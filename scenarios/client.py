@@ -72,13 +72,16 @@ class WsClient:
         """The conversation of a connected session; `carry` (a flapping user's) begins a session of its stream."""
         if carry is not None:
             carry.session_started()
-        variables = Variables(user=user, cycle=cycle, token=self.settings.auth_token, carry=carry)
+        values = dict(carry.persisted) if carry is not None else {}
+        variables = Variables(user=user, cycle=cycle, token=self.settings.auth_token, values=values, carry=carry)
         framing = self.protocol.connection(carry)
         return Talk(session, framing, variables, report, self.settings.timeout_s, self.conversation)
 
     def carry(self, counts: ContinuityCounts) -> UserCarry | None:
         """A new flapping user's state across reconnects, counted into `counts`; None when the file needs none."""
         conversation = self.conversation
-        if conversation.stream is None and not conversation.resume:
+        persisted = conversation.persisted
+        if conversation.stream is None and not conversation.resume and not persisted:
             return None
-        return UserCarry(counts if conversation.stream is not None else None, resume=conversation.resume)
+        stream_counts = counts if conversation.stream is not None else None
+        return UserCarry(stream_counts, resume=conversation.resume, persisted=persisted)

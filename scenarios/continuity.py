@@ -141,12 +141,15 @@ class UserCarry:
     unless that one ended on purpose (a clean Socket.IO disconnect): then it starts afresh.
     """
 
-    __slots__ = ("stream", "resume", "protocol_state", "sessions", "resuming", "_ended_on_purpose")
+    __slots__ = ("stream", "resume", "protocol_state", "persisted", "sessions", "resuming", "_ended_on_purpose")
 
-    def __init__(self, counts: ContinuityCounts | None = None, resume: bool = False) -> None:
+    def __init__(
+        self, counts: ContinuityCounts | None = None, resume: bool = False, persisted: tuple[str, ...] = ()
+    ) -> None:
         self.stream = UserStream(counts) if counts is not None else None  # None: no stream defined
         self.resume = resume  # the conversation asks reconnects to resume
         self.protocol_state: dict[str, Any] = {}  # the protocol's resume state (Socket.IO: pid, offset)
+        self.persisted: dict[str, str] = dict.fromkeys(persisted, "")  # captures kept across reconnects ("": none yet)
         self.sessions = 0  # sessions started
         self.resuming = False  # the current session tries to resume the one before
         self._ended_on_purpose = False  # the last session ended on purpose (no resume after it)

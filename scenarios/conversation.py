@@ -315,10 +315,23 @@ class Capture:
     name: str  # the variable it sets
     path: tuple[str, ...]  # the dot path's segments
     text: str  # the path as written, for messages
+    persist: bool = False  # the value survives the user's reconnects ("" until first captured)
+
+
+def persisted_capture_names(data: Mapping[str, Any]) -> list[str]:
+    """The names a conversation's steps capture with `persist: true`: known to every step, "" until captured."""
+    names = []
+    for part in PARTS:
+        steps = data.get(part)
+        for item in steps if isinstance(steps, list) else ():
+            captures = item.get(CAPTURE) if isinstance(item, Mapping) else None
+            if isinstance(captures, Mapping):
+                names += [name for name, v in captures.items() if isinstance(v, Mapping) and v.get("persist") is True]
+    return names
 
 
 def parse_captures(value: Any) -> tuple[Capture, ...]:
-    """A step's `capture:` mapping (name: dot.path) as Captures; ConversationError when bad."""
+    """A step's `capture:` mapping (name: dot.path, or name: {path: dot.path, persist: true}); ConversationError."""
     if not isinstance(value, Mapping) or not value:
         raise ConversationError("capture must be a mapping of name: dot.path")
     captures = []
@@ -327,15 +340,25 @@ def parse_captures(value: Any) -> tuple[Capture, ...]:
             raise ConversationError(f"capture: {name!r} is not a name (letters, digits, _)")
         if name in VARIABLES or name == REF:
             raise ConversationError(f"capture: {name} is a built-in variable")
+        persist = False
+        if isinstance(path, Mapping):
+            extra = [key for key in path if key not in ("path", "persist")]
+            if extra:
+                raise ConversationError(f"capture {name}: unknown key {extra[0]!r} (path, persist)")
+            persist = path.get("persist", False)
+            if not isinstance(persist, bool):
+                raise ConversationError(f"capture {name}: persist: must be true or false")
+            path = path.get("path")
         if isinstance(path, int) and not isinstance(path, bool):
             path = str(path)
         if not isinstance(path, str) or not all(segment.strip() for segment in path.split(".")):
             raise ConversationError(f"capture {name}: the path must be a dot path such as data.socket_id")
-        captures.append(Capture(name, tuple(segment.strip() for segment in path.split(".")), path))
+        captures.append(Capture(name, tuple(segment.strip() for segment in path.split(".")), path, persist))
     return tuple(captures)
 
 
 _MISSING = object()
+MISSING = _MISSING  # what follow_path returns when there is no value at the path
 
 
 def follow_path(data: Any, path: tuple[str, ...]) -> Any:
@@ -664,6 +687,13 @@ class Conversation:
         steps: tuple[Step, ...] = getattr(self, name)
         return steps
 
+    @property
+    def persisted(self) -> tuple[str, ...]:
+        """The names captured with `persist: true`: a user keeps them across its reconnects."""
+        return tuple(
+            dict.fromkeys(c.name for part in PARTS for step in self.part(part) for c in step.captures if c.persist)
+        )
+
 
 def echo_conversation(echo: bool = True) -> Conversation:
     """The default conversation: during each hold, send a text and expect it back (the `echo` row)."""
@@ -698,7 +728,8 @@ def parse_conversation(
         allowed = ", ".join(sorted(TOP_LEVEL_KEYS | settings_keys))
         raise ConversationError(f"{source}: unknown key {unknown[0]!r} (allowed: {allowed})")
     parts: dict[str, tuple[Step, ...]] = {}
-    captured: list[str] = []  # names captured so far, in the order the steps run
+    # Names captured so far, in the order the steps run; persisted ones are known from the start.
+    captured: list[str] = persisted_capture_names(data)
     for part in PARTS:
         steps = data.get(part) or []
         if not isinstance(steps, list):

@@ -232,6 +232,7 @@ class Talk:
                 if isinstance(found, str):
                     raise WsFailure(found)
                 self.variables.values.update(found)
+                self._persist(step, found)
         except WsFailure as failure:
             raise self.fail(step.name, failure, started) from None
         self._started = None
@@ -300,6 +301,15 @@ class Talk:
         if self._stream is not None:
             self._feed_stream(messages)
         return messages
+
+    def _persist(self, step: Step, found: dict[str, str]) -> None:
+        """Captures with `persist: true` go to the user's carry: its next connections start with them."""
+        carry: UserCarry | None = self.variables.carry
+        if carry is None:
+            return
+        for capture in step.captures:
+            if capture.persist:
+                carry.persisted[capture.name] = found[capture.name]
 
     def _feed_stream(self, messages: tuple[Message, ...]) -> None:
         """Every stream message read, during steps and holds alike, goes to the user's stream."""

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scenarios.conversation import ConversationError, Message, contains
+from scenarios.conversation import MISSING, ConversationError, Message, contains, follow_path
 
 STREAM_KEYS = ("seq", "event", "topic", "match")
 KIND_EVENT = "event"  # Socket.IO's event messages (scenarios.protocols.socketio.KIND_EVENT)
@@ -59,7 +59,7 @@ class StreamSpec:
             data = args[0] if args else _MISSING
             if self.has_match and (data is _MISSING or not contains(self.match, data)):
                 return NOT_STREAM
-            return UNREADABLE if data is _MISSING else _number(_at(data, self.seq))
+            return UNREADABLE if data is _MISSING else _number(follow_path(data, self.seq))
         if self.topic is not None:
             return NOT_STREAM  # MQTT messages are not decoded by this pack yet
         try:
@@ -69,20 +69,9 @@ class StreamSpec:
         if self.has_match:
             if not contains(self.match, data):
                 return NOT_STREAM
-            return _number(_at(data, self.seq))
-        value = _at(data, self.seq)
-        return NOT_STREAM if value is _MISSING else _number(value)
-
-
-def _at(data: Any, path: tuple[str, ...]) -> Any:
-    for part in path:
-        if isinstance(data, Mapping) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
-            return _MISSING
-    return data
+            return _number(follow_path(data, self.seq))
+        value = follow_path(data, self.seq)
+        return NOT_STREAM if value is MISSING else _number(value)
 
 
 def _number(value: Any) -> Any:

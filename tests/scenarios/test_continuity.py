@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import pytest
+
 from scenarios.continuity import MAX_GAPS, ContinuityCounts, UserCarry, UserStream
+from scenarios.conversation import ConversationError
 
 
 def feed(stream: UserStream, numbers: Iterable[int]) -> None:
@@ -195,3 +198,55 @@ def test_a_carry_without_a_stream_keeps_the_resume_state_only() -> None:
     carry.server_answered(True)
     assert carry.session_started() is True
     assert carry.last is None
+
+
+def test_persisted_captures_are_known_to_every_step_and_start_empty() -> None:
+    """`persist: true` on a capture: earlier steps may use it (a resume message), "" until first captured."""
+    from scenarios.protocols import load_conversation_text
+
+    text = (
+        "open:\n"
+        '  - send: {type: resume, session: "${session}"}\n'
+        "  - expect: {type: welcome}\n"
+        "    capture: {session: {path: data.session, persist: true}, greeting: data.text}\n"
+    )
+    conversation = load_conversation_text(text, "r.yaml")
+    assert conversation.persisted == ("session",)
+    assert conversation.open[1].captures[0].persist is True
+    assert conversation.open[1].captures[1].persist is False
+    carry = UserCarry(None, persisted=conversation.persisted)
+    assert carry.persisted == {"session": ""}
+    with pytest.raises(ConversationError, match="capture session: persist: must be true or false"):
+        load_conversation_text(text.replace("persist: true", "persist: 1").replace("${session}", "x"), "r.yaml")
+    with pytest.raises(ConversationError, match="capture session: unknown key 'keep'"):
+        load_conversation_text(text.replace("persist: true", "keep: true").replace("${session}", "x"), "r.yaml")
+
+
+def test_a_users_connections_start_with_its_persisted_values() -> None:
+    """The client factory seeds each connection's values from the user's carry; the first one gets ""."""
+    from scenarios.client import WsClient
+    from scenarios.protocols import load_conversation_text
+    from scenarios.settings import ClientSettings
+
+    text = (
+        "open:\n"
+        '  - send: {type: resume, session: "${session}"}\n'
+        "  - expect: {type: welcome}\n"
+        "    capture: {session: {path: data.session, persist: true}}\n"
+    )
+    client = WsClient(ClientSettings(conversation=load_conversation_text(text, "r.yaml")))
+    carry = client.carry(ContinuityCounts())
+    assert carry is not None
+    step = client.conversation.open[0]
+
+    def first_send(talk_values: dict[str, str]) -> object:
+        from scenarios.conversation import Variables
+
+        return step.resolved(Variables(values=talk_values, carry=carry))
+
+    session = client.session("ws://127.0.0.1:9/")
+    talk = client.talk(session, lambda *args: None, 1, 0, carry)
+    assert first_send(talk.variables.values) == {"type": "resume", "session": ""}
+    carry.persisted["session"] = "s-42"  # what Talk keeps when the capture matches
+    talk = client.talk(session, lambda *args: None, 1, 1, carry)
+    assert first_send(talk.variables.values) == {"type": "resume", "session": "s-42"}
