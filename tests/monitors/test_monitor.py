@@ -137,3 +137,19 @@ def test_samples_taken_after_the_run_is_done_are_not_part_of_its_timeline() -> N
     assert monitor.poll() is not None
     assert monitor.poll() is None
     assert [s.phase for s in monitor.timeline.samples] == ["settle"]
+
+
+def test_each_sample_is_tagged_with_the_stream_messages_lost_so_far() -> None:
+    """The chart's lost-messages series: every sample carries the count at its time (None without a stream)."""
+    lost = iter([0, 3, 5])
+    monitor = ResourceMonitor(
+        [ScriptedSampler([ResourceSample(0, pid=10)] * 3)],
+        0.5,
+        phase_of=lambda: "flapping",
+        cycles_of=lambda: 0,
+        clock=FakeClock(),
+        lost_of=lambda: next(lost),
+    )
+    for _ in range(3):
+        monitor.poll()
+    assert [s.messages_lost for s in monitor.timeline.samples] == [0, 3, 5]

@@ -46,7 +46,7 @@ def test_a_socketio_stream_reads_the_first_argument_of_its_event() -> None:
         ({"seq": "n", "colour": 1}, "raw", "unknown key 'colour'"),
         ({"seq": "n"}, "socketio", "event: names the Socket.IO event"),
         ({"seq": "n", "event": "tick"}, "raw", "event: is for protocol socketio"),
-        ({"seq": "n", "topic": "flap/#"}, "raw", "topic: is for protocol mqtt"),
+        ({"seq": "n", "topic": "flap/#"}, "raw", "topic: is for MQTT, which conversations do not speak yet"),
         ({"seq": "n", "match": "tick"}, "raw", "match: must be a mapping or a list"),
     ],
 )
