@@ -114,3 +114,13 @@ def test_socket_io_without_recovery_loses_what_it_sent_meanwhile_and_says_why(st
         rf"\d+ messages? lost in {RECONNECTS} reconnects; the server resumed 0 of {RECONNECTS} sessions \(limit 0\)"
     )
     assert re.fullmatch(expected, check["detail"]), check["detail"]
+
+
+def test_a_clean_socket_io_disconnect_ends_the_session_on_purpose(start_app_server, locust) -> None:
+    """Clean disconnects only: no reconnect asks to resume, each session is judged alone, and the run passes."""
+    server = _socketio_server(start_app_server, "--recovery")
+    run = locust("--host", server.url, "--ws-conversation", SOCKETIO_STREAM, "--flap-disconnect", "clean")
+    assert run.exit_code == 0, run.output[-3000:]
+    counts = run.verdict["connections"]["continuity"]
+    assert (counts["resumes_asked"], counts["chains"]) == (0, 4 * 5)
+    assert "no reconnect tried to resume its session" in run.check("messages_lost")["detail"]
