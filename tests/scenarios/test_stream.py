@@ -83,3 +83,15 @@ def test_stream_last_is_substituted_from_the_users_stream_and_needs_a_stream() -
     assert step.resolved(Variables(carry=carry)) == {"type": "subscribe", "after": "12"}
     with pytest.raises(ConversationError, match=r"\$\{stream.last\} needs a stream:"):
         load_conversation_text('open:\n  - send: "${stream.last}"\n', "a.yaml")
+
+
+def test_a_graphql_stream_matches_next_messages_of_its_operation() -> None:
+    """graphql-ws: `match` picks the operation's `next` messages; the number is read in their payload."""
+    conversation = load_conversation_text(
+        "protocol: graphql-ws\nstream: {match: {id: '1', type: next}, seq: payload.data.count}\n", "g.yaml"
+    )
+    spec = conversation.stream
+    assert spec is not None
+    assert spec.seq_of(Message('{"id":"1","type":"next","payload":{"data":{"count":5}}}', "next", "1")) == 5
+    assert spec.seq_of(Message('{"id":"2","type":"next","payload":{"data":{"count":5}}}', "next", "2")) is NOT_STREAM
+    assert spec.seq_of(Message('{"type":"ping"}', "ping")) is NOT_STREAM
