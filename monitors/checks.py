@@ -620,6 +620,8 @@ def messages_lost(totals: ClientTotals, max_lost: int) -> CheckResult:
     counts = totals.continuity
     if counts is None:
         return _skip(name, unit, float(max_lost), NO_STREAM)
+    if counts.stream_messages == 0 and totals.cycles_completed == 0:
+        return _skip(name, unit, float(max_lost), "no flap cycle has completed yet")
     if counts.stream_messages == 0:
         detail = "no stream message was received: the stream: section matched nothing the server sent"
         return CheckResult(name, "fail", None, float(max_lost), unit, detail + _unreadable_note(counts))

@@ -691,6 +691,8 @@ class TestMessagesLost:
         assert result.status == "fail"
         assert result.detail.startswith("no stream message was received")
         assert result.detail.endswith("; 3 stream messages had no readable seq")
+        early = ClientTotals(0, 0, 0, 4, continuity=ContinuityCounts())
+        assert messages_lost(early, 0).detail == "skipped: no flap cycle has completed yet"  # the live verdict
 
     def test_duplicates_are_reported_when_off_and_judged_with_a_limit(self) -> None:
         """Off by default (QoS 1 allows duplicates) but counted; with a limit, more fails."""
