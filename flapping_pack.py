@@ -9,6 +9,7 @@ See the README, "A conversation in Python", and `examples/custom_user.py`.
 """
 
 from pack import plugin
+from pack.version import VERSION
 from scenarios.client import WsClient
 from scenarios.conversation import Conversation, ConversationError, Message, Step, Variables, make_step
 from scenarios.exchange import StepFailed, Talk
@@ -21,6 +22,8 @@ from scenarios.steady_user import SteadyUser
 from scenarios.ws_session import WsFailure
 
 plugin.activate()
+
+__version__ = VERSION  # the installed pack's version (pyproject.toml reads it from pack/version.py)
 
 __all__ = [
     "ClientSettings",

@@ -448,13 +448,53 @@ def _argparse_type(spec: OptionSpec) -> Callable[[str], Any]:
     return parse
 
 
+class _LiteralHelp(str):
+    """A help text argparse prints as it is: its `%` are no format directives (argparse applies `%` to help)."""
+
+    def __mod__(self, _params: Any) -> str:
+        return str(self)
+
+
+# --help lists the pack's options in these groups, in this order: a flag goes to the first group one of
+# whose prefixes it starts with (the table's order within a group); the last group takes the rest.
+OPTION_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("flapping-pack: flapping users", "What each flapping user does", ("--flap-",)),
+    ("flapping-pack: connections", "The WebSocket handshake and what each connection says", ("--ws-",)),
+    ("flapping-pack: network conditions", "A TCP fault proxy between the users and the server", ("--net-",)),
+    ("flapping-pack: bundled server", "The reference server, used when --host is not given", ("--ref-server-",)),
+    (
+        "flapping-pack: monitor and phases",
+        "What the monitor watches; baseline, settle and recovery",
+        ("--server-", "--agents-", "--monitor-", "--baseline-", "--settle-", "--resource-", "--recovery-"),
+    ),
+    ("flapping-pack: steady users", "Users holding one connection during the flapping", ("--steady-",)),
+    ("flapping-pack: verdict", "Thresholds and the verdict's files", ()),
+)
+
+
+def option_group(spec: OptionSpec) -> str:
+    """The --help group of an option (see OPTION_GROUPS)."""
+    if spec.flag == "--flap-rounds":
+        return "flapping-pack: monitor and phases"
+    for title, _description, prefixes in OPTION_GROUPS:
+        if any(spec.flag.startswith(prefix) for prefix in prefixes):
+            return title
+    return OPTION_GROUPS[-1][0]
+
+
+def help_line(spec: OptionSpec) -> str:
+    """An option's line in --help and the web UI: its help and, unless secret, its default."""
+    return spec.help + ("" if spec.secret else f" (default: {spec.default!r})")
+
+
 def add_pack_options(parser: Any) -> None:
-    """Register the pack's options on Locust's parser, in one group."""
-    group = parser.add_argument_group("flapping-pack", "Flapping WebSocket clients, server monitor and verdict")
+    """Register the pack's options on Locust's parser, in groups (OPTION_GROUPS)."""
+    groups = {title: parser.add_argument_group(title, description) for title, description, _ in OPTION_GROUPS}
     for spec in OPTIONS:
+        group = groups[option_group(spec)]
         kwargs: dict[str, Any] = {
             "default": spec.default,
-            "help": spec.help + ("" if spec.secret else f" (default: {spec.default!r})"),
+            "help": _LiteralHelp(help_line(spec)),
             "env_var": spec.env_var,
         }
         if spec.boolean_flag:

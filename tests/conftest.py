@@ -13,6 +13,7 @@ import pytest
 from refserver.launch import RunningRefServer, start_refserver
 from tests.servers import RunningAppServer
 from tests.servers import start_app_server as launch_app_server
+from tests.support.installed_pack import InstalledPack, install_clean_clone
 from tests.support.locust_process import LocustRun, run_locust
 
 
@@ -61,7 +62,7 @@ def locust(tmp_path) -> Iterator:
 # fixtures are e2e by themselves; any other test that starts Locust must say `@pytest.mark.e2e`
 # (or `pytestmark = pytest.mark.e2e`): the guard below fails it otherwise, so no test slips into
 # the fast tier unnoticed.
-E2E_FIXTURES = frozenset({"locust", "start_server", "start_app_server"})
+E2E_FIXTURES = frozenset({"locust", "start_server", "start_app_server", "installed_pack"})
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -85,8 +86,14 @@ def _no_locust_outside_e2e(request: pytest.FixtureRequest, monkeypatch: pytest.M
 
     def guarded(self, args, *rest, **kwargs):  # type: ignore[no-untyped-def]
         argv = [str(a) for a in args] if isinstance(args, (list, tuple)) else [str(args)]
-        if any(a.rsplit("/", 1)[-1] in ("locust", "locustfile.py", "flap.sh") for a in argv):
+        if any(a.rsplit("/", 1)[-1] in ("locust", "locustfile.py", "flap.sh", "flap") for a in argv):
             raise AssertionError("this test starts Locust: mark it @pytest.mark.e2e")
         real_init(self, args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+
+
+@pytest.fixture(scope="session")
+def installed_pack(tmp_path_factory: pytest.TempPathFactory) -> InstalledPack:
+    """The pack `pip install`ed from a clean clone into a fresh venv, once per test session."""
+    return install_clean_clone(tmp_path_factory.mktemp("installed-pack"))
