@@ -77,6 +77,7 @@ class Talk:
         "replies",
         "_heartbeat",
         "_beat",
+        "_pending",
         "_report",
         "_started",
         "_stream",
@@ -104,6 +105,7 @@ class Talk:
         self._beat: HeartbeatSchedule | None = None  # ... and when it is due
         if conversation.heartbeat is not None:
             self._start_heartbeat(conversation.heartbeat.every_ms, conversation.heartbeat.send)
+        self._pending: tuple[Message, ...] = NO_MESSAGES  # messages of a split frame after the one a step took
         self._report = report  # fires one Locust row
         self._started: float | None = None  # when the current exchange began: its first send since the last expect
         carry: UserCarry | None = variables.carry
@@ -271,11 +273,16 @@ class Talk:
     def _wait_for(self, expectation: Expectation) -> Message:
         """Read until a message is the awaited one (the caller bounds the time); a failure result raises."""
         while True:
-            if self._beat is not None:
-                self._heartbeat_until_readable(float("inf"))
-            for message in self._read():
+            if self._pending:
+                messages, self._pending = self._pending, NO_MESSAGES
+            else:
+                if self._beat is not None:
+                    self._heartbeat_until_readable(float("inf"))
+                messages = self._read()
+            for index, message in enumerate(messages):
                 result = expectation.check(message)
                 if result is MATCHED:
+                    self._pending = messages[index + 1 :]  # the frame's later messages, for the next step
                     for frame in expectation.after:
                         self.session.send_text(frame, self.part)
                     return message
@@ -290,6 +297,7 @@ class Talk:
         if opcode == ABNF.OPCODE_PING or opcode == ABNF.OPCODE_PONG:
             return NO_MESSAGES  # answered by the session
         framing = self.framing
+        # A binary frame's bytes are read as text too: nats-server sends its text protocol in binary frames.
         replies, messages = framing.receive(data.decode("utf-8", "replace"))
         for frame in replies:
             self.session.send_text(frame, self.part)
@@ -336,6 +344,7 @@ class Talk:
         A close frame or a dropped connection is a failure of the `hold` row (StepFailed).
         """
         session = self.session
+        self._pending = NO_MESSAGES  # read while no step waited, as the frames read here are
         try:
             while (remaining := until - time.perf_counter()) > 0:
                 if self._beat is not None:

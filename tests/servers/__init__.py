@@ -31,6 +31,7 @@ WS_PATHS = {
     "socketio_server": "/",
     "reaper_echo": "/ws",
     "socketio_recovery": "/",
+    "text_protocols": "/ws",  # any path serves; the tests use each protocol's usual one
 }
 
 
