@@ -43,6 +43,7 @@ COMMON_STEP_KEYS = frozenset(("name", "timeout_ms", CAPTURE))
 SESSION_KEYS = ("split", "terminate", "reply", "heartbeat")  # top-level keys of the session's primitives
 TOP_LEVEL_KEYS = frozenset(("protocol", "subprotocols", "headers", "stream", "resume", *SESSION_KEYS, *PARTS))
 VARIABLE = re.compile(r"\$\{([^}]*)\}")
+_NOT_BUILT_IN = re.compile(r"\$\{(?!(?:user|cycle|token|stream\.last)\})")  # a ${name} the plain replaces miss
 STREAM_LAST = "${stream.last}"  # the user's stream's last number, carried across reconnects ("" before any)
 VARIABLES = ("user", "cycle", "token", "stream.last")
 REF = "ref"  # ${ref}: the number of the connection's latest send (1, 2, ...)
@@ -111,8 +112,8 @@ def substitute(value: Any, variables: Variables) -> Any:
     if isinstance(value, str):
         if "${" not in value:
             return value
-        if variables.values:
-            return _substitute_once(value, variables)
+        if variables.values and _NOT_BUILT_IN.search(value):
+            return _substitute_once(value, variables)  # captures or ${ref}: one pass over every name
         # Plain replaces (C loops; this runs per step per cycle). The token goes last, so a
         # token holding "${user}" stays as it is; unknown names were refused by make_step.
         if STREAM_LAST in value:

@@ -283,3 +283,16 @@ def test_a_bad_primitive_is_refused_before_any_load(text: str, line: str, locust
     lines = [out for out in run.output.splitlines() if f"--ws-conversation: {bad}: " in out]
     assert len(lines) == 1 and f"--ws-conversation: {bad}: {line}" in lines[0], run.output[-2000:]
     assert "Traceback" not in run.output
+
+
+def test_a_steady_users_session_keeps_its_heartbeat_between_exchanges(start_app_server, locust, tmp_path: Path) -> None:
+    """Phoenix drops a socket silent for 0.8 s; a steady user idling 2.5 s between exchanges keeps it by heartbeats."""
+    example = next(e for e in EXAMPLES_UNDER_TEST if e.protocol == "phoenix")
+    server = start_app_server("text_protocols", "--protocol", "phoenix", *example.server_args)
+    run = locust(
+        "--host", f"ws://{server.netloc}{example.path}", *_example_args(example, tmp_path), *RUN_ARGS,
+        "--steady-users", "1", "--steady-interval-ms", "2500",
+    )  # fmt: skip
+    _assert_green(run, example.rows)
+    assert int(run.stats_row("steady-message")["Request Count"]) >= 2
+    assert not [row for row in _failures(run) if row[0].startswith("steady-")], _failures(run)
