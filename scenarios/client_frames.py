@@ -17,6 +17,7 @@ import os
 import struct
 
 OPCODE_TEXT = 0x1
+OPCODE_BINARY = 0x2
 OPCODE_CLOSE = 0x8
 OPCODE_PONG = 0xA
 FIN = 0x80

@@ -18,6 +18,8 @@ counts the connection's sends).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -32,12 +34,18 @@ SEND = "send"
 EXPECT = "expect"
 EXPECT_TEXT = "expect_text"
 EXPECT_REGEX = "expect_regex"
+SEND_BINARY = "send_binary"  # a binary frame: {hex: "0a0b"} or {base64: "Cgs="}
+EXPECT_BINARY = "expect_binary"  # the first binary message starting with these bytes (hex)
 RAW_ACTIONS: Mapping[str, frozenset[str]] = {  # action -> the keys it takes besides name and timeout_ms
     SEND: frozenset(),
     EXPECT: frozenset(),
     EXPECT_TEXT: frozenset(),
     EXPECT_REGEX: frozenset(),
+    SEND_BINARY: frozenset(),
+    EXPECT_BINARY: frozenset(),
 }
+BINARY_ENCODINGS = ("hex", "base64")  # how a send_binary says its bytes
+BINARY_KIND = "binary"  # the kind of a raw binary message whose bytes are not UTF-8 text
 CAPTURE = "capture"  # a step key: {name: dot.path} into the matched message
 COMMON_STEP_KEYS = frozenset(("name", "timeout_ms", CAPTURE))
 SESSION_KEYS = ("split", "terminate", "reply", "heartbeat")  # top-level keys of the session's primitives
@@ -200,6 +208,31 @@ def as_text(value: Any) -> str:
     return value if isinstance(value, str) else compact_json(value)
 
 
+def binary_bytes(value: Any) -> bytes:
+    """The bytes of a `send_binary` value, `{hex: "0a0b"}` or `{base64: "Cgs="}`; ConversationError when bad."""
+    if not isinstance(value, Mapping) or len(value) != 1 or next(iter(value)) not in BINARY_ENCODINGS:
+        raise ConversationError("send_binary takes {hex: ...} or {base64: ...}")
+    encoding, text = next(iter(value.items()))
+    if not isinstance(text, str):
+        raise ConversationError(f"send_binary {encoding}: must be a string")
+    try:
+        if encoding == "hex":
+            return bytes.fromhex(text)
+        return base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error):
+        raise ConversationError(f"send_binary: not valid {encoding}") from None
+
+
+def hex_prefix(value: Any) -> bytes:
+    """The bytes of an `expect_binary` prefix (hex, spaces allowed); ConversationError when bad."""
+    if not isinstance(value, str):
+        raise ConversationError("expect_binary takes hex digits in a string (quote them)")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise ConversationError("expect_binary: not valid hex") from None
+
+
 _NOT_DECODED = object()
 
 
@@ -209,16 +242,27 @@ class Message:
     `text` is its payload as text (for raw WebSocket: the whole frame); `kind` and `key`
     are the protocol's (Socket.IO: "event" and the event name; GraphQL: "next" and the
     operation id; raw: "message"). `args` holds a Socket.IO event's or ack's arguments.
+    A raw binary frame is a message whose `data` holds its bytes: its `text` is their UTF-8
+    decoding, or, when they are not UTF-8, empty, with `kind` BINARY_KIND (only binary
+    expectations look at it then).
     """
 
-    __slots__ = ("text", "kind", "key", "args", "_json")
+    __slots__ = ("text", "kind", "key", "args", "data", "_json")
 
-    def __init__(self, text: str, kind: str = "message", key: Any = None, args: Any = None) -> None:
+    def __init__(
+        self, text: str, kind: str = "message", key: Any = None, args: Any = None, data: bytes | None = None
+    ) -> None:
         self.text = text  # the payload as text
         self.kind = kind  # what sort of message, in the protocol's words
         self.key = key  # event name, ack id or operation id, when the protocol has one
         self.args = args  # decoded arguments (Socket.IO), when the protocol has them
+        self.data = data  # a raw binary frame's bytes; None for text
         self._json: Any = _NOT_DECODED  # decoded once, on first use
+
+    @property
+    def size(self) -> int:
+        """The payload's length, for the row's response length."""
+        return len(self.text) if self.data is None else len(self.data)
 
     def json(self) -> Any:
         """The payload decoded as JSON; ValueError when it is not JSON."""
@@ -247,19 +291,28 @@ class Expectation:
     Returns MATCHED, NOT_IT, or a short stable failure reason (a protocol error answer).
     `skipped_not_json` counts skipped messages that were not JSON, for the timeout's reason.
     `after` are frames to send once it matched (GraphQL completes its operation).
+    A text expectation skips raw binary messages that are not UTF-8 text, a `binary` one
+    every message that did not come in a binary frame.
     """
 
-    __slots__ = ("predicate", "after", "skipped", "skipped_not_json", "matched")
+    __slots__ = ("predicate", "after", "binary", "skipped", "skipped_not_json", "matched")
 
-    def __init__(self, predicate: Callable[[Message], MatchResult], after: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, predicate: Callable[[Message], MatchResult], after: tuple[str | bytes, ...] = (), binary: bool = False
+    ) -> None:
         self.predicate = predicate  # the protocol's or the step's test of a message
         self.after = after  # frames to send once matched
+        self.binary = binary  # waits for a raw binary message (else a text one)
         self.skipped = 0  # messages that were not it
         self.skipped_not_json = 0  # ... of which were not JSON
         self.matched: Message | None = None  # the message that matched
 
     def check(self, message: Message) -> MatchResult:
         """Test one message; remembers a match and counts what was skipped."""
+        data = message.data
+        if data is None if self.binary else data is not None and message.kind == BINARY_KIND:
+            self.skipped += 1  # bytes (not text) never break a text expectation, nor text a binary one
+            return NOT_IT
         result = self.predicate(message)
         if result is MATCHED:
             self.matched = message
@@ -300,6 +353,11 @@ def text_expectation(expected: str) -> Expectation:
 def regex_expectation(pattern: re.Pattern[str]) -> Expectation:
     """Wait for the first message whose text the pattern finds a match in."""
     return Expectation(lambda message: pattern.search(message.text) is not None)
+
+
+def binary_expectation(prefix: bytes) -> Expectation:
+    """Wait for the first binary message whose bytes start with `prefix`."""
+    return Expectation(lambda message: message.data is not None and message.data.startswith(prefix), binary=True)
 
 
 # --- captures: a value of a matched message, for later steps ---------------------------------
@@ -508,6 +566,10 @@ def make_step(
             raise ConversationError(f"expect_regex does not compile: {error}") from None
     if action == EXPECT_TEXT and not isinstance(value, str):
         raise ConversationError("expect_text takes a string")
+    if action == SEND_BINARY:
+        binary_bytes(value)
+    if action == EXPECT_BINARY:
+        hex_prefix(value)
     if action == EXPECT and not isinstance(value, (Mapping, list)):
         raise ConversationError("expect takes a mapping or a list (a JSON subset); use expect_text for text")
     return Step(
@@ -546,7 +608,9 @@ class ReplyRule:
     pattern: re.Pattern[str] | None = None  # when_regex: compiled
 
     def matches(self, message: Message) -> bool:
-        """Whether `message` is one this rule answers."""
+        """Whether `message` is one this rule answers (binary frames that are not UTF-8 text never are)."""
+        if message.kind == BINARY_KIND and message.data is not None:
+            return False
         if self.when == "when_text":
             return message.text == self.expected
         if self.pattern is not None:

@@ -23,12 +23,14 @@ from websocket import ABNF
 from scenarios.continuity import UserCarry
 from scenarios.conversation import (
     EXPECT,
+    EXPECT_BINARY,
     EXPECT_REGEX,
     EXPECT_TEXT,
     MATCHED,
     NOT_IT,
     REF,
     SEND,
+    SEND_BINARY,
     Conversation,
     Expectation,
     HeartbeatSchedule,
@@ -168,6 +170,16 @@ class Talk:
         assert match is not None
         return match
 
+    def send_binary(self, data: bytes, name: str | None = None) -> None:
+        """Send bytes as a binary frame (a failed send is a row under `name`)."""
+        self.step(make_step(SEND_BINARY, {"hex": data.hex()}, name or f"{self.part}-send"))
+
+    def expect_binary(self, prefix: bytes = b"", name: str | None = None, timeout_ms: float | None = None) -> bytes:
+        """Wait for the first binary message starting with `prefix` (text messages are skipped); returns its bytes."""
+        message = self.step(make_step(EXPECT_BINARY, prefix.hex(), name or f"{self.part}-expect", timeout_ms))
+        assert message is not None and message.data is not None
+        return message.data
+
     def do(
         self,
         action: str,
@@ -238,7 +250,7 @@ class Talk:
         except WsFailure as failure:
             raise self.fail(step.name, failure, started) from None
         self._started = None
-        self._report(step.name, started, len(message.text), None)
+        self._report(step.name, started, message.size, None)
         return message
 
     def _send(self, step: Step) -> None:
@@ -253,22 +265,43 @@ class Talk:
             else:
                 values[REF] = previous
         for frame in frames:
-            self.session.send_text(frame, self.part)
+            self.session.send_frame(frame, self.part)
 
     def _heartbeat_until_readable(self, until: float) -> bool:
-        """Send the heartbeat when due until a frame can be read (True) or the perf clock reaches `until` (False)."""
+        """Send what is due by time until a frame can be read (True) or the perf clock reaches `until` (False).
+
+        Due by time: the heartbeat, and the protocol's own timed frames (MQTT's PINGREQ); the
+        protocol's session failing meanwhile (no PINGRESP) raises WsFailure.
+        """
         beat = self._beat
-        assert beat is not None and self._heartbeat is not None
+        framing = self.framing
         session = self.session
         while True:
             now = time.perf_counter()
-            if beat.take(now):
-                self._send(self._heartbeat)
-            remaining = until - now
-            if remaining <= 0:
+            wait = until - now
+            if beat is not None:
+                assert self._heartbeat is not None
+                if beat.take(now):
+                    self._send(self._heartbeat)
+                wait = min(wait, beat.due - now)
+            if framing.timed:
+                wake = framing.next_tick_s()
+                if wake is not None and wake <= now:
+                    self._tick(now)
+                    continue
+                if wake is not None:
+                    wait = min(wait, wake - now)
+            if until - now <= 0:
                 return False
-            if session.readable(min(remaining, beat.due - now)):
+            if session.readable(max(wait, 0.0)):
                 return True
+
+    def _tick(self, now: float) -> None:
+        """Send the protocol's frames due by time; its session failing (a missing PINGRESP) raises."""
+        for frame in self.framing.tick(now):
+            self.session.send_frame(frame, self.part)
+        if self.framing.ended is not None:
+            raise WsFailure(self.framing.ended)
 
     def _wait_for(self, expectation: Expectation) -> Message:
         """Read until a message is the awaited one (the caller bounds the time); a failure result raises."""
@@ -276,7 +309,7 @@ class Talk:
             if self._pending:
                 messages, self._pending = self._pending, NO_MESSAGES
             else:
-                if self._beat is not None:
+                if self._beat is not None or self.framing.timed:
                     self._heartbeat_until_readable(float("inf"))
                 messages = self._read()
             for index, message in enumerate(messages):
@@ -284,7 +317,7 @@ class Talk:
                 if result is MATCHED:
                     self._pending = messages[index + 1 :]  # the frame's later messages, for the next step
                     for frame in expectation.after:
-                        self.session.send_text(frame, self.part)
+                        self.session.send_frame(frame, self.part)
                     return message
                 if result is not NOT_IT:
                     raise WsFailure(str(result))
@@ -297,10 +330,14 @@ class Talk:
         if opcode == ABNF.OPCODE_PING or opcode == ABNF.OPCODE_PONG:
             return NO_MESSAGES  # answered by the session
         framing = self.framing
-        # A binary frame's bytes are read as text too: nats-server sends its text protocol in binary frames.
-        replies, messages = framing.receive(data.decode("utf-8", "replace"))
+        if opcode == ABNF.OPCODE_BINARY:
+            # Raw: a binary frame of UTF-8 text is read as text too (nats-server sends its text
+            # protocol in binary frames); other bytes only by binary expects.
+            replies, messages = framing.receive_binary(data)
+        else:
+            replies, messages = framing.receive(data.decode("utf-8", "replace"))
         for frame in replies:
-            self.session.send_text(frame, self.part)
+            self.session.send_frame(frame, self.part)
         if self.replies and messages:
             answers, messages = answer(self.replies, messages)
             for step in answers:
@@ -341,13 +378,15 @@ class Talk:
     def idle_until(self, until: float) -> None:
         """Keep the connection alive until the perf clock reaches `until`: read what comes, answer pings.
 
-        A close frame or a dropped connection is a failure of the `hold` row (StepFailed).
+        The protocol's timed frames (MQTT's PINGREQ) go out when due, however long the hold.
+        A close frame, a dropped connection or the protocol's session failing (no PINGRESP) is
+        a failure of the `hold` row (StepFailed).
         """
         session = self.session
         self._pending = NO_MESSAGES  # read while no step waited, as the frames read here are
         try:
             while (remaining := until - time.perf_counter()) > 0:
-                if self._beat is not None:
+                if self._beat is not None or self.framing.timed:
                     if not self._heartbeat_until_readable(until):
                         return
                 elif not session.readable(remaining):

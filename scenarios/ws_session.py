@@ -26,7 +26,14 @@ from gevent.socket import wait_read
 from websocket import ABNF
 
 from scenarios import handshake
-from scenarios.client_frames import OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, close_payload, masked_frame
+from scenarios.client_frames import (
+    OPCODE_BINARY,
+    OPCODE_CLOSE,
+    OPCODE_PONG,
+    OPCODE_TEXT,
+    close_payload,
+    masked_frame,
+)
 from scenarios.failure import WsFailure
 from scenarios.handshake import AdoptedWebSocket
 from scenarios.upgrade import HandshakeError, new_websocket_key, target
@@ -158,6 +165,17 @@ class WebSocketSession:
         except Exception as error:
             raise describe_failure(error, action) from None
 
+    def send_frame(self, frame: str | bytes, action: str) -> None:
+        """Send one frame: a `str` as a text frame, `bytes` as a binary frame."""
+        ws = self._require_open(action)
+        try:
+            if isinstance(frame, str):
+                ws.write(masked_frame(OPCODE_TEXT, frame.encode()))
+            else:
+                ws.write(masked_frame(OPCODE_BINARY, frame))
+        except Exception as error:
+            raise describe_failure(error, action) from None
+
     def receive(self, action: str) -> tuple[int, bytes]:
         """The next whole message (opcode, payload), or a ping (already answered) or pong; a close frame too.
 
@@ -190,17 +208,22 @@ class WebSocketSession:
             return False
         return True
 
-    def close_clean(self, goodbye: tuple[str, ...] = ()) -> None:
+    def close_clean(self, goodbye: tuple[str | bytes, ...] = ()) -> None:
         """Send a close frame, wait (bounded as a whole) for the server's close frame, then drop TCP.
 
-        `goodbye` are text frames the protocol sends before its close frame (Socket.IO's
-        namespace DISCONNECT): they go in the same write.
+        `goodbye` are frames the protocol sends before its close frame (Socket.IO's namespace
+        DISCONNECT, text; MQTT's DISCONNECT, binary): they go in the same write.
         """
         ws = self._require_open("close")
         self._ws = None
         try:
             with Deadline(self.timeout_s, "close timed out"):  # also a server that streams and never closes
-                frames = [masked_frame(OPCODE_TEXT, text.encode()) for text in goodbye]
+                frames = [
+                    masked_frame(OPCODE_TEXT, frame.encode())
+                    if isinstance(frame, str)
+                    else masked_frame(OPCODE_BINARY, frame)
+                    for frame in goodbye
+                ]
                 frames.append(masked_frame(OPCODE_CLOSE, CLOSE_NORMAL))
                 ws.write(b"".join(frames))
                 while True:

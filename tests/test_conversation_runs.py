@@ -144,3 +144,31 @@ def test_the_readmes_conversation_file_runs_as_written(start_app_server, locust,
     run = locust("--host", server.url, "--ws-conversation", str(conversation))
     assert run.exit_code == 0, run.output[-3000:]
     assert int(run.stats_row("hello")["Request Count"]) == 20
+
+
+def test_binary_frames_pass_between_text_frames_against_the_echo_server(locust, tmp_path: Path) -> None:
+    """send_binary and expect_binary beside text steps: each expect skips the other kind; a wrong prefix fails."""
+    steps = (
+        "hold:\n"
+        "  - send: hi ${user}\n"
+        "  - send_binary: {hex: ff0a0b}\n"  # not UTF-8: only binary expects see it
+        "  - expect_binary: ff0a\n"  # skips the text echo, which came first
+        "    name: binary\n"
+        "  - send_binary: {base64: //4=}\n"
+        "  - send: bye\n"
+        "  - expect_text: bye\n"  # skips the binary echo, which came first
+        "    name: text\n"
+    )
+    good = tmp_path / "binary.yaml"
+    good.write_text(steps)
+    run = locust("--ws-conversation", str(good))
+    assert run.exit_code == 0, run.output[-3000:]
+    for row in ("binary", "text"):
+        assert int(run.stats_row(row)["Request Count"]) == 20, row
+        assert int(run.stats_row(row)["Failure Count"]) == 0, row
+
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(steps.replace("expect_binary: ff0a", "expect_binary: ffff"))
+    run = locust("--ws-conversation", str(wrong), "--ws-timeout-s", "0.5", "--flap-cycles", "2")
+    assert run.exit_code == 3, run.output[-3000:]
+    assert ("binary", "expect timed out: no message matched") in _failures(run)

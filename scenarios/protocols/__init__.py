@@ -4,7 +4,9 @@ Sans-I/O, like `scenarios.conversation`: a `WireProtocol` (one per run) names it
 actions, its top-level settings and subprotocols, builds the URL, and makes a
 `ConnectionFraming` per connection, which encodes steps, decodes frames, answers the
 protocol's own pings and says what to send before a clean close. `scenarios.exchange`
-moves the frames. `raw` is plain WebSocket text; `socketio` and `graphql-ws` frame on top.
+moves the frames. `raw` is plain WebSocket text (and binary frames: `send_binary`,
+`expect_binary`); `socketio` and `graphql-ws` frame on top of text, `mqtt` on binary frames.
+A frame is a `str` (a text frame) or `bytes` (a binary frame).
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from typing import Any
 
 from scenarios.continuity import UserCarry
 from scenarios.conversation import (
+    BINARY_KIND,
     EXPECT,
+    EXPECT_BINARY,
     EXPECT_REGEX,
     EXPECT_TEXT,
     PARTS,
     RAW_ACTIONS,
     SEND,
+    SEND_BINARY,
     Conversation,
     ConversationError,
     Expectation,
@@ -27,6 +32,9 @@ from scenarios.conversation import (
     Step,
     Variables,
     as_text,
+    binary_bytes,
+    binary_expectation,
+    hex_prefix,
     json_expectation,
     parse_conversation,
     regex_expectation,
@@ -35,6 +43,7 @@ from scenarios.conversation import (
     text_expectation,
 )
 
+Frame = str | bytes  # a text frame or a binary frame
 NO_FRAMES: tuple[str, ...] = ()
 
 # Standard close codes (RFC 6455, 7.4.1, and the IANA registry), named in failure messages.
@@ -90,10 +99,12 @@ class ConnectionFraming:
             raise ConversationError("split is for raw WebSocket text, not a protocol's own framing")
         return ConnectionFraming(separator, terminate)
 
-    def outgoing(self, step: Step, variables: Variables) -> tuple[str, ...]:
-        """The text frames that start `step` (none for a pure expect)."""
+    def outgoing(self, step: Step, variables: Variables) -> tuple[Frame, ...]:
+        """The frames that start `step` (none for a pure expect)."""
         if step.action == SEND:
             return (as_text(step.resolved(variables)) + self.terminator,)
+        if step.action == SEND_BINARY:
+            return (binary_bytes(step.value),)
         return NO_FRAMES
 
     def expectation(self, step: Step, variables: Variables) -> Expectation | None:
@@ -104,15 +115,42 @@ class ConnectionFraming:
             return json_expectation(step.resolved(variables))
         if step.action == EXPECT_REGEX:
             return regex_expectation(step.regex(variables))
+        if step.action == EXPECT_BINARY:
+            return binary_expectation(hex_prefix(step.value))
         return None
 
-    def receive(self, text: str) -> tuple[tuple[str, ...], tuple[Message, ...]]:
+    def receive(self, text: str) -> tuple[tuple[Frame, ...], tuple[Message, ...]]:
         """Decode one text frame: frames to send back at once (protocol pongs), and application messages."""
         if self.separator is None:
             return NO_FRAMES, (Message(text),)
         return NO_FRAMES, tuple(Message(part) for part in split_messages(text, self.separator))
 
-    def goodbye(self) -> tuple[str, ...]:
+    def receive_binary(self, data: bytes) -> tuple[tuple[Frame, ...], tuple[Message, ...]]:
+        """Decode one binary frame: bytes that are not UTF-8 are one binary message (text expects skip it).
+
+        UTF-8 bytes are read as a text frame too (nats-server sends its text protocol in binary
+        frames); unsplit raw keeps the bytes on the message, for binary expects.
+        """
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return NO_FRAMES, (Message("", BINARY_KIND, data=data),)
+        if self.separator is None and type(self) is ConnectionFraming:
+            return NO_FRAMES, (Message(text, data=data),)
+        return self.receive(text)
+
+    # Whether the framing has frames due by time alone (`tick`); False spares the I/O layer the asking.
+    timed = False
+
+    def tick(self, now_s: float) -> tuple[Frame, ...]:
+        """Frames due by time alone at `now_s` (perf_counter seconds; MQTT's PINGREQ); may set `ended`."""
+        return NO_FRAMES
+
+    def next_tick_s(self) -> float | None:
+        """When `tick` next has something to do (perf_counter seconds), or None: never by time alone."""
+        return None
+
+    def goodbye(self) -> tuple[Frame, ...]:
         """Frames to send before the close frame of a clean disconnect."""
         return NO_FRAMES
 
@@ -261,14 +299,18 @@ def make_protocol(conversation: Conversation, auth_in_payload: bool = False) -> 
 
 
 __all__ = [
+    "BINARY_KIND",
     "CLOSE_CODE_NAMES",
     "EXPECT",
+    "EXPECT_BINARY",
     "EXPECT_REGEX",
     "EXPECT_TEXT",
     "NO_FRAMES",
     "PROTOCOL_NAMES",
     "SEND",
+    "SEND_BINARY",
     "ConnectionFraming",
+    "Frame",
     "WireProtocol",
     "describe_close_code",
     "load_conversation",

@@ -42,7 +42,7 @@ from scenarios.conversation import (
     make_step,
     unknown_variables,
 )
-from scenarios.protocols import NO_FRAMES, ConnectionFraming, WireProtocol, payload_with_token
+from scenarios.protocols import NO_FRAMES, ConnectionFraming, Frame, WireProtocol, payload_with_token
 from scenarios.protocols.awaiting import Awaiting
 
 SUBPROTOCOL = "graphql-transport-ws"
@@ -100,7 +100,7 @@ class GraphQLWSFraming(ConnectionFraming):
         self._last_id: str | None = None  # the id of the subscribe just sent (its expectation's)
         self.open_operations: dict[str, None] = {}  # ids subscribed and not completed, in order
 
-    def outgoing(self, step: Step, variables: Variables) -> tuple[str, ...]:
+    def outgoing(self, step: Step, variables: Variables) -> tuple[Frame, ...]:
         """The frames of `step`: connection_init, a subscribe, or a raw send."""
         action = step.action
         if action == SUBSCRIBE:
