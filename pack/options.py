@@ -26,7 +26,7 @@ from pack.settings import MonitorSettings, NetworkSettings, OutputSettings, Pack
 from scenarios.conversation import Conversation, ConversationError, echo_conversation, parse_header
 from scenarios.disconnect import DisconnectMix
 from scenarios.phase_plan import PhaseSettings
-from scenarios.protocols import PROTOCOL_NAMES, load_conversation
+from scenarios.protocols import PROTOCOL_NAMES, load_conversation, load_conversation_text
 from scenarios.schedule import JITTER_DISTRIBUTIONS, FlapTiming
 from scenarios.settings import AUTH_PLACES, MAX_SOURCE_ADDRESSES, ClientSettings, FlapSettings, SteadySettings
 
@@ -227,6 +227,7 @@ class OptionSpec:
     secret: bool = False  # masked in the web UI and never logged
     boolean_flag: bool = False  # --x / --no-x
     repeatable: bool = False  # given once per value (--ws-header A --ws-header B)
+    file: bool = False  # a path whose file every worker needs: the master sends its content (FILES_KEY)
 
     @property
     def dest(self) -> str:
@@ -304,6 +305,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "",
         "What each connection says after (re)connecting: a YAML or JSON file of open/hold/close steps "
         "(empty: an echo per hold; see the README)",
+        file=True,
     ),
     OptionSpec(
         "--ws-protocol",
@@ -333,7 +335,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "Origin header: auto (http(s)://host[:port] of --host, as browsers and websocket-client send), "
         "a value, or empty for none",
     ),
-    OptionSpec("--ws-ca-file", ca_file, "", "wss://: a PEM file of CA certificates to trust (a private CA)"),
+    OptionSpec("--ws-ca-file", ca_file, "", "wss://: a PEM file of CA certificates to trust (a private CA)", file=True),
     OptionSpec("--ws-auth-token", text, "", "Auth token sent to the server (secret; never logged)", secret=True),
     OptionSpec(
         "--ws-auth-in",
@@ -518,8 +520,61 @@ def add_pack_options(parser: Any) -> None:
 _THRESHOLD_FIELDS = {f.name for f in dataclasses.fields(Thresholds)}
 
 
+# --- files the workers need: sent by the master with its options -------------------------
+
+FILES_KEY = "flapping_pack_files"  # on Locust's parsed options: {dest: {"path": ..., "text": ...}}
+MAX_SHIPPED_FILE_BYTES = 4 * 1024 * 1024  # a conversation or a CA bundle; more is not what these options mean
+
+
+def attach_file_contents(options: Any) -> None:
+    """On the master: put the content of each file option's file on `options`, to go to the workers with them.
+
+    Locust sends the master's parsed options with every spawn message; a worker anywhere then
+    uses the master's files instead of looking for them at the same path on its own disk.
+    """
+    files: dict[str, dict[str, str]] = {}
+    for spec in OPTIONS:
+        path = text(getattr(options, spec.dest, "")) if spec.file else ""
+        if path:
+            try:
+                with open(path, encoding="utf-8") as file:
+                    files[spec.dest] = {"path": path, "text": file.read(MAX_SHIPPED_FILE_BYTES + 1)}
+            except (OSError, UnicodeDecodeError) as error:
+                reason = getattr(error, "strerror", None) or error
+                raise OptionError(f"{spec.flag}: cannot read {path} ({reason})") from None
+            if len(files[spec.dest]["text"]) > MAX_SHIPPED_FILE_BYTES:
+                raise OptionError(f"{spec.flag}: {path} is larger than {MAX_SHIPPED_FILE_BYTES // 1024 // 1024} MiB")
+    setattr(options, FILES_KEY, files)
+
+
+def shipped_file(options: Any, spec: OptionSpec) -> str | None:
+    """The content the master sent for this option's current path, if any."""
+    files = getattr(options, FILES_KEY, None) or {}
+    shipped = files.get(spec.dest)
+    if shipped and shipped.get("path") == text(getattr(options, spec.dest, "")):
+        return str(shipped["text"])
+    return None
+
+
+def _local_copy(content: str, suffix: str) -> str:
+    """A file on this machine holding `content` (a shipped CA bundle: ssl loads CA files by path)."""
+    import hashlib
+
+    folder = os.path.join(tempfile.gettempdir(), "flapping-pack-files")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, hashlib.sha256(content.encode()).hexdigest()[:16] + suffix)
+    if not os.path.exists(path):
+        fd, partial = tempfile.mkstemp(dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(content)
+        os.replace(partial, path)
+    return path
+
+
 def _parsed(spec: OptionSpec, options: Any) -> Any:
     value = getattr(options, spec.dest, spec.default)
+    if spec.file and shipped_file(options, spec) is not None:
+        return text(value)  # the master's path: its content came with the options
     try:
         return spec.parse(value)
     except ValueError as error:
@@ -530,9 +585,15 @@ def _parsed(spec: OptionSpec, options: Any) -> Any:
 def config_from_options(options: Any) -> PackConfig:
     """Build the validated config from Locust's parsed options (or the web UI's values): the one translation."""
     values = {spec.dest: _parsed(spec, options) for spec in OPTIONS}
+    shipped = {spec.dest: shipped_file(options, spec) for spec in OPTIONS if spec.file}
+    if shipped.get("ws_ca_file") is not None:
+        try:
+            values["ws_ca_file"] = ca_file(_local_copy(str(shipped["ws_ca_file"]), ".pem"))
+        except ValueError as error:
+            raise OptionError(f"--ws-ca-file: {error}") from None
     if values["flap_storm"] and values["flap_connected_ms"] + values["flap_disconnected_ms"] <= 0:
         raise OptionError("--flap-storm: needs --flap-connected-ms or --flap-disconnected-ms above 0")
-    conversation = _conversation(values)
+    conversation = _conversation(values, shipped.get("ws_conversation"))
     if values["ws_auth_in"] == "payload" and conversation.protocol == "raw":
         raise OptionError(
             "--ws-auth-in: payload needs --ws-protocol socketio or graphql-ws (raw: use ${token} in a step)"
@@ -591,10 +652,13 @@ def config_from_options(options: Any) -> PackConfig:
     )
 
 
-def _conversation(values: dict[str, Any]) -> Conversation:
-    """The conversation file, or the built-in echo (with its protocol from --ws-protocol)."""
+def _conversation(values: dict[str, Any], shipped_text: str | None) -> Conversation:
+    """The conversation file (or its content, sent by the master), or the built-in echo (its protocol from
+    --ws-protocol)."""
     path = values["ws_conversation"]
     try:
+        if path and shipped_text is not None:
+            return load_conversation_text(shipped_text, path, values["ws_protocol"])
         if path:
             return load_conversation(path, values["ws_protocol"])
         conversation = echo_conversation(values["flap_echo"] and values["ws_protocol"] == "raw")

@@ -36,6 +36,7 @@ from pack.load_generator_watch import LoadGeneratorWatch
 from pack.options import (
     OptionError,
     add_pack_options,
+    attach_file_contents,
     check_host_resolves,
     check_output_paths,
     config_from_options,
@@ -81,7 +82,9 @@ class Pack:
         self.services = ChildServices()  # the bundled server and the fault proxy
         self.sigterm = SigtermGuard()  # SIGTERM as Ctrl-C during a headless run
         self.master_link = MasterLink(runner) if isinstance(runner, MasterRunner) else None  # workers' counts
-        self.worker_link = WorkerLink(runner, self.progress) if isinstance(runner, WorkerRunner) else None
+        self.worker_link = (
+            WorkerLink(runner, self.progress, self.refused_by_master) if isinstance(runner, WorkerRunner) else None
+        )
         workers_health = self.master_link.generator_health if self.master_link else GeneratorHealth
         self.generator = LoadGeneratorWatch(runner, workers_health)  # the load generator's own limits
         self.watch = ServerWatch(None, config.monitor.interval_s)  # the side monitor
@@ -129,6 +132,15 @@ class Pack:
         for user_class in self.environment.user_classes:
             if issubclass(user_class, SteadyUser):
                 user_class.fixed_count = config.steady.users  # Locust reads the count from the class
+
+    def refused_by_master(self, reason: str) -> None:
+        """This worker's pack is not the master's: one line, and the worker quits with exit code 2."""
+        sys.stderr.write(f"flapping-pack: the master refused this worker: {reason}\n")
+        sys.stderr.flush()
+        self.environment.process_exit_code = EXIT_BAD_CONFIG
+        runner = self.environment.runner
+        if runner is not None:
+            gevent.spawn(runner.quit)
 
     def start_recovery_probe(self) -> None:
         """At the end of the last flapping: how soon does a stable client get a good round trip?"""
@@ -235,6 +247,11 @@ def _on_init(environment: Environment, runner: Runner | None = None, **kwargs: A
     if pack.is_worker:
         return
     try:
+        attach_file_contents(environment.parsed_options)  # the workers get the files' content with the options
+    except OptionError as error:
+        fail_config(str(error))
+        return
+    try:
         host = pack.services.start(config, environment.host)
     except ServiceError as error:
         fail_config(str(error))
@@ -265,6 +282,8 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
         # Options may have been edited in the web UI since start-up; a worker gets
         # the master's options with its first spawn message, just before this event.
         try:
+            if not pack.is_worker:
+                attach_file_contents(environment.parsed_options)  # as they are now, for the workers
             config = config_from_options(environment.parsed_options)
             validate_ws_host(environment.host or "")
             if not pack.is_worker:
@@ -275,7 +294,7 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
     pack.configure_clients()
     pack.start_run()
     if bad_config is not None and pack.is_worker:
-        # E.g. the master's --ws-conversation path does not exist on this worker's host.
+        # E.g. a header the worker's pack cannot parse (the master's files come with its options).
         logger.error("flapping-pack: this worker cannot use the master's options (%s); it keeps its own", bad_config)
     elif bad_config is not None:
         # Reachable from the web UI only: the command line is checked before any load.

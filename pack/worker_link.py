@@ -18,6 +18,7 @@ import gevent
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 from monitors.load_generator import GeneratorHealth
+from pack import version
 from scenarios.tracker import FlapCounts
 
 logger = logging.getLogger("flapping_pack")
@@ -28,6 +29,8 @@ PROGRESS_INTERVAL_S = 0.5
 FLUSH_MESSAGE = "flapping_pack_flush"  # the master asks a worker for its final report
 FLUSH_TIMEOUT_S = 5.0  # how long the master waits for the final reports
 FLUSH_POLL_S = 0.05  # how often a worker asked for its final report looks whether its users are gone
+HELLO_MESSAGE = "flapping_pack_hello"  # a worker's pack version, sent as it connects
+REFUSED_MESSAGE = "flapping_pack_refused"  # the master refuses a worker whose pack version differs
 
 # progress() -> {"counts": FlapCounts.to_dict(), "generator": GeneratorHealth.to_dict()}
 Progress = Callable[[], dict[str, Any]]
@@ -36,12 +39,18 @@ Progress = Callable[[], dict[str, Any]]
 class WorkerLink:
     """On a worker: progress to the master as it changes, and the final report when asked."""
 
-    def __init__(self, runner: WorkerRunner, progress: Progress) -> None:
+    def __init__(self, runner: WorkerRunner, progress: Progress, on_refused: Callable[[str], None]) -> None:
         self._runner = runner  # Locust's worker runner
         self._progress = progress  # this worker's counts and health now
+        self._on_refused = on_refused  # the master refused this worker's pack: the one line why
         self._greenlet: gevent.Greenlet | None = None  # the progress loop, while a run goes on
         runner.environment.events.report_to_master.add_listener(self._add_to_report)
         runner.register_message(FLUSH_MESSAGE, self._on_flush, concurrent=True)  # it waits for the users
+        runner.register_message(REFUSED_MESSAGE, self._on_refused_message)
+        runner.send_message(HELLO_MESSAGE, {"version": version.VERSION})  # connected: Locust's runner did that
+
+    def _on_refused_message(self, environment: Any, msg: Any, **_kwargs: Any) -> None:
+        self._on_refused(str(msg.data.get("reason", "refused by the master")))
 
     def start(self) -> None:
         """Send progress as it changes (Locust's own reports come every 3 s: too late to end a phase on time)."""
@@ -95,6 +104,18 @@ class MasterLink:
         self._flush_deadline = 0.0  # perf_counter time after which the master stops waiting for them
         runner.environment.events.worker_report.add_listener(self._on_report)
         runner.register_message(PROGRESS_MESSAGE, self._on_progress)
+        runner.register_message(HELLO_MESSAGE, self._on_hello)
+
+    def _on_hello(self, environment: Any, msg: Any, **_kwargs: Any) -> None:
+        """A worker's pack version: one that differs from the master's is refused and forgotten."""
+        data = msg.data if isinstance(msg.data, dict) else {}
+        reason = version.worker_refusal(version.VERSION, data.get("version"))
+        if reason is None:
+            return
+        logger.error("flapping-pack: refused worker %s: %s", msg.node_id, reason)
+        self._runner.send_message(REFUSED_MESSAGE, {"reason": reason}, client_id=msg.node_id)
+        if msg.node_id in self._runner.clients:  # no users go to it; --expect-workers waits for another
+            del self._runner.clients[msg.node_id]
 
     def restart(self) -> None:
         """A new run: forget the last one's workers."""
