@@ -15,6 +15,7 @@ from tests.servers import RunningAppServer
 from tests.servers import start_app_server as launch_app_server
 from tests.support.installed_pack import InstalledPack, install_clean_clone
 from tests.support.locust_process import LocustRun, run_locust
+from tests.support.shards import ShardPlugin, parse_shard
 
 
 @pytest.fixture
@@ -65,7 +66,18 @@ def locust(tmp_path) -> Iterator:
 E2E_FIXTURES = frozenset({"locust", "start_server", "start_app_server", "installed_pack"})
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--shard", default=None, metavar="K/N", help="run the K-th of N parts of the tests (test.sh)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    shard = config.getoption("--shard")
+    if shard:
+        try:
+            index, count = parse_shard(shard)
+        except ValueError as error:
+            raise pytest.UsageError(str(error)) from None
+        config.pluginmanager.register(ShardPlugin(index, count), "shards")
     config.addinivalue_line("markers", "e2e: starts Locust processes or servers (left out by -m 'not e2e')")
 
 

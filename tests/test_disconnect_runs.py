@@ -1,4 +1,4 @@
-"""Issue 5 end to end: disconnect styles and storm mode in real `locust --headless` processes."""
+"""End to end: disconnect styles and storm mode in real `locust --headless` processes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 4: distributed runs judge once, on the master, from every worker's numbers."""
+"""Distributed runs judge once, on the master, from every worker's numbers."""
 
 from __future__ import annotations
 

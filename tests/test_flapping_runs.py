@@ -1,4 +1,4 @@
-"""Issue 2 end to end: real `locust --headless` processes flapping against the bundled server."""
+"""End to end: real `locust --headless` processes flapping against the bundled server."""
 
 from __future__ import annotations
 

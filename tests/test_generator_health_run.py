@@ -1,4 +1,4 @@
-"""Issue 7: the load generator's own health, end to end.
+"""The load generator's own health, end to end.
 
 Over 10,000 cycles the Locust process's open fds and memory stay flat; when the generator
 itself runs out of file descriptors the verdict blames the generator, not the server.

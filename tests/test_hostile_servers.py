@@ -1,4 +1,4 @@
-"""Issue 7: against misbehaving servers the pack neither hangs nor crashes, and keeps its results.
+"""Against misbehaving servers the pack neither hangs nor crashes, and keeps its results.
 
 Each server (`tests/servers/hostile_servers.py`) is a process of its own on 127.0.0.1, found by the
 pack's monitor through the port of --host. Users flap with no cycle limit, so only -t ends

@@ -1,28 +1,38 @@
-"""Issue 5: network conditions through the fault proxy, end to end."""
+"""Network conditions through the fault proxy, end to end."""
 
 from __future__ import annotations
 
+import uuid
+
 import psutil
 
+RUN_MARK = "FLAP_TEST_RUN_MARK"  # set in one run's environment, inherited by the processes it starts
 
-def _running_proxies() -> list[int]:
+
+def _running_proxies(mark: str) -> list[int]:
+    """Fault proxies still running that this run started (others' tests may run proxies at the same time)."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
-        cmdline = process.info["cmdline"] or []
-        if "faultproxy" in cmdline and process.status() != psutil.STATUS_ZOMBIE:
-            found.append(process.pid)
+        try:
+            cmdline = process.info["cmdline"] or []
+            if "faultproxy" in cmdline and process.status() != psutil.STATUS_ZOMBIE:
+                if process.environ().get(RUN_MARK) == mark:
+                    found.append(process.pid)
+        except psutil.Error:  # gone, or not ours to read
+            continue
     return found
 
 
 def test_proxy_latency_shows_in_connect_times(locust) -> None:
     """50 ms per direction makes every handshake take at least 100 ms; the server is still judged healthy."""
-    run = locust("--net-latency-ms", "50", "--settle-s", "3", "--max-recovery-ms", "2000")
+    mark = uuid.uuid4().hex
+    run = locust("--net-latency-ms", "50", "--settle-s", "3", "--max-recovery-ms", "2000", env={RUN_MARK: mark})
     assert run.exit_code == 0, run.output[-3000:]
     connect = run.stats_row("connect")
     assert float(connect["Min Response Time"]) >= 100
     assert run.check("recovery_ms")["observed"] >= 200  # handshake and one echo: four crossings
     assert "network conditions through a fault proxy: latency 50" in run.output
-    assert _running_proxies() == []  # stopped with Locust
+    assert _running_proxies(mark) == []  # stopped with Locust
 
 
 def test_proxy_resets_fail_the_connects(locust) -> None:

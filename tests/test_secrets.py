@@ -1,4 +1,4 @@
-"""Issue 7: the auth token never shows, even when a server throws the request back at the client.
+"""The auth token never shows, even when a server throws the request back at the client.
 
 The server here answers every upgrade with HTTP 401 and a body that repeats the request:
 its request line (the token, with --ws-auth-in query) and its headers (the token, as

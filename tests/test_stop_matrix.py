@@ -1,4 +1,4 @@
-"""Issue 7: however a run is stopped, it ends in time, keeps its results and leaves no process behind.
+"""However a run is stopped, it ends in time, keeps its results and leaves no process behind.
 
 One test runs a seeded matrix of short real runs: Ctrl-C (SIGINT to Locust's process group,
 as a terminal sends it), SIGTERM, -t expiring and the web UI's Stop button, each landing

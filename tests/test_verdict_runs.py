@@ -1,4 +1,4 @@
-"""Issue 3 end to end: the monitor and the verdict decide the exit code of real runs."""
+"""End to end: the monitor and the verdict decide the exit code of real runs."""
 
 from __future__ import annotations
 
