@@ -203,7 +203,7 @@ def test_recovery_is_measured_and_a_slow_server_fails_it(locust) -> None:
     healthy = locust()
     assert healthy.check("recovery_ms")["status"] == "pass"
     assert int(healthy.stats_row("recovery")["Request Count"]) == 1
-    slow = locust("--ref-server-fault", "slow-handshake")
+    slow = locust("--ref-server-fault", "slow-handshake", "--max-recovery-ms", "100")
     assert slow.exit_code == 3, slow.output[-3000:]
     assert slow.check("recovery_ms")["status"] == "fail"
     assert slow.check("recovery_ms")["observed"] >= 200
