@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
+from tests.support.background_process import Process
 from tests.support.e2e_helpers import free_port
 from tests.support.installed_pack import InstalledPack
 from tests.support.locust_process import FAST_ARGS, ROOT
@@ -19,47 +17,6 @@ from tests.support.locust_process import FAST_ARGS, ROOT
 pytestmark = pytest.mark.e2e  # real Locust processes
 
 RUN_TIMEOUT_S = 150
-
-
-class Process:
-    """A background process whose output is collected by a thread; killed with its group at the end."""
-
-    def __init__(self, command: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
-        self.process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait(self, timeout_s: float) -> int:
-        try:
-            code = self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"still running after {timeout_s} s:\n{self.output[-3000:]}") from None
-        self._reader.join(timeout=2)
-        return code
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
 
 
 def _master(folder: Path, port: int, workers: int, *args: str) -> Process:
