@@ -157,9 +157,11 @@ class Judge:
         data = verdict_to_dict(verdict, self._watch.timeline, self.client_totals())
         data["phase"] = self._clock.phase
         data["connections"] = self._counts().to_dict()
-        data["monitor"] = self._watch.describe()
-        data["monitor_freshness"] = self._watch.freshness_report()
-        data["monitor_error"] = self._watch.last_error
+        data["monitor"] = {
+            "watching": self._watch.describe(),  # what the monitor watches, in words
+            "freshness": self._watch.freshness_report(),  # each series' refresh, and the suspect ones
+            "error": self._watch.last_error,  # the samplers' last error, if any
+        }
         data["stop_reason"] = self._clock.stop_reason
         data["generator"] = self._generator.to_dict()
         data["final"] = verdict is self.verdict

@@ -101,7 +101,7 @@ def test_running_out_of_file_descriptors_is_blamed_on_the_generator(tmp_path: Pa
     statuses = {check["name"]: check["status"] for check in run.verdict["checks"]}
     assert [name for name, status in statuses.items() if status == "fail"] == ["connect_success_pct"]
     assert statuses["server_alive"] == "pass"
-    assert f"pid {server.pid}" in run.verdict["monitor"]
+    assert f"pid {server.pid}" in run.verdict["monitor"]["watching"]
     detail = run.check("connect_success_pct")["detail"]
     assert "the failures came from the load generator itself: too many open files" in detail
     assert "raise `ulimit -n`" in detail

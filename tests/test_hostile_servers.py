@@ -107,7 +107,7 @@ def test_a_hostile_server_fails_the_run_in_time_with_stable_failures(tmp_path: P
     assert _failures(run) == expected_failures
     assert _failed_checks(run) == expected_checks, run.verdict["checks"]
     assert run.verdict["interrupted"] is False
-    assert f"pid {server.pid}" in run.verdict["monitor"]  # the monitor found the server by its port
+    assert f"pid {server.pid}" in run.verdict["monitor"]["watching"]  # the monitor found the server by its port
     assert run.check("server_alive")["status"] == "pass"
 
 

@@ -84,7 +84,7 @@ def test_a_reaper_that_frees_state_20_s_late_passes_the_default_cap_and_fails_a_
     # 0 s: flapping starts; every cycle (~150 ms) drops a connection, freed 20 s after its drop.
     # ~22 s: flapping ends; the agents fall from then on as the reaper catches up, to ~42 s.
     servers = [
-        start_app_server("reaper_echo", "--metrics-refresh-s", "1", "--reap-after-s", "20", "--heartbeat-s", "1")
+        start_app_server("reaper_echo", "--metrics-refresh-s", "2", "--reap-after-s", "20", "--heartbeat-s", "1")
         for _ in range(2)
     ]
     flapping = ["--flap-rounds", "1", "--flap-cycles", "150", "--flap-disconnect", "abrupt"]
@@ -101,6 +101,11 @@ def test_a_reaper_that_frees_state_20_s_late_passes_the_default_cap_and_fails_a_
     assert default_cap.exit_code == 0, default_cap.output[-3000:]
     assert default_cap.verdict["settles"][0]["duration_s"] >= 10  # it waited for the reaper, past --settle-s
     assert default_cap.check("agents_growth")["status"] == "pass"
+    # The verdict's monitor section: the gauge's refresh as measured while the load changed
+    # (a cached gauge never looks fresher than its cache), and it is not suspect.
+    agents = default_cap.verdict["monitor"]["freshness"]["series"]["agents"]
+    assert agents["refresh_s"] is not None and agents["refresh_s"] >= 1.5, agents
+    assert not agents["suspect"]
     assert short_cap.exit_code == 3, short_cap.output[-3000:]
     assert short_cap.verdict["settles"][0]["duration_s"] >= 10
     detail = short_cap.check("agents_growth")["detail"]

@@ -106,7 +106,7 @@ def test_a_server_with_worker_processes_is_watched_as_a_tree(locust, start_serve
     server = start_server("--workers", "2")
     run = locust("--host", server.url, "--server-port", str(server.port))
     assert run.exit_code == 0, run.output[-3000:]
-    assert "3 processes" in run.verdict["monitor"]
+    assert "3 processes" in run.verdict["monitor"]["watching"]
     assert run.check("memory_growth_mb")["status"] == "pass"
 
 
@@ -115,7 +115,7 @@ def test_an_external_server_on_loopback_is_found_from_the_host(locust, start_ser
     server = start_server()
     run = locust("--host", server.url)
     assert run.exit_code == 0, run.output[-3000:]
-    assert f"pid {server.pid}" in run.verdict["monitor"]
+    assert f"pid {server.pid}" in run.verdict["monitor"]["watching"]
 
 
 def test_a_metrics_url_adds_the_agents_check(locust, start_server) -> None:
@@ -125,7 +125,7 @@ def test_a_metrics_url_adds_the_agents_check(locust, start_server) -> None:
         "--host", server.url, "--server-metrics-url", server.metrics_url, "--agents-metric", "refserver_active_agents"
     )
     assert run.exit_code == 0, run.output[-3000:]
-    assert "Prometheus metrics at" in run.verdict["monitor"]
+    assert "Prometheus metrics at" in run.verdict["monitor"]["watching"]
     assert run.check("agents_growth")["status"] == "pass"
     assert run.verdict["baseline"]["agents"] == 0
 

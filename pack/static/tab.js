@@ -86,8 +86,8 @@
       " · cycles completed: " +
       (cycles.completed || 0) +
       " · monitor: " +
-      status.monitor +
-      (status.monitor_error ? " (last error: " + status.monitor_error + ")" : "");
+      (status.monitor || {}).watching +
+      ((status.monitor || {}).error ? " (last error: " + status.monitor.error + ")" : "");
 
     var verdict = part("verdict");
     if (status.final) {
@@ -129,7 +129,7 @@
     var lines = (status.settles || []).map(function (s) {
       return "round " + s.round + " settle: " + s.reason;
     });
-    lines = lines.concat((status.monitor_freshness || {}).lines || []);
+    lines = lines.concat(((status.monitor || {}).freshness || {}).lines || []);
     var stream = streamLine(status);
     if (stream) {
       lines.unshift(stream);
