@@ -4,7 +4,7 @@ Each example (examples/stomp.yaml, nats.yaml, signalr.yaml, centrifugo.yaml, pho
 actioncable.yaml, pusher_user.py) runs green against a server written from the protocol's
 specification (tests/servers/text_protocols.py), whose pings and heartbeat checks are
 shortened so that the holds outlast them; the same server closing after the subscribe fails
-the run. STOMP and NATS also run against real brokers (RabbitMQ's web-stomp, nats-server),
+the run, and so does one that never answers the client's ping (NATS, Pusher). STOMP and NATS also run against real brokers (RabbitMQ's web-stomp, nats-server),
 where this machine has them. Bad files are refused before any load.
 """
 
@@ -142,6 +142,25 @@ def test_without_its_reply_or_heartbeat_an_example_is_dropped_by_its_server(
     assert run.exit_code == 3, run.output[-3000:]
     assert run.check("session_success_pct")["status"] == "fail"
     assert any(error.startswith("closed by server") for _name, error in _failures(run)), _failures(run)
+
+
+@pytest.mark.parametrize(("protocol", "failed_row"), [("nats", "connect"), ("pusher", "ping")])
+def test_a_server_that_never_answers_the_clients_ping_fails_the_run(
+    protocol: str, failed_row: str, start_app_server, locust, tmp_path: Path
+) -> None:
+    """NATS without PONG for the client's PING, Pusher without pusher:pong: the row that waits for it times out."""
+    example = next(e for e in EXAMPLES_UNDER_TEST if e.protocol == protocol)
+    env: dict[str, str | None] = {"APP_AUTH_TOKEN": example.env.get("APP_AUTH_TOKEN")}
+    server = start_app_server(
+        "text_protocols", "--protocol", protocol, *example.server_args, "--fault", "no-pong", env=env
+    )
+    run = locust(
+        "--host", f"ws://{server.netloc}{example.path}", *_example_args(example, tmp_path), *RUN_ARGS,
+        "--ws-timeout-s", "0.5", env=example.env,
+    )  # fmt: skip
+    assert run.exit_code == 3, run.output[-3000:]
+    errors = {error for name, error in _failures(run) if name == failed_row}
+    assert errors and all(error.startswith("expect timed out") for error in errors), _failures(run)
 
 
 # --- real brokers ---------------------------------------------------------------------------------

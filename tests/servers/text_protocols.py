@@ -29,8 +29,9 @@
   APP_AUTH_TOKEN), ``pusher:ping``/``pusher:pong`` both ways. After ``--ping-s`` of silence from
   the client it sends ``pusher:ping``; no ``pusher:pong`` within ``--timeout-s`` and it closes 4201.
 
-Fault: ``close-after-subscribe`` closes the connection right after acknowledging a subscribe
-(join). Metrics at GET /metrics: ``app_agents_active`` (open sessions) and the common ones.
+Faults: ``close-after-subscribe`` closes the connection right after acknowledging a subscribe
+(join); ``no-pong`` never answers the client's ping (NATS ``PING``, ``pusher:ping``).
+Metrics at GET /metrics: ``app_agents_active`` (open sessions) and the common ones.
 """
 
 from __future__ import annotations
@@ -57,7 +58,11 @@ from websockets.http11 import Request, Response
 from tests.servers.common import METRICS_PATH, AppMetrics, announce, bind, build_parser, parse_args
 
 CLOSE_AFTER_SUBSCRIBE = "close-after-subscribe"
-FAULTS = {CLOSE_AFTER_SUBSCRIBE: "close the connection right after acknowledging a subscribe (join)"}
+NO_PONG = "no-pong"
+FAULTS = {
+    CLOSE_AFTER_SUBSCRIBE: "close the connection right after acknowledging a subscribe (join)",
+    NO_PONG: "never answer the client's ping (NATS PING, pusher:ping)",
+}
 SUBPROTOCOLS = {"stomp": "v12.stomp", "actioncable": "actioncable-v1-json"}
 RS = "\x1e"  # SignalR's record separator
 
@@ -238,7 +243,8 @@ class TextProtocolServer:
                     continue
                 buffer = rest
                 if verb == "PING":
-                    await session.ws.send(b"PONG\r\n")
+                    if NO_PONG not in self.faults:
+                        await session.ws.send(b"PONG\r\n")
                 elif verb == "PONG":
                     session.outstanding_pings = 0
                 elif verb == "SUB":
@@ -425,7 +431,8 @@ class TextProtocolServer:
                 data = json.loads(data or "{}")
             session.outstanding_pings = 0  # any message will do as a sign of life
             if event == "pusher:ping":
-                await session.send(compact({"event": "pusher:pong", "data": "{}"}))
+                if NO_PONG not in self.faults:
+                    await session.send(compact({"event": "pusher:pong", "data": "{}"}))
             elif event == "pusher:subscribe":
                 await self._pusher_subscribe(session, data)
             elif event == "pusher:unsubscribe":
