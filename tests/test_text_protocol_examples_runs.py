@@ -4,8 +4,9 @@ Each example (examples/stomp.yaml, nats.yaml, signalr.yaml, centrifugo.yaml, pho
 actioncable.yaml, pusher_user.py) runs green against a server written from the protocol's
 specification (tests/servers/text_protocols.py), whose pings and heartbeat checks are
 shortened so that the holds outlast them; the same server closing after the subscribe fails
-the run, and so does one that never answers the client's ping (NATS, Pusher). STOMP and NATS also run against real brokers (RabbitMQ's web-stomp, nats-server),
-where this machine has them. Bad files are refused before any load.
+the run, and so does one that never answers the client's ping (NATS, Pusher). STOMP and NATS
+also run against real brokers (RabbitMQ's web-stomp, nats-server), where this machine has
+them. Bad files are refused before any load.
 """
 
 from __future__ import annotations
