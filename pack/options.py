@@ -470,8 +470,9 @@ OPTION_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ("--server-", "--agents-", "--monitor-", "--baseline-", "--settle-", "--resource-", "--recovery-"),
     ),
     ("flapping-pack: steady users", "Users holding one connection during the flapping", ("--steady-",)),
-    ("flapping-pack: verdict", "Thresholds and the verdict's files", ()),
+    ("flapping-pack: verdict", "Thresholds and the verdict's files", ("--max-", "--min-", "--verdict-", "--junit-")),
 )
+MORE_OPTIONS_GROUP = ("flapping-pack: more options", "Options of no group above (add their prefix to OPTION_GROUPS)")
 
 
 def option_group(spec: OptionSpec) -> str:
@@ -481,7 +482,7 @@ def option_group(spec: OptionSpec) -> str:
     for title, _description, prefixes in OPTION_GROUPS:
         if any(spec.flag.startswith(prefix) for prefix in prefixes):
             return title
-    return OPTION_GROUPS[-1][0]
+    return MORE_OPTIONS_GROUP[0]
 
 
 def help_line(spec: OptionSpec) -> str:
@@ -493,7 +494,10 @@ def add_pack_options(parser: Any) -> None:
     """Register the pack's options on Locust's parser, in groups (OPTION_GROUPS)."""
     groups = {title: parser.add_argument_group(title, description) for title, description, _ in OPTION_GROUPS}
     for spec in OPTIONS:
-        group = groups[option_group(spec)]
+        title = option_group(spec)
+        if title not in groups:
+            groups[title] = parser.add_argument_group(*MORE_OPTIONS_GROUP)
+        group = groups[title]
         kwargs: dict[str, Any] = {
             "default": spec.default,
             "help": _LiteralHelp(help_line(spec)),
