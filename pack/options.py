@@ -311,8 +311,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "--ws-protocol",
         choice(PROTOCOL_NAMES),
         "raw",
-        "Framing of the conversation: raw (WebSocket text), socketio (Socket.IO 5) or graphql-ws "
-        "(graphql-transport-ws); a conversation file's protocol: key wins",
+        "Framing of the conversation: raw (WebSocket text), socketio (Socket.IO 5), graphql-ws "
+        "(graphql-transport-ws) or mqtt (MQTT 3.1.1/5.0 over WebSocket); a conversation file's protocol: key wins",
     ),
     OptionSpec(
         "--ws-header",
@@ -342,7 +342,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
         choice(AUTH_PLACES),
         _client.auth_in,
         "Where the token goes: header (Authorization: Bearer), query (?token=) or payload (the protocol's own "
-        "auth: Socket.IO's CONNECT auth, GraphQL's connection_init payload); ${token} in a conversation",
+        "auth: Socket.IO's CONNECT auth, GraphQL's connection_init payload, MQTT's CONNECT password); "
+        "${token} in a conversation",
     ),
     OptionSpec(
         "--flap-source-addresses",
@@ -600,7 +601,7 @@ def config_from_options(options: Any) -> PackConfig:
     conversation = _conversation(values, shipped.get("ws_conversation"))
     if values["ws_auth_in"] == "payload" and conversation.protocol == "raw":
         raise OptionError(
-            "--ws-auth-in: payload needs --ws-protocol socketio or graphql-ws (raw: use ${token} in a step)"
+            "--ws-auth-in: payload needs --ws-protocol socketio, graphql-ws or mqtt (raw: use ${token} in a step)"
         )
     return PackConfig(
         flap=FlapSettings(

@@ -23,6 +23,8 @@ PURE_MODULES = (
     "scenarios.protocols",
     "scenarios.protocols.socketio",
     "scenarios.protocols.graphql_ws",
+    "scenarios.protocols.mqtt",
+    "scenarios.protocols.mqtt_conversation",
     "scenarios.phase_plan",
     "scenarios.recovery",
     "scenarios.settings",

@@ -235,7 +235,7 @@ def payload_with_token(
     return payload
 
 
-PROTOCOL_NAMES = ("raw", "socketio", "graphql-ws")
+PROTOCOL_NAMES = ("raw", "socketio", "graphql-ws", "mqtt")
 
 
 def protocol_class(name: str) -> type[WireProtocol]:
@@ -250,6 +250,10 @@ def protocol_class(name: str) -> type[WireProtocol]:
         from scenarios.protocols.graphql_ws import GraphQLWSProtocol
 
         return GraphQLWSProtocol
+    if name == "mqtt":
+        from scenarios.protocols.mqtt_conversation import MqttProtocol
+
+        return MqttProtocol
     raise ConversationError(f"unknown protocol {name!r}; choose from {', '.join(PROTOCOL_NAMES)}")
 
 

@@ -175,7 +175,7 @@ class TestConversationFiles:
             ("open: [{send: a}, {expect: a}]", "c.yaml: open step 2: expect takes a mapping or a list"),
             ("open: [{send: a, timeout_ms: -1}]", "c.yaml: open step 1: timeout_ms must be > 0"),
             ("open: [{send: a, ack: 1}]", "c.yaml: open step 1: unknown key 'ack' for send"),
-            ("protocol: mqtt", "c.yaml: unknown protocol 'mqtt'"),
+            ("protocol: amqp", "c.yaml: unknown protocol 'amqp'"),
             ("headers: {'Bad Name': x}", "c.yaml: headers: a header must look like 'Name: value'"),
         ],
     )

@@ -32,6 +32,7 @@ WS_PATHS = {
     "reaper_echo": "/ws",
     "socketio_recovery": "/",
     "text_protocols": "/ws",  # any path serves; the tests use each protocol's usual one
+    "mqtt_broker": "/mqtt",  # aedes (Node.js); any path serves
 }
 
 

@@ -1,0 +1,100 @@
+"""MQTT over WebSocket end to end: real Locust runs against real brokers on 127.0.0.1.
+
+aedes (Node.js, installed by `npm ci` from its lock file) exports the sessions it holds as
+`mqtt_sessions`. Healthy clean sessions pass; persistent sessions under a new client id
+each cycle pile up and fail agents_growth; a wrong password fails connects by name and is
+in no output; keepalive holds longer than the broker's 1.5 x keepalive limit pass.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from tests.servers.mqtt_broker import PASSWORD_ENV, USER_ENV, broker_ready
+from tests.support.locust_process import ROOT, LocustRun
+from tests.support.unavailable import unavailable
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLE = ROOT / "examples" / "mqtt.yaml"
+USER = "flapper"
+PASSWORD = "mqtt-pw-7c1d9e"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _aedes_installed() -> None:
+    why_not = broker_ready()
+    if why_not is not None:
+        unavailable(why_not)
+
+
+def _failures(run: LocustRun) -> set[tuple[str, str]]:
+    with open(run.out_dir / "run_failures.csv") as file:
+        return {(row["Name"], row["Error"]) for row in csv.DictReader(file)}
+
+
+def _metrics(server) -> list[str]:  # type: ignore[no-untyped-def]
+    return ["--server-metrics-url", server.metrics_url, "--agents-metric", "mqtt_sessions"]
+
+
+def test_clean_sessions_pass_against_aedes(start_app_server, locust) -> None:
+    """examples/mqtt.yaml: session, subscribe, QoS 1 publish and its delivery every cycle; sessions freed."""
+    broker = start_app_server("mqtt_broker")
+    run = locust("--host", broker.url, "--ws-conversation", str(EXAMPLE), *_metrics(broker))
+    assert run.exit_code == 0, run.output[-3000:]
+    for row in ("session", "subscribe", "publish", "delivered"):
+        assert int(run.stats_row(row)["Request Count"]) == 20, row
+        assert int(run.stats_row(row)["Failure Count"]) == 0, row
+    assert run.check("agents_growth")["status"] == "pass"
+
+
+def test_persistent_sessions_under_a_new_client_id_each_cycle_fail_agents_growth(
+    start_app_server, locust, tmp_path: Path
+) -> None:
+    """clean_start: false with client_id flap-${user}-${cycle}: every cycle leaves a session behind on aedes."""
+    conversation = tmp_path / "persistent.yaml"
+    text = EXAMPLE.read_text().replace("client_id: flap-${user}", "client_id: flap-${user}-${cycle}")
+    conversation.write_text(text.replace("clean_start: true", "clean_start: false"))
+    broker = start_app_server("mqtt_broker")
+    run = locust("--host", broker.url, "--ws-conversation", str(conversation), *_metrics(broker))
+    assert run.exit_code == 3, run.output[-3000:]
+    assert run.check("agents_growth")["status"] == "fail"
+    assert int(run.stats_row("delivered")["Failure Count"]) == 0
+
+
+def test_a_wrong_password_fails_connects_by_name_and_shows_nowhere(start_app_server, locust, tmp_path: Path) -> None:
+    """The token is the CONNECT password (--ws-auth-in payload): refused by name; neither password is in any output."""
+    conversation = tmp_path / "auth.yaml"
+    conversation.write_text(EXAMPLE.read_text().replace("clean_start: true", f"clean_start: true\nusername: {USER}"))
+    broker = start_app_server("mqtt_broker", env={USER_ENV: USER, PASSWORD_ENV: PASSWORD})
+    args = ["--host", broker.url, "--ws-conversation", str(conversation), "--ws-auth-in", "payload"]
+    good = locust(*args, env={"LOCUST_WS_AUTH_TOKEN": PASSWORD})
+    assert good.exit_code == 0, good.output[-3000:]
+
+    wrong_password = "wrong-" + PASSWORD
+    run = locust(*args, "--flap-cycles", "2", env={"LOCUST_WS_AUTH_TOKEN": wrong_password})
+    assert run.exit_code == 3, run.output[-3000:]
+    assert ("session", "connection refused: bad user name or password") in _failures(run)
+    assert run.check("connect_success_pct")["status"] == "fail"
+    for output in (run, good):
+        written = output.output + "".join(
+            p.read_text(errors="replace") for p in output.out_dir.iterdir() if p.is_file()
+        )
+        assert PASSWORD not in written
+        assert wrong_password not in written
+
+
+def test_holds_longer_than_the_keepalive_stay_up_on_pingreq(start_app_server, locust, tmp_path: Path) -> None:
+    """keepalive_s 1 and 2.5 s holds: aedes cuts a client silent for 1.5 s; PINGREQs keep every session up."""
+    conversation = tmp_path / "keepalive.yaml"
+    conversation.write_text(EXAMPLE.read_text().replace("keepalive_s: 30", "keepalive_s: 1"))
+    broker = start_app_server("mqtt_broker")
+    run = locust(
+        "--host", broker.url, "--ws-conversation", str(conversation),
+        "-u", "2", "--flap-cycles", "2", "--flap-connected-ms", "2500", "--max-recovery-ms", "1000",
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output[-3000:]
+    assert run.check("session_success_pct")["observed"] == 100
