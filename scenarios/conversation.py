@@ -643,6 +643,8 @@ def reply_rule(
     pattern = None
     if key == "when" and not isinstance(expected, (Mapping, list)):
         raise ConversationError("when takes a mapping or a list (a JSON subset); use when_text for text")
+    if key == "when" and isinstance(expected, Mapping) and not expected:
+        raise ConversationError("when: {} would answer every JSON object; for an empty object use when_text: '{}'")
     if key != "when" and not isinstance(expected, str):
         raise ConversationError(f"{key} takes a string")
     if key == "when_regex":

@@ -248,6 +248,14 @@ def rabbitmq_web_stomp(tmp_path: Path) -> Iterator[int]:
     plugins = tmp_path / "enabled_plugins"
     plugins.write_text("[rabbitmq_web_stomp].\n")
     node = f"flap{os.getpid()}x{port}@localhost"
+    # Its own Erlang port mapper, on a port of its own, ended with the test (one started by
+    # rabbitmq-server would stay behind as a daemon).
+    epmd_port = _free_port()
+    epmd = subprocess.Popen(
+        [shutil.which("epmd") or "epmd", "-port", str(epmd_port), "-address", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     env = {
         **os.environ,
         "HOME": str(tmp_path),
@@ -258,6 +266,7 @@ def rabbitmq_web_stomp(tmp_path: Path) -> Iterator[int]:
         "RABBITMQ_LOG_BASE": str(tmp_path / "log"),
         "RABBITMQ_PLUGINS_EXPAND_DIR": str(tmp_path / "plugins"),
         "RABBITMQ_DIST_PORT": str(dist_port),
+        "ERL_EPMD_PORT": str(epmd_port),
     }
     process = subprocess.Popen(
         [RABBITMQ_SERVER], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
@@ -273,6 +282,7 @@ def rabbitmq_web_stomp(tmp_path: Path) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, 9)
             process.wait(timeout=5)
+        _stop(epmd)
 
 
 def test_the_stomp_example_passes_rabbitmq_web_stomp(rabbitmq_web_stomp, locust) -> None:

@@ -174,6 +174,7 @@ class TestJsonInAString:
     [
         ("reply: [{when: {type: 6}, send: x, every: 1}]", "c.yaml: reply rule 1: unknown key 'every'"),
         ("heartbeat: {every_ms: 5, send: x}", "c.yaml: heartbeat every_ms must be >= 10 (got 5)"),
+        ("reply: [{when: {}, send: '{}'}]", "c.yaml: reply rule 1: when: {} would answer every JSON object"),
         ("heartbeat: {every_ms: 1000, sned: x}", "c.yaml: heartbeat: unknown key 'sned'"),
         (
             "open: [{expect: {type: welcome}, capture: {sid: type.sid}}]",
