@@ -9,6 +9,9 @@ out. Counting what was lost is `scenarios.continuity`'s.
     stream:
       match: {type: tick}  # raw and graphql-ws: a JSON subset of the message
       seq: data.seq
+    stream:
+      topic: flap/+        # MQTT: a topic filter (wildcards); seq is read in the JSON payload
+      seq: seq
 
 A sequence number is an integer or a string of digits. Without `match` (raw, graphql-ws),
 every JSON message that has the `seq` path is a stream message.
@@ -22,9 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from scenarios.conversation import MISSING, ConversationError, Message, contains, follow_path
+from scenarios.protocols.mqtt import check_topic_filter, topic_matches
 
 STREAM_KEYS = ("seq", "event", "topic", "match")
 KIND_EVENT = "event"  # Socket.IO's event messages (scenarios.protocols.socketio.KIND_EVENT)
+KIND_PUBLISH = "publish"  # MQTT's PUBLISH messages: the payload as text, the topic as key
 _DIGITS = re.compile(r"-?[0-9]+")
 
 
@@ -61,7 +66,17 @@ class StreamSpec:
                 return NOT_STREAM
             return UNREADABLE if data is _MISSING else _number(follow_path(data, self.seq))
         if self.topic is not None:
-            return NOT_STREAM  # refused by parse_stream until conversations speak MQTT
+            if message.kind != KIND_PUBLISH or not isinstance(message.key, str):
+                return NOT_STREAM
+            if not topic_matches(self.topic, message.key):
+                return NOT_STREAM
+            try:  # the topic says it is the stream's: a payload without a number is unreadable
+                data = message.json()
+            except ValueError:
+                return UNREADABLE
+            if self.has_match and not contains(self.match, data):
+                return NOT_STREAM
+            return _number(follow_path(data, self.seq))
         try:
             data = message.json()
         except ValueError:
@@ -102,11 +117,15 @@ def parse_stream(value: Any, protocol: str) -> StreamSpec:
             raise ConversationError("stream: event: names the Socket.IO event of the stream (required)")
     elif event is not None:
         raise ConversationError("stream: event: is for protocol socketio; use match: (a JSON subset)")
-    if topic is not None:
-        # MQTT streams (a topic filter, wildcards) wait for the pack to speak MQTT in conversations.
-        raise ConversationError(
-            "stream: topic: is for MQTT, which conversations do not speak yet; use event: or match:"
-        )
+    if protocol == "mqtt":
+        if not isinstance(topic, str):
+            raise ConversationError("stream: topic: names the MQTT topic filter of the stream (required)")
+        try:
+            check_topic_filter(topic)
+        except ValueError as error:
+            raise ConversationError(f"stream: topic: {error}") from None
+    elif topic is not None:
+        raise ConversationError("stream: topic: is for protocol mqtt; use match: (a JSON subset)")
     has_match = "match" in value
     match = value.get("match")
     if has_match and not isinstance(match, (Mapping, list)):

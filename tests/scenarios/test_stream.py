@@ -46,7 +46,9 @@ def test_a_socketio_stream_reads_the_first_argument_of_its_event() -> None:
         ({"seq": "n", "colour": 1}, "raw", "unknown key 'colour'"),
         ({"seq": "n"}, "socketio", "event: names the Socket.IO event"),
         ({"seq": "n", "event": "tick"}, "raw", "event: is for protocol socketio"),
-        ({"seq": "n", "topic": "flap/#"}, "raw", "topic: is for MQTT, which conversations do not speak yet"),
+        ({"seq": "n", "topic": "flap/#"}, "raw", "topic: is for protocol mqtt"),
+        ({"seq": "n"}, "mqtt", "topic: names the MQTT topic filter"),
+        ({"seq": "n", "topic": "flap/#/x"}, "mqtt", "topic: topic filter: # must be the last level"),
         ({"seq": "n", "match": "tick"}, "raw", "match: must be a mapping or a list"),
     ],
 )
@@ -95,3 +97,13 @@ def test_a_graphql_stream_matches_next_messages_of_its_operation() -> None:
     assert spec.seq_of(Message('{"id":"1","type":"next","payload":{"data":{"count":5}}}', "next", "1")) == 5
     assert spec.seq_of(Message('{"id":"2","type":"next","payload":{"data":{"count":5}}}', "next", "2")) is NOT_STREAM
     assert spec.seq_of(Message('{"type":"ping"}', "ping")) is NOT_STREAM
+
+
+def test_an_mqtt_stream_takes_publishes_on_topics_its_filter_matches() -> None:
+    """MQTT: PUBLISH messages whose topic the filter matches (wildcards); the number in their JSON payload."""
+    spec = parse_stream({"topic": "flap/+", "seq": "seq"}, "mqtt")
+    assert spec.seq_of(Message('{"seq": "12"}', "publish", "flap/3")) == 12
+    assert spec.seq_of(Message('{"seq": 12}', "publish", "other/3")) is NOT_STREAM
+    assert spec.seq_of(Message('{"seq": 12}', "puback", 4)) is NOT_STREAM
+    assert spec.seq_of(Message("not json", "publish", "flap/3")) is UNREADABLE  # on the topic: the stream's
+    assert spec.seq_of(Message('{"n": 1}', "publish", "flap/3")) is UNREADABLE
