@@ -50,8 +50,8 @@ def server_args(config: PackConfig) -> list[str]:
     """Command-line arguments of the bundled server for this config."""
     args = ["--host", "127.0.0.1", "--port", "0"]
     protocol = config.ref_server.protocol
-    if protocol == "echo" and config.client.conversation.protocol == "socketio":
-        protocol = "socketio"  # --ws-protocol socketio on a fresh machine: the bundled server speaks it too
+    if protocol == "echo" and config.client.conversation.protocol in ("socketio", "mqtt"):
+        protocol = config.client.conversation.protocol  # --ws-protocol socketio|mqtt: the bundled server speaks it too
     if protocol != "echo":
         args += ["--protocol", protocol]
     for mode in config.ref_server.faults:

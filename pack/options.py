@@ -30,7 +30,7 @@ from scenarios.protocols import PROTOCOL_NAMES, load_conversation, load_conversa
 from scenarios.schedule import JITTER_DISTRIBUTIONS, FlapTiming
 from scenarios.settings import AUTH_PLACES, MAX_SOURCE_ADDRESSES, ClientSettings, FlapSettings, SteadySettings
 
-REF_SERVER_PROTOCOLS = ("echo", "app", "socketio")  # what the bundled server speaks (refserver --protocol)
+REF_SERVER_PROTOCOLS = ("echo", "app", "socketio", "mqtt")  # what the bundled server speaks (refserver --protocol)
 FAULT_MODES = (
     "none",
     "leak-memory",
@@ -385,8 +385,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
         choice(REF_SERVER_PROTOCOLS),
         _ref_server.protocol,
         "What the bundled server speaks: echo, app (greeting, JSON ping/pong, auth message, agent responses, "
-        "a per-user stream resumed by offset) "
-        "or socketio",
+        "a per-user stream resumed by offset), "
+        "socketio, or mqtt (MQTT 3.1.1/5.0 over WebSocket, an agent per session)",
     ),
     # What the monitor watches.
     OptionSpec("--server-pid", optional_pid, "", "PID of the server process (tree) to watch"),

@@ -12,6 +12,7 @@ from childproc.parent_death import add_die_with_parent_option
 from refserver.app_protocol import PROTOCOLS
 from refserver.auth import AUTH_TOKEN_ENV
 from refserver.faults import FaultModes
+from refserver.mqtt_mode import MQTT_PROTOCOL
 from refserver.socketio_mode import DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_TIMEOUT_MS, SOCKETIO_PROTOCOL
 
 DEFAULT_HOST = "127.0.0.1"
@@ -31,7 +32,7 @@ class ServerConfig:
     workers: int = 1
     log_level: str = "INFO"
     die_with_parent: bool = False  # ask the kernel to SIGTERM us when our parent dies
-    protocol: str = "echo"  # what a connection speaks: "echo", "app" (app_protocol.py) or "socketio" (socketio_mode.py)
+    protocol: str = "echo"  # what a connection speaks: "echo", "app" (app_protocol.py) or "socketio" (socketio_mode.py), "mqtt" (mqtt_mode.py)
     ping_interval_ms: int = DEFAULT_PING_INTERVAL_MS  # socketio: the Engine.IO heartbeat period
     ping_timeout_ms: int = DEFAULT_PING_TIMEOUT_MS  # socketio: how long a ping waits for its pong
     stream_interval_ms: int = DEFAULT_STREAM_INTERVAL_MS  # app: time between two messages of every user's stream
@@ -76,12 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_die_with_parent_option(parser)
     parser.add_argument(
         "--protocol",
-        choices=(*PROTOCOLS, SOCKETIO_PROTOCOL),
+        choices=(*PROTOCOLS, SOCKETIO_PROTOCOL, MQTT_PROTOCOL),
         default="echo",
         help=(
             "echo: echo every message (default); app: JSON agent chat with a greeting, ping/pong and an auth "
             "message that creates the session's agent; socketio: Socket.IO 5 over Engine.IO 4 (WebSocket only) "
-            "at /socket.io/, an agent per namespace session"
+            "at /socket.io/, an agent per namespace session; mqtt: MQTT 3.1.1/5.0 over WebSocket (subprotocol mqtt), "
+            "an agent per session"
         ),
     )
     parser.add_argument(

@@ -24,6 +24,7 @@ from refserver.app_protocol import AppSession, StreamHub, subscribed
 from refserver.auth import is_authorized, path_without_query
 from refserver.cli import ServerConfig
 from refserver.launch import READY_LINE
+from refserver.mqtt_mode import MQTT_PROTOCOL, SUBPROTOCOLS, MqttBroker, serve_mqtt
 from refserver.socketio_mode import SOCKETIO_PROTOCOL, SocketIOSession, handshake_problem, serve_socketio
 
 logger = logging.getLogger("refserver")
@@ -80,6 +81,7 @@ class RefServer:
         self.streams = StreamHub(config.faults.lose_on_resume)  # app protocol: every user's stream
         self._subscribers: dict[str, set[asyncio.Queue[str]]] = {}  # stream -> the queues of its subscribed connections
         self._ticker: asyncio.Task[None] | None = None  # ticks the streams, from the first subscribe on
+        self.mqtt = MqttBroker(self.agents, config.faults, config.auth_token)  # mqtt: sessions and subscriptions
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Answer /metrics, or decide whether a WebSocket handshake goes ahead."""
@@ -164,6 +166,9 @@ class RefServer:
                 async for message in connection:
                     agent.record_message(len(message))
                     await connection.send(message)
+            elif self.config.protocol == MQTT_PROTOCOL:
+                # An agent per MQTT session, freed (kept, or leaked) by serve_mqtt itself.
+                await serve_mqtt(connection, self.mqtt, remote, attributes)
             elif self.config.protocol == SOCKETIO_PROTOCOL:
                 # Agents per namespace session, freed (or leaked) by serve_socketio itself.
                 await serve_socketio(
@@ -285,6 +290,7 @@ class RefServer:
             # The slow-handshake fault must not trip the handshake timeout by itself.
             open_timeout=10 + self.config.faults.slow_handshake_ms / 1000,
             backlog=1024,  # flapping clients connect in bursts
+            subprotocols=SUBPROTOCOLS if self.config.protocol == MQTT_PROTOCOL else None,
             reuse_port=reuse_port,
         )
 

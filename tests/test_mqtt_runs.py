@@ -98,3 +98,46 @@ def test_holds_longer_than_the_keepalive_stay_up_on_pingreq(start_app_server, lo
     )  # fmt: skip
     assert run.exit_code == 0, run.output[-3000:]
     assert run.check("session_success_pct")["observed"] == 100
+
+
+# --- the bundled server's MQTT mode (no --host) ---------------------------------------------------
+
+
+def test_the_bundled_server_speaks_mqtt_and_passes_healthy(locust) -> None:
+    """--ws-protocol mqtt with no --host: the bundled server in MQTT mode; every row passes, sessions freed."""
+    run = locust("--ws-protocol", "mqtt", "--ws-conversation", str(EXAMPLE))
+    assert run.exit_code == 0, run.output[-3000:]
+    for row in ("session", "subscribe", "publish", "delivered"):
+        assert int(run.stats_row(row)["Request Count"]) == 20, row
+        assert int(run.stats_row(row)["Failure Count"]) == 0, row
+    assert run.check("agents_growth")["status"] == "pass"
+
+
+def test_the_bundled_mqtt_server_leaking_sessions_of_dropped_clients_fails_agents_growth(locust) -> None:
+    """--ref-server-fault leak-agents with abrupt drops: sessions of vanished clients are never freed."""
+    run = locust(
+        "--ref-server-protocol", "mqtt", "--ws-conversation", str(EXAMPLE),
+        "--ref-server-fault", "leak-agents", "--flap-disconnect", "abrupt",
+    )  # fmt: skip
+    assert run.exit_code == 3, run.output[-3000:]
+    assert run.check("agents_growth")["status"] == "fail"
+
+
+def test_the_bundled_mqtt_server_refusing_connects_fails_connect_success(locust) -> None:
+    """--ref-server-fault reject-503 in MQTT mode: refused handshakes fail connect_success_pct."""
+    run = locust("--ws-protocol", "mqtt", "--ws-conversation", str(EXAMPLE), "--ref-server-fault", "reject-503")
+    assert run.exit_code == 3, run.output[-3000:]
+    assert run.check("connect_success_pct")["status"] == "fail"
+    assert ("connect", "handshake rejected: HTTP 503") in _failures(run)
+
+
+def test_the_bundled_mqtt_server_keeps_sessions_alive_over_long_holds(locust, tmp_path: Path) -> None:
+    """keepalive_s 1 and 2.5 s holds: the bundled server cuts clients silent for 1.5 s; PINGREQs keep them."""
+    conversation = tmp_path / "keepalive.yaml"
+    conversation.write_text(EXAMPLE.read_text().replace("keepalive_s: 30", "keepalive_s: 1"))
+    run = locust(
+        "--ws-protocol", "mqtt", "--ws-conversation", str(conversation),
+        "-u", "2", "--flap-cycles", "2", "--flap-connected-ms", "2500", "--max-recovery-ms", "1000",
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output[-3000:]
+    assert run.check("session_success_pct")["observed"] == 100

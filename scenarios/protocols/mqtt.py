@@ -987,12 +987,143 @@ class MqttSession:
         return self._sent(Disconnect().encode(self.level), now_s)
 
 
+# --- the server's side (the bundled server's MQTT mode): client packets in, server packets out ----
+
+
+def encode_connack(session_present: bool, code: int, level: int = MQTT_3_1_1) -> bytes:
+    """CONNACK (3.2): the acknowledge flags and the return (3.1.1) or reason (5.0) code; no 5.0 properties."""
+    _check_level(level)
+    body = bytes((0x01 if session_present and code == 0 else 0, code))
+    return _packet(CONNACK << 4, body + (encode_varint(0) if level == MQTT_5 else b""))
+
+
+def encode_suback(packet_id: int, codes: Sequence[int], level: int = MQTT_3_1_1) -> bytes:
+    """SUBACK (3.9): per filter, the granted QoS or a failure code."""
+    _check_level(level)
+    _check_packet_id(packet_id)
+    properties = encode_varint(0) if level == MQTT_5 else b""
+    return _packet(SUBACK << 4, struct.pack("!H", packet_id) + properties + bytes(codes))
+
+
+def encode_unsuback(packet_id: int, count: int, level: int = MQTT_3_1_1) -> bytes:
+    """UNSUBACK (3.11): 5.0 adds a success reason code per filter."""
+    _check_level(level)
+    body = struct.pack("!H", packet_id)
+    if level == MQTT_5:
+        body += encode_varint(0) + bytes(count)
+    return _packet(UNSUBACK << 4, body)
+
+
+PINGRESP_BYTES = _packet(PINGRESP << 4, b"")
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    """UNSUBSCRIBE (3.10), as a server reads it."""
+
+    packet_id: int
+    filters: tuple[str, ...]
+
+
+ClientPacket: TypeAlias = Connect | Subscribe | Unsubscribe | Publish | Puback | Pingreq | Disconnect
+
+
+class ClientPacketDecoder(MqttDecoder):
+    """A client's byte stream to packets, for a server: CONNECT first (its level sets how the rest read).
+
+    Like `MqttDecoder`, buffers across frames and raises ProtocolError (short, no payload)
+    for malformed input; QoS 2 and AUTH are outside what the bundled server speaks.
+    """
+
+    def __init__(self, max_packet_bytes: int = DEFAULT_MAX_PACKET_BYTES) -> None:
+        super().__init__(MQTT_3_1_1, max_packet_bytes)
+        self.connected = False  # the CONNECT was read
+
+    def feed(self, data: bytes) -> list[ClientPacket]:  # type: ignore[override]
+        """Add `data`; the client packets it completed, in order."""
+        return super().feed(data)  # type: ignore[return-value]
+
+    def _decode(self, packet_type: int, flags: int, body: bytes) -> Any:
+        name = PACKET_NAMES.get(packet_type, "reserved packet type")
+        if not self.connected and packet_type != CONNECT:
+            raise ProtocolError(f"{name} before CONNECT")
+        reader = _Reader(body, name)
+        if packet_type == CONNECT:
+            if self.connected:
+                raise ProtocolError("a second CONNECT")
+            return self._connect(reader)
+        v5 = self.level == MQTT_5
+        if packet_type == PUBLISH:
+            return self._publish(flags, reader)
+        if packet_type in (SUBSCRIBE, UNSUBSCRIBE):
+            if flags != 0x02:
+                raise reader.error("reserved header flags")
+            packet_id = reader.two("packet identifier")
+            if v5:
+                reader.properties()
+            topics: list[tuple[str, int]] = []
+            while reader.left:
+                topic_filter = reader.utf8("topic filter")
+                qos = reader.byte("subscription options") & 0x03 if packet_type == SUBSCRIBE else 0
+                topics.append((topic_filter, qos))
+            if not topics:
+                raise reader.error("no topic filter")
+            if packet_type == UNSUBSCRIBE:
+                return Unsubscribe(packet_id, tuple(topic for topic, _ in topics))
+            return Subscribe(packet_id, tuple(topics))
+        if packet_type == PUBACK:
+            packet_id = reader.two("packet identifier")
+            code = reader.byte("reason code") if v5 and reader.left else 0
+            return Puback(packet_id, code)
+        if packet_type == PINGREQ:
+            reader.done()
+            return Pingreq()
+        if packet_type == DISCONNECT:
+            code = reader.byte("reason code") if v5 and reader.left else 0
+            return Disconnect(code)
+        raise ProtocolError(f"{name} is not served here")
+
+    def _connect(self, reader: _Reader) -> Connect:
+        if reader.utf8("protocol name") != "MQTT":
+            raise reader.error("protocol name is not MQTT")
+        level = reader.byte("protocol level")
+        if level not in LEVELS:
+            raise ProtocolError(f"unsupported protocol level {level}")
+        self.level = level
+        flags = reader.byte("connect flags")
+        if flags & 0x01:
+            raise reader.error("reserved connect flag set")
+        keepalive_s = reader.two("keep alive")
+        expiry = None
+        if level == MQTT_5:
+            expiry = reader.properties().get(PROPERTY_SESSION_EXPIRY)
+        client_id = reader.utf8("client id")
+        will = None
+        if flags & 0x04:
+            if level == MQTT_5:
+                reader.properties()
+            topic = reader.utf8("will topic")
+            will = Will(topic, reader.binary("will payload"), (flags >> 3) & 0x03, bool(flags & 0x20))
+        username = reader.utf8("user name") if flags & 0x80 else None
+        password = reader.binary("password") if flags & 0x40 else None
+        reader.done()
+        self.connected = True
+        return Connect(client_id, level, bool(flags & 0x02), keepalive_s, username, password, will, expiry)
+
+
 def describe_packets(packets: Iterable[Packet]) -> str:
     """`CONNACK, PUBLISH` — packet names for a log line, never their payloads."""
     return ", ".join(packet_name(packet) for packet in packets)
 
 
 __all__ = [
+    "PINGRESP_BYTES",
+    "ClientPacket",
+    "ClientPacketDecoder",
+    "Unsubscribe",
+    "encode_connack",
+    "encode_suback",
+    "encode_unsuback",
     "MQTT_3_1_1",
     "MQTT_5",
     "SUBPROTOCOL",
