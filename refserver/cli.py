@@ -32,7 +32,7 @@ class ServerConfig:
     workers: int = 1
     log_level: str = "INFO"
     die_with_parent: bool = False  # ask the kernel to SIGTERM us when our parent dies
-    protocol: str = "echo"  # what a connection speaks: "echo", "app" (app_protocol.py) or "socketio" (socketio_mode.py), "mqtt" (mqtt_mode.py)
+    protocol: str = "echo"  # what a connection speaks: echo, app, socketio or mqtt (app_protocol.py, *_mode.py)
     ping_interval_ms: int = DEFAULT_PING_INTERVAL_MS  # socketio: the Engine.IO heartbeat period
     ping_timeout_ms: int = DEFAULT_PING_TIMEOUT_MS  # socketio: how long a ping waits for its pong
     stream_interval_ms: int = DEFAULT_STREAM_INTERVAL_MS  # app: time between two messages of every user's stream

@@ -101,6 +101,7 @@ def test_the_bundled_server_protocols_are_the_ones_it_speaks() -> None:
     """--ref-server-protocol offers exactly the refserver's --protocol choices."""
     from pack.options import REF_SERVER_PROTOCOLS
     from refserver.app_protocol import PROTOCOLS
+    from refserver.mqtt_mode import MQTT_PROTOCOL
     from refserver.socketio_mode import SOCKETIO_PROTOCOL
 
-    assert REF_SERVER_PROTOCOLS == (*PROTOCOLS, SOCKETIO_PROTOCOL)
+    assert REF_SERVER_PROTOCOLS == (*PROTOCOLS, SOCKETIO_PROTOCOL, MQTT_PROTOCOL)
