@@ -33,6 +33,7 @@ WS_PATHS = {
     "socketio_recovery": "/",
     "text_protocols": "/ws",  # any path serves; the tests use each protocol's usual one
     "mqtt_broker": "/mqtt",  # aedes (Node.js); any path serves
+    "amqtt_broker": "/mqtt",  # amqtt (PyPI, a venv of its own); any path serves
 }
 
 
