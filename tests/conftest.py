@@ -15,7 +15,7 @@ from tests.servers import RunningAppServer
 from tests.servers import start_app_server as launch_app_server
 from tests.support.installed_pack import InstalledPack, install_clean_clone
 from tests.support.locust_process import LocustRun, run_locust
-from tests.support.shards import ShardPlugin, parse_shard
+from tests.support.shards import DurationRecorder, ShardPlugin, parse_shard
 
 
 @pytest.fixture
@@ -68,6 +68,9 @@ E2E_FIXTURES = frozenset({"locust", "start_server", "start_app_server", "install
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--shard", default=None, metavar="K/N", help="run the K-th of N parts of the tests (test.sh)")
+    parser.addoption(
+        "--record-durations", action="store_true", help="update tests/durations.json with each file's time"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -78,6 +81,10 @@ def pytest_configure(config: pytest.Config) -> None:
         except ValueError as error:
             raise pytest.UsageError(str(error)) from None
         config.pluginmanager.register(ShardPlugin(index, count), "shards")
+    if config.getoption("--record-durations"):
+        if config.option.markexpr or config.option.keyword:
+            raise pytest.UsageError("--record-durations needs whole files: leave out -m and -k")
+        config.pluginmanager.register(DurationRecorder(config.rootpath), "durations")
     config.addinivalue_line("markers", "e2e: starts Locust processes or servers (left out by -m 'not e2e')")
 
 
