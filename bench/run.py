@@ -21,7 +21,11 @@ Each generator runs in a process of its own pinned to core 0, the echo server on
    acknowledgement is awaited + disconnect) by the pack's user in Locust
    (`bench/conversations/socketio-ack.yaml`), the Node.js `socket.io-client` loop and the
    python-socketio client in gevent; cycles/s and CPU-seconds per 1,000 cycles, medians of
-   `--repeats` interleaved runs, and the server's CPU per 1,000 cycles beside them.
+   `--repeats` interleaved runs, and the server's CPU per 1,000 cycles beside them;
+7. mqtt: zero hold, one MQTT cycle (connect + CONNACK + SUBSCRIBE/SUBACK + a QoS 0 PUBLISH
+   and its delivery + DISCONNECT) by the pack's user in Locust (`bench/conversations/mqtt-cycle.yaml`)
+   against an aedes broker (`tests/servers/mqtt_broker`, Node.js) on the server core; the
+   same figures as part 6. (The Node.js `mqtt` and paho-mqtt loops of the issue are not here yet.)
 
 Prints a table and writes `bench/results/latest.json`. The server is `bench/echo_server.py`
 (the bundled refserver saturates first; part 0 shows by how much); for part 6 it is the
@@ -48,6 +52,8 @@ BENCH = ROOT / "bench"
 NODE_DIR = BENCH / "node"
 JSON3_CONVERSATION = BENCH / "conversations" / "json3.yaml"  # the pack-json3 row: three JSON steps per cycle
 SOCKETIO_CONVERSATION = BENCH / "conversations" / "socketio-ack.yaml"  # part 6: one emit with ack per cycle
+MQTT_CONVERSATION = BENCH / "conversations" / "mqtt-cycle.yaml"  # part 7: subscribe, publish, delivery per cycle
+AEDES_BROKER = ROOT / "tests" / "servers" / "mqtt_broker" / "broker.mjs"  # part 7's broker (npm ci installs it)
 PYTHON = sys.executable
 GENERATOR_CPU = 0  # the generator's core
 SERVER_CPU = 1  # the server's core
@@ -124,6 +130,8 @@ class Server:
             command = [PYTHON, "-m", "bench.echo_server", "--port", "0"]
         elif kind == "fast-socketio":
             command = [PYTHON, "-m", "bench.echo_server", "--port", "0", "--protocol", "socketio"]
+        elif kind == "aedes":
+            command = ["node", str(AEDES_BROKER)]
         elif kind == "refserver-socketio":  # warnings only: a log line per connection would be server CPU
             command = [PYTHON, "-m", "refserver", "--host", "127.0.0.1", "--port", "0", "--protocol", "socketio"]
             command += ["--log-level", "WARNING"]
@@ -305,8 +313,10 @@ def part_throughput(server: Server, clients: list[str], repeats: int, seconds: f
     return medians(runs, {"cycles_per_s": 0, "cpu_s_per_1000": 4})
 
 
-def part_socketio(server: Server, clients: list[str], repeats: int, seconds: float) -> dict[str, Any]:
-    """Zero hold, one Socket.IO cycle: cycles/s and CPU per 1,000 cycles, `repeats` interleaved runs per client.
+def part_socketio(
+    server: Server, clients: list[str], repeats: int, seconds: float, conversation: Path = SOCKETIO_CONVERSATION
+) -> dict[str, Any]:
+    """Zero hold, one protocol cycle: cycles/s and CPU per 1,000 cycles, `repeats` interleaved runs per client.
 
     Each run also notes the server's CPU per 1,000 cycles and its share of a core, to show
     when the server, not the client, set the rate.
@@ -316,7 +326,7 @@ def part_socketio(server: Server, clients: list[str], repeats: int, seconds: flo
         for client in clients:
             options: dict[str, Any] = {"users": 48, "seconds": seconds}
             if client == "pack":  # everything on, as in part 1's pack row
-                options.update(server_pid=server.pid, server_port=server.port, conversation=str(SOCKETIO_CONVERSATION))
+                options.update(server_pid=server.pid, server_port=server.port, conversation=str(conversation))
             server_cpu0, wall0 = server.cpu_s(), time.monotonic()
             result = run_json(generator(client, "throughput", server.url, **options), timeout_s=seconds + 60)
             server_cpu, wall = server.cpu_s() - server_cpu0, time.monotonic() - wall0
@@ -326,7 +336,10 @@ def part_socketio(server: Server, clients: list[str], repeats: int, seconds: flo
                 result["server_cpu_s_per_1000"] = server_cpu / total * 1000 if total else None
                 result["server_cpu_share"] = server_cpu / wall
             runs[client].append(result)
-            log(f"socketio {client} #{repeat + 1}: {_brief(result)}, server CPU share {result.get('server_cpu_share')}")
+            log(
+                f"{conversation.stem} {client} #{repeat + 1}: {_brief(result)}, "
+                f"server CPU {result.get('server_cpu_share')}"
+            )
     return medians(runs, {"cycles_per_s": 0, "cpu_s_per_1000": 4, "server_cpu_s_per_1000": 4, "server_cpu_share": 2})
 
 
@@ -561,10 +574,12 @@ def table(results: dict[str, Any]) -> str:
             f"sustained {name}: {data.get('seconds', 0):.0f} s, {data.get('cycles_per_s', 0):.0f} cycles/s, "
             f"{data.get('error_count')} errors {data.get('errors') or ''}"
         )
-    socketio = results.get("socketio", {})
-    if socketio:
-        out.append("Socket.IO, zero hold      cycles/s   CPU-s/1000 cycles   server: CPU-s/1000, share of a core")
-        for client, data in socketio.items():
+    for key, title in (("socketio", "Socket.IO, zero hold   "), ("mqtt", "MQTT, zero hold        ")):
+        rows = results.get(key, {})
+        if not rows:
+            continue
+        out.append(f"{title}   cycles/s   CPU-s/1000 cycles   server: CPU-s/1000, share of a core")
+        for client, data in rows.items():
             cost, share = data.get("server_cpu_s_per_1000"), data.get("server_cpu_share")
             out.append(
                 f"  {client:<22}{data['cycles_per_s'] or 0:>9.0f}   {data['cpu_s_per_1000'] or 0:>8.4f}"
@@ -613,7 +628,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="The flapping-pack generator benchmark.")
     parser.add_argument("--quick", action="store_true", help="short parts, about two minutes, for development")
     parser.add_argument("--sustained-s", type=float, default=None, help="length of the sustained run (default 600)")
-    parser.add_argument("--parts", default="server,throughput,timing,memory,monitor,sustained,socketio")
+    parser.add_argument("--parts", default="server,throughput,timing,memory,monitor,sustained,socketio,mqtt")
     parser.add_argument("--out", default=str(BENCH / "results" / "latest.json"))
     parser.add_argument(
         "--socketio-server",
@@ -674,6 +689,23 @@ def main() -> None:
             results["socketio"] = part_socketio(sio_server, sio_clients, 1 if quick else 3, 3.0 if quick else 6.0)
         finally:
             sio_server.stop()
+    if "mqtt" in parts:
+        log("part 7: an MQTT cycle at zero hold, against aedes")
+        from tests.servers.mqtt_broker import broker_ready
+
+        why_not = broker_ready()
+        if why_not:
+            log(why_not)
+            results["mqtt_skipped"] = why_not
+        else:
+            mqtt_server = Server("aedes")
+            results["mqtt_server"] = "aedes (tests/servers/mqtt_broker, Node.js, one process)"
+            try:
+                results["mqtt"] = part_socketio(
+                    mqtt_server, ["pack"], 1 if quick else 3, 3.0 if quick else 6.0, MQTT_CONVERSATION
+                )
+            finally:
+                mqtt_server.stop()
     results["machine"]["load_average_at_end"] = os.getloadavg()
     results["targets"] = targets(results)
     out = Path(args.out)
