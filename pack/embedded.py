@@ -24,6 +24,7 @@ FAULT_ARGS: dict[str, list[str]] = {
     "slow-handshake": ["--slow-handshake-ms", "200"],
     "block-loop": ["--block-loop-ms", "30"],
     "lose-on-resume": ["--lose-on-resume"],
+    "ignore-pingreq": ["--ignore-pingreq"],
 }
 
 

@@ -40,6 +40,7 @@ FAULT_MODES = (
     "slow-handshake",
     "block-loop",
     "lose-on-resume",
+    "ignore-pingreq",
 )
 ORIGIN_AUTO = "auto"  # --ws-origin's default: derived from the URL
 MAX_ROUNDS = 10  # --flap-rounds at most

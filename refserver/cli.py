@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the agent of a client that vanished without a close frame",
     )
     faults.add_argument("--leak-fds", action="store_true", help="leak one file descriptor per connection")
+    faults.add_argument("--ignore-pingreq", action="store_true", help="mqtt: answer no PINGREQ with a PINGRESP")
     faults.add_argument(
         "--reject-pct",
         type=_int_in_range(0, 100),
@@ -171,6 +172,7 @@ def parse_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Serv
             slow_handshake_ms=args.slow_handshake_ms,
             block_loop_ms=args.block_loop_ms,
             lose_on_resume=args.lose_on_resume,
+            ignore_pingreq=args.ignore_pingreq,
         ),
         auth_token=auth_token,
     )

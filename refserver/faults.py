@@ -30,6 +30,7 @@ class FaultModes:
     slow_handshake_ms: int = 0  # delay added to every WebSocket handshake
     block_loop_ms: int = 0  # synchronous work per handshake that stalls the event loop for every connection
     lose_on_resume: bool = False  # app streams: a resume replays only the newer half of what was missed
+    ignore_pingreq: bool = False  # mqtt: PINGREQ gets no PINGRESP (a broker whose keepalive handling hangs)
 
     def should_reject(self, handshake_index: int) -> bool:
         """Tell whether the handshake with this 0-based index gets a fault 503."""
@@ -59,4 +60,6 @@ class FaultModes:
             enabled.append(f"--block-loop-ms {self.block_loop_ms}")
         if self.lose_on_resume:
             enabled.append("--lose-on-resume")
+        if self.ignore_pingreq:
+            enabled.append("--ignore-pingreq")
         return enabled

@@ -16,7 +16,8 @@ its server side), so client and server share one. What it serves:
   PINGREQ answered with PINGRESP; DISCONNECT ends the connection (5.0: the will is dropped).
 - A connection silent for 1.5 times its keepalive is closed (3.1.2.10), its will published.
 - Fault ``--leak-agents-on-drop``: the session of a client that vanished (no DISCONNECT and no
-  close frame) is never freed, clean or not: the classic broker session leak.
+  close frame) is never freed, clean or not: the classic broker session leak. Fault
+  ``--ignore-pingreq``: PINGREQ gets no PINGRESP, so clients' keepalive checks fail.
 """
 
 from __future__ import annotations
@@ -230,7 +231,7 @@ async def serve_mqtt(
                     for topic_filter in packet.filters:
                         session.subscriptions.pop(topic_filter, None)
                     target.outbox.put_nowait(encode_unsuback(packet.packet_id, len(packet.filters), target.level))
-                elif isinstance(packet, Pingreq):
+                elif isinstance(packet, Pingreq) and not broker.faults.ignore_pingreq:
                     target.outbox.put_nowait(PINGRESP_BYTES)
                 elif isinstance(packet, Disconnect):
                     goodbye = True

@@ -162,3 +162,25 @@ def test_the_bundled_mqtt_server_keeps_sessions_alive_over_long_holds(locust, tm
     )  # fmt: skip
     assert run.exit_code == 0, run.output[-3000:]
     assert run.check("session_success_pct")["observed"] == 100
+
+
+def test_a_missing_pingresp_fails_the_hold(locust, tmp_path: Path) -> None:
+    """--ref-server-fault ignore-pingreq, keepalive_s 1, 3.5 s holds: PINGREQ goes unanswered; holds fail by name."""
+    conversation = tmp_path / "keepalive.yaml"
+    conversation.write_text(EXAMPLE.read_text().replace("keepalive_s: 30", "keepalive_s: 1"))
+    run = locust(
+        "--ws-protocol", "mqtt", "--ws-conversation", str(conversation), "--ref-server-fault", "ignore-pingreq",
+        "-u", "2", "--flap-cycles", "2", "--flap-connected-ms", "3500", "--max-recovery-ms", "1000",
+    )  # fmt: skip
+    assert run.exit_code == 3, run.output[-3000:]
+    assert ("hold", "no PINGRESP within the keepalive") in _failures(run)
+    assert run.check("session_success_pct")["status"] == "fail"
+
+
+def test_mqtt_5_sessions_pass_against_the_bundled_server(locust, tmp_path: Path) -> None:
+    """version: 5 (session expiry 5 s by default): the same cycle passes, rows and all."""
+    conversation = tmp_path / "v5.yaml"
+    conversation.write_text(EXAMPLE.read_text().replace("version: 3.1.1", "version: 5"))
+    run = locust("--ws-protocol", "mqtt", "--ws-conversation", str(conversation), "--flap-cycles", "2")
+    assert run.exit_code == 0, run.output[-3000:]
+    assert int(run.stats_row("delivered")["Failure Count"]) == 0
