@@ -11,8 +11,9 @@ from tests.test_servers.helpers import DEADLINE_S, connect
 
 ORIGIN_FREE_URL = {"socketio_server": "/socket.io/?EIO=4&transport=websocket"}
 LAUNCH_ARGS = {"text_protocols": ("--protocol", "stomp")}  # servers that need an argument to start
-# Real Node.js servers (aedes, socket.io) with metrics of their own, tested in their own files.
-NODE_SERVERS = frozenset({"mqtt_broker", "socketio_recovery"})
+# Real servers (aedes and socket.io on Node.js, amqtt in a venv of its own) with metrics of their own,
+# tested in their own files (tests/test_mqtt_runs.py, ...).
+NODE_SERVERS = frozenset({"mqtt_broker", "socketio_recovery", "amqtt_broker"})
 
 
 @pytest.mark.parametrize("name", sorted(set(WS_PATHS) - NODE_SERVERS))
