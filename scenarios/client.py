@@ -81,7 +81,7 @@ class WsClient:
         """A new flapping user's state across reconnects, counted into `counts`; None when the file needs none."""
         conversation = self.conversation
         persisted = conversation.persisted
-        if conversation.stream is None and not conversation.resume and not persisted:
+        if conversation.stream is None and not self.protocol.resumes and not persisted:
             return None
         stream_counts = counts if conversation.stream is not None else None
-        return UserCarry(stream_counts, resume=conversation.resume, persisted=persisted)
+        return UserCarry(stream_counts, resume=self.protocol.resumes, persisted=persisted)

@@ -4,7 +4,9 @@ The bundled server's app mode keeps a stream per user that goes on while the use
 every reconnect resumes after the last number it got (examples/app-stream.yaml). A healthy
 server replays what was missed; one with the lose-on-resume fault replays half of it.
 A real socket.io server streams to each user's room; with connection state recovery a
-reconnect gets back what it missed, without it the ticks sent meanwhile are lost.
+reconnect gets back what it missed, without it the ticks sent meanwhile are lost. On a real
+MQTT broker (aedes), a thread of the test publishes numbered QoS 1 messages to each user's
+topic: persistent sessions keep them for the user, clean starts lose them.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import re
 import socket
 from pathlib import Path
 
+from tests.servers.mqtt_broker import broker_ready
 from tests.servers.socketio_recovery import server_ready
 from tests.support.locust_process import ROOT
+from tests.support.mqtt_publisher import NumberedPublisher
 from tests.support.unavailable import unavailable
 
 APP_STREAM = str(ROOT / "examples" / "app-stream.yaml")
@@ -124,3 +128,48 @@ def test_a_clean_socket_io_disconnect_ends_the_session_on_purpose(start_app_serv
     counts = run.verdict["connections"]["continuity"]
     assert (counts["resumes_asked"], counts["chains"]) == (0, 4 * 5)
     assert "no reconnect tried to resume its session" in run.check("messages_lost")["detail"]
+
+
+# --- MQTT persistent sessions, on a real broker (aedes) ------------------------------------------------------
+
+MQTT_STREAM = ROOT / "examples" / "mqtt-stream.yaml"
+MQTT_DROPS = "clean:1,abrupt:1,reset:1"  # a clean MQTT DISCONNECT keeps a persistent session
+
+
+def _broker(start_app_server):
+    why_not = broker_ready()
+    if why_not is not None:
+        unavailable(why_not)
+    return start_app_server("mqtt_broker")
+
+
+def test_mqtt_persistent_sessions_keep_what_was_published_while_away(start_app_server, locust) -> None:
+    """clean_start: false under a stable client id, QoS 1: the broker keeps each session and delivers the rest."""
+    broker = _broker(start_app_server)
+    with NumberedPublisher(broker.url, users=4) as publisher:
+        # Not half-open: aedes closes a session taken over right after a half-open one (a broker race of its own).
+        run = locust("--host", broker.url, "--ws-conversation", str(MQTT_STREAM), "--flap-disconnect", MQTT_DROPS)
+    assert publisher.error is None, publisher.error
+    assert run.exit_code == 0, run.output[-3000:]
+    counts = run.verdict["connections"]["continuity"]
+    assert counts["resumes_asked"] == RECONNECTS
+    assert counts["sessions_resumed"] == RECONNECTS  # CONNACK's session present, every time
+    assert counts["messages_lost"] == 0
+    assert run.check("messages_lost")["status"] == "pass"
+
+
+def test_mqtt_clean_starts_lose_what_was_published_while_away(start_app_server, locust, tmp_path: Path) -> None:
+    """clean_start: true (resume: true, so reconnects are judged as one chain): the broker kept nothing; FAIL."""
+    broker = _broker(start_app_server)
+    conversation = tmp_path / "clean.yaml"
+    conversation.write_text(MQTT_STREAM.read_text().replace("clean_start: false", "clean_start: true\nresume: true"))
+    with NumberedPublisher(broker.url, users=4) as publisher:
+        run = locust("--host", broker.url, "--ws-conversation", str(conversation), "--flap-disconnect", "abrupt")
+    assert publisher.error is None, publisher.error
+    assert run.exit_code == 3, run.output[-3000:]
+    check = run.check("messages_lost")
+    assert check["status"] == "fail"
+    expected = (
+        rf"\d+ messages? lost in {RECONNECTS} reconnects; the server resumed 0 of {RECONNECTS} sessions \(limit 0\)"
+    )
+    assert re.fullmatch(expected, check["detail"]), check["detail"]

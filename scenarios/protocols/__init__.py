@@ -187,6 +187,11 @@ class WireProtocol:
         """The URL to connect to for `base_url` (--host)."""
         return base_url
 
+    @property
+    def resumes(self) -> bool:
+        """Whether a user's reconnects try to resume its session before (the file's `resume: true`)."""
+        return self.conversation.resume
+
     def opening(self) -> tuple[Step, ...]:
         """The protocol's own open steps, before the conversation's (Socket.IO's namespace connect)."""
         return ()

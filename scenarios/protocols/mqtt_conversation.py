@@ -99,8 +99,11 @@ class MqttFraming(ConnectionFraming):
 
     timed = True  # PINGREQ is due by time alone
 
-    def __init__(self, protocol: MqttProtocol, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self, protocol: MqttProtocol, clock: Callable[[], float] = time.perf_counter, carry: UserCarry | None = None
+    ) -> None:
         self.protocol = protocol  # settings, shared by every connection of the run
+        self.carry = carry  # the user's stream across reconnects: told whether the broker kept the session
         self.clock = clock  # seconds, the clock the I/O layer's `tick` times come from
         self.session: MqttSession | None = None  # the MQTT session, once CONNECT is sent
         self._last_packet_id: int | None = None  # the packet id of the SUBSCRIBE or QoS 1 PUBLISH just sent
@@ -161,6 +164,9 @@ class MqttFraming(ConnectionFraming):
                 messages.append(Message(packet.payload.decode("utf-8", "replace"), KIND_PUBLISH, packet.topic))
             elif isinstance(packet, Connack):
                 messages.append(Message("", KIND_CONNACK, args=packet))
+                carry = self.carry
+                if carry is not None and carry.resuming and packet.return_code == 0:
+                    carry.server_answered(packet.session_present)  # the broker kept the session, or not
             elif isinstance(packet, Suback):
                 messages.append(Message("", KIND_SUBACK, packet.packet_id, packet))
             elif isinstance(packet, Puback):
@@ -285,8 +291,13 @@ class MqttProtocol(WireProtocol):
         return self._opening
 
     def connection(self, carry: UserCarry | None = None) -> MqttFraming:
-        """A new connection's framing (each connects with its own CONNECT; `carry` is not read here)."""
-        return MqttFraming(self)
+        """A new connection's framing; `carry` (a user's stream) hears whether the broker kept the session."""
+        return MqttFraming(self, carry=carry)
+
+    @property
+    def resumes(self) -> bool:
+        """Reconnects resume the session before without a clean start (or with `resume: true`: judged as if)."""
+        return self.conversation.resume or not self.clean_start
 
     def connect_packet(self, variables: Variables) -> Connect:
         """This connection's CONNECT: the file's settings substituted, the token as password with auth in payload."""

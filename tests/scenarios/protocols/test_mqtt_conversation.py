@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from scenarios.continuity import ContinuityCounts, UserCarry
 from scenarios.conversation import ConversationError, Variables, make_step
 from scenarios.protocols import load_conversation_text, make_protocol
 from scenarios.protocols.mqtt import (
@@ -264,3 +265,31 @@ def test_a_bad_mqtt_file_is_one_line(text: str, error: str) -> None:
 def test_connack_names_come_from_the_codec() -> None:
     """The refusal text is the codec's (one table of names)."""
     assert Connack(False, 4).refusal == "connection refused: bad user name or password"
+
+
+def _reconnect(protocol: MqttProtocol, carry: UserCarry, connack_hex: str) -> None:
+    """One connection of `carry`'s user: CONNECT, then the broker's CONNACK."""
+    carry.session_started()
+    framing = protocol.connection(carry)
+    framing.outgoing(make_step(CONNECT, None, SESSION_ROW), VARIABLES)
+    framing.receive_binary(bytes.fromhex(connack_hex))
+
+
+def test_without_a_clean_start_reconnects_resume_and_connack_says_whether_the_broker_kept_the_session() -> None:
+    """clean_start: false: every reconnect resumes; CONNACK's session-present flag is the broker's answer."""
+    protocol = _protocol("client_id: flap-${user}\nclean_start: false\nstream: {topic: flap/+, seq: seq}\n")
+    assert protocol.resumes
+    counts = ContinuityCounts()
+    carry = UserCarry(counts, resume=protocol.resumes)
+    _reconnect(protocol, carry, "20 02 00 00")  # the first session: nothing to resume
+    carry.session_ended(on_purpose=False)
+    _reconnect(protocol, carry, "20 02 01 00")  # session present
+    carry.session_ended(on_purpose=False)
+    _reconnect(protocol, carry, "20 02 00 00")  # the broker lost it
+    assert (counts.chains, counts.resumes_asked, counts.resumes_answered, counts.sessions_resumed) == (1, 2, 2, 1)
+
+
+def test_a_clean_start_is_a_new_session_unless_the_file_asks_to_judge_reconnects_as_one() -> None:
+    """clean_start: true starts every session afresh; with resume: true reconnects still form one chain."""
+    assert not _protocol("clean_start: true\n").resumes
+    assert _protocol("clean_start: true\nresume: true\n").resumes
