@@ -8,31 +8,13 @@ it is missing, and says why it cannot when Node.js or npm is not there, so a tes
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
+from tests.support.installs import npm_ci
+
 SERVER_DIR = Path(__file__).resolve().parent
-NPM_TIMEOUT_S = 300.0
 
 
 def server_ready() -> str | None:
     """None when the server can start (installing its packages first if needed), else why it cannot."""
-    if shutil.which("node") is None:
-        return "node not found on PATH: no socket.io server to test against"
-    if (SERVER_DIR / "node_modules" / "socket.io").is_dir():
-        return None
-    npm = shutil.which("npm")
-    if npm is None:
-        return "npm not found: cannot install socket.io"
-    try:
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=SERVER_DIR,
-            check=True,
-            capture_output=True,
-            timeout=NPM_TIMEOUT_S,
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
-        return f"npm could not install socket.io ({type(error).__name__})"
-    return None
+    return npm_ci(SERVER_DIR, ("socket.io",), "the socket.io server")
