@@ -27,6 +27,7 @@ import locust  # noqa: F401  isort: skip  (monkey-patches the standard library f
 
 import argparse
 import gc
+import itertools
 import json
 import os
 import resource
@@ -34,6 +35,7 @@ import sys
 import time
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit
 
 import gevent
 import psutil
@@ -140,9 +142,56 @@ def _sio_cycle(url: str, hold_s: float) -> tuple[float, float, float, float]:
     return start, connected, close_start, time.perf_counter()
 
 
+_PAHO_IDS = itertools.count()  # paho-mqtt: a client id and topic of its own per cycle
+PAHO_PAYLOAD = b"flap bench"  # what bench/conversations/mqtt-cycle.yaml publishes
+
+
+def _paho_cycle(url: str, hold_s: float) -> tuple[float, float, float, float]:
+    """paho-mqtt over WebSocket, driven by its own `loop()` in this greenlet: connect, subscribe, publish, delivery."""
+    from paho.mqtt import client as paho
+
+    start = time.perf_counter()
+    parts = urlsplit(url)
+    number = next(_PAHO_IDS)
+    topic = f"bench/{number}"
+    state = {"connected": False, "subscribed": False, "delivered": False}
+    client = paho.Client(
+        paho.CallbackAPIVersion.VERSION2, client_id=f"flap-{number}", transport="websockets", protocol=paho.MQTTv311
+    )
+    client.ws_set_options(path=parts.path or "/")
+    client.on_connect = lambda *args: state.update(connected=True)
+    client.on_subscribe = lambda *args: state.update(subscribed=True)
+    client.on_message = lambda *args: state.update(delivered=True)
+
+    def until(flag: str) -> None:
+        deadline = time.perf_counter() + 5.0
+        while not state[flag]:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"{flag} timed out")
+            client.loop(timeout=0.05)
+
+    try:
+        client.connect(parts.hostname or "127.0.0.1", parts.port or 80, keepalive=60)
+        until("connected")
+        connected = time.perf_counter()
+        client.subscribe(topic, qos=0)
+        until("subscribed")
+        client.publish(topic, PAHO_PAYLOAD, qos=0)
+        until("delivered")
+        delay = connected + hold_s - time.perf_counter()
+        gevent.sleep(delay if delay > 0 else 0)
+        close_start = time.perf_counter()
+        client.disconnect()  # DISCONNECT, then the socket closes
+    finally:
+        sock = client.socket()
+        if sock is not None:
+            sock.close()
+    return start, connected, close_start, time.perf_counter()
+
+
 def run_loops(client: str, url: str, users: int, hold_s: float, pause_s: float, run: Run) -> list[gevent.Greenlet]:
     """Start `users` greenlets looping the cycle, their starts spread over one cycle period."""
-    cycles = {"plain": _plain_cycle, "session": _session_cycle, "sio-python": _sio_cycle}
+    cycles = {"plain": _plain_cycle, "session": _session_cycle, "sio-python": _sio_cycle, "paho": _paho_cycle}
     cycle = cycles[client]
     if client == "sio-python":
         # Imported here, once: greenlets importing it side by side would see a half-initialised
@@ -150,6 +199,8 @@ def run_loops(client: str, url: str, users: int, hold_s: float, pause_s: float, 
         import socketio  # noqa: F401
 
         url = url.replace("ws", "http", 1)  # python-socketio takes the server's HTTP origin
+    if client == "paho":
+        from paho.mqtt import client as _paho  # noqa: F401  (imported once, before the greenlets)
     period = hold_s + pause_s
 
     def loop(number: int) -> None:
@@ -399,7 +450,7 @@ def _start(args: argparse.Namespace, run: Run, hold_s: float, pause_s: float):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="One Python load generator of the benchmark.")
-    parser.add_argument("--client", choices=("plain", "session", "pack", "sio-python"), required=True)
+    parser.add_argument("--client", choices=("plain", "session", "pack", "sio-python", "paho"), required=True)
     parser.add_argument("--mode", choices=("throughput", "timing", "memory", "sustained"), required=True)
     parser.add_argument("--url", required=True)
     parser.add_argument("--users", type=int, default=48)
@@ -416,7 +467,7 @@ def main() -> None:
     parser.add_argument("--conversation", default=None, help="pack: --ws-conversation (default: the echo)")
     args = parser.parse_args()
     args.seconds = min(args.seconds, HARD_LIMIT_S)
-    if args.client == "sio-python" and args.mode == "memory":
+    if args.client in ("sio-python", "paho") and args.mode == "memory":
         parser.error("--client sio-python has no memory mode")
     if args.cpu is not None:
         try:

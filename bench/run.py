@@ -25,7 +25,8 @@ Each generator runs in a process of its own pinned to core 0, the echo server on
 7. mqtt: zero hold, one MQTT cycle (connect + CONNACK + SUBSCRIBE/SUBACK + a QoS 0 PUBLISH
    and its delivery + DISCONNECT) by the pack's user in Locust (`bench/conversations/mqtt-cycle.yaml`)
    against an aedes broker (`tests/servers/mqtt_broker`, Node.js) on the server core; the
-   same figures as part 6. (The Node.js `mqtt` and paho-mqtt loops of the issue are not here yet.)
+   same figures as part 6, beside the Node.js `mqtt` (MQTT.js) loop (`bench/node/mqtt_client.js`) and
+   paho-mqtt in gevent (the client under Locust's `MqttUser`).
 
 Prints a table and writes `bench/results/latest.json`. The server is `bench/echo_server.py`
 (the bundled refserver saturates first; part 0 shows by how much); for part 6 it is the
@@ -71,6 +72,8 @@ TARGETS = {
     "bytes_per_connection": 10 * 1024,  # generator memory per open connection, at most
     "sio_cpu_vs_node": 1.0,  # Socket.IO cycle: the pack's CPU per cycle / Node.js socket.io-client's, at most
     "sio_cpu_vs_python": 0.3,  # Socket.IO cycle: the pack's CPU per cycle / python-socketio's, at most
+    "mqtt_cpu_vs_node": 0.5,  # MQTT cycle: the pack's CPU per cycle / the Node.js mqtt loop's, at most
+    "mqtt_cpu_vs_paho": 0.4,  # MQTT cycle: the pack's CPU per cycle / paho-mqtt's in gevent, at most
 }
 
 
@@ -189,7 +192,7 @@ def node_ready() -> str | None:
     """None when the Node.js clients can run (installing `ws` and `socket.io-client` if needed), else why not."""
     if shutil.which("node") is None:
         return "node not found on PATH: the Node.js ws comparison is skipped"
-    if not all((NODE_DIR / "node_modules" / name).is_dir() for name in ("ws", "socket.io-client")):
+    if not all((NODE_DIR / "node_modules" / name).is_dir() for name in ("ws", "socket.io-client", "mqtt")):
         npm = shutil.which("npm")
         if npm is None:
             return "npm not found: cannot install ws for the Node.js comparison"
@@ -215,10 +218,10 @@ def generator(client: str, mode: str, url: str, **options: Any) -> list[str]:
         for name, value in options.items()
         if value is not None and value is not False
     ]
-    if client in ("node", "node-sio"):
+    if client in ("node", "node-sio", "node-mqtt"):
         extra = ["--expose-gc"] if mode == "memory" else []
         args = [arg for flag in flags for arg in flag.split("=", 1)]
-        script = NODE_DIR / ("client.js" if client == "node" else "sio_client.js")
+        script = NODE_DIR / {"node": "client.js", "node-sio": "sio_client.js", "node-mqtt": "mqtt_client.js"}[client]
         return ["node", *extra, str(script), "--mode", mode, "--url", url, *args]
     return [PYTHON, "-m", "bench.python_gen", "--client", client, "--mode", mode, "--url", url, *flags]
 
@@ -511,6 +514,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             TARGETS["sio_cpu_vs_python"],
             "Socket.IO cycle: pack / python-socketio",
         )
+    mqtt = {client: data.get("cpu_s_per_1000") for client, data in results.get("mqtt", {}).items()}
+    if mqtt:
+        row("mqtt_cpu_vs_node", ratio(mqtt.get("pack"), mqtt.get("node-mqtt")), TARGETS["mqtt_cpu_vs_node"],
+            "MQTT cycle: pack / Node.js mqtt")  # fmt: skip
+        row("mqtt_cpu_vs_paho", ratio(mqtt.get("pack"), mqtt.get("paho")), TARGETS["mqtt_cpu_vs_paho"],
+            "MQTT cycle: pack / paho-mqtt in gevent")  # fmt: skip
     sustained = results.get("sustained", {}).get("main", {})
     if sustained:
         rows.append(
@@ -701,8 +710,9 @@ def main() -> None:
             mqtt_server = Server("aedes")
             results["mqtt_server"] = "aedes (tests/servers/mqtt_broker, Node.js, one process)"
             try:
+                mqtt_clients = ["pack"] + ([] if skip_node else ["node-mqtt"]) + ["paho"]
                 results["mqtt"] = part_socketio(
-                    mqtt_server, ["pack"], 1 if quick else 3, 3.0 if quick else 6.0, MQTT_CONVERSATION
+                    mqtt_server, mqtt_clients, 1 if quick else 3, 3.0 if quick else 6.0, MQTT_CONVERSATION
                 )
             finally:
                 mqtt_server.stop()

@@ -240,7 +240,7 @@ class Talk:
                 return None
             timeout_s = step.timeout_ms / 1000.0 if step.timeout_ms is not None else self.timeout_s
             with Deadline(timeout_s, expectation.timeout_reason):
-                message = self._wait_for(expectation)
+                message = self._wait_for(expectation, time.perf_counter() + timeout_s)
             if step.captures:
                 found = capture_values(step.captures, message)
                 if isinstance(found, str):
@@ -303,13 +303,19 @@ class Talk:
         if self.framing.ended is not None:
             raise WsFailure(self.framing.ended)
 
-    def _wait_for(self, expectation: Expectation) -> Message:
-        """Read until a message is the awaited one (the caller bounds the time); a failure result raises."""
+    def _wait_for(self, expectation: Expectation, deadline: float = float("inf")) -> Message:
+        """Read until a message is the awaited one (the caller bounds the time by `deadline`); a failure result raises.
+
+        Timed frames go out meanwhile, but a protocol tick not due before the deadline costs no
+        extra wait (MQTT's keepalive is seconds away during most steps).
+        """
+        framing = self.framing
         while True:
             if self._pending:
                 messages, self._pending = self._pending, NO_MESSAGES
             else:
-                if self._beat is not None or self.framing.timed:
+                tick = framing.next_tick_s() if framing.timed else None
+                if self._beat is not None or (tick is not None and tick < deadline):
                     self._heartbeat_until_readable(float("inf"))
                 messages = self._read()
             for index, message in enumerate(messages):
