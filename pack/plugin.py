@@ -308,6 +308,7 @@ def _on_test_stop(environment: Environment, **_kwargs: Any) -> None:
     pack = _pack(environment)
     if pack is None:
         return
+    pack.context.stop_feeder()  # its last session counted before the verdict or the worker's last report
     if pack.worker_link is not None:
         pack.worker_link.stop()
         return

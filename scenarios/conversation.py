@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from scenarios.feed import FeedSpec
     from scenarios.stream import StreamSpec
 
 PARTS = ("open", "hold", "close")
@@ -49,7 +50,7 @@ BINARY_KIND = "binary"  # the kind of a raw binary message whose bytes are not U
 CAPTURE = "capture"  # a step key: {name: dot.path} into the matched message
 COMMON_STEP_KEYS = frozenset(("name", "timeout_ms", CAPTURE))
 SESSION_KEYS = ("split", "terminate", "reply", "heartbeat")  # top-level keys of the session's primitives
-TOP_LEVEL_KEYS = frozenset(("protocol", "subprotocols", "headers", "stream", "resume", *SESSION_KEYS, *PARTS))
+TOP_LEVEL_KEYS = frozenset(("protocol", "subprotocols", "headers", "stream", "resume", "feed", *SESSION_KEYS, *PARTS))
 VARIABLE = re.compile(r"\$\{([^}]*)\}")
 _NOT_BUILT_IN = re.compile(r"\$\{(?!(?:user|cycle|token|stream\.last)\})")  # a ${name} the plain replaces miss
 STREAM_LAST = "${stream.last}"  # the user's stream's last number, carried across reconnects ("" before any)
@@ -748,6 +749,7 @@ class Conversation:
     heartbeat: Heartbeat | None = None  # the client's own heartbeat, during holds
     stream: StreamSpec | None = None  # the pushes that form each user's ordered stream (scenarios.stream)
     resume: bool = False  # reconnects resume the session before (Socket.IO's pid and offset; raw: ${stream.last})
+    feed: FeedSpec | None = None  # what the pack's feeder sends each active user (scenarios.feed)
 
     def part(self, name: str) -> tuple[Step, ...]:
         """The steps of one part."""
@@ -816,6 +818,18 @@ def parse_conversation(
             stream = parse_stream(data["stream"], protocol)
         except ConversationError as error:
             raise ConversationError(f"{source}: {error}") from None
+    feed = None
+    if data.get("feed") is not None:
+        from scenarios.feed import parse_feed  # it imports this module
+
+        def feed_step(item: Any, part: str, index: int, acts: Mapping[str, frozenset[str]], known: list[str]) -> Step:
+            return _parse_step(item, source, part, index, acts, known)
+
+        try:
+            feed = parse_feed(data["feed"], actions, persisted_capture_names(data), feed_step)
+        except ConversationError as error:
+            message = str(error)
+            raise ConversationError(message if message.startswith(source) else f"{source}: {message}") from None
     resume = data.get("resume", False)
     if not isinstance(resume, bool):
         raise ConversationError(f"{source}: resume: must be true or false")
@@ -827,6 +841,7 @@ def parse_conversation(
         protocol=protocol,
         stream=stream,
         resume=resume,
+        feed=feed,
         subprotocols=_parse_subprotocols(data.get("subprotocols"), source),
         headers=_parse_headers(data.get("headers"), source),
         settings={key: data[key] for key in settings_keys if key in data},

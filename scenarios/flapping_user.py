@@ -25,6 +25,8 @@ from locust.user.users import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUS
 from scenarios.client import WsClient
 from scenarios.disconnect import ABRUPT, CLEAN, HALF_OPEN, HANDSHAKE_ABORT, REQUEST_NAMES, RESET
 from scenarios.exchange import StepFailed, Talk
+from scenarios.feed import FeedTargets
+from scenarios.feeder import Feeder
 from scenarios.handshake import loopback_source_addresses
 from scenarios.lifecycle import Connection, ConversationScript
 from scenarios.schedule import (
@@ -67,6 +69,8 @@ class FlapContext:
         self._sources_for: tuple[str, int] | None = None  # the (URL, count) `_sources` was made for
         self._sources: tuple[str, ...] = ()  # the source addresses connections take in turn; () for none
         self._source_turns = itertools.count()  # round-robin over `_sources`
+        self.feed_targets = FeedTargets()  # the users active now, and what the feeder sent each (feed:)
+        self._feeder: Feeder | None = None  # the process's feeder, once a user started with a feed
 
     def configure(self, flap: FlapSettings, client: ClientSettings, steady: SteadySettings) -> None:
         """New settings (the web UI changed options): users started from now on use them."""
@@ -119,8 +123,32 @@ class FlapContext:
         """A steady user's number: after the flapping users' (below `users_asked`) and the probe's (`users_asked`)."""
         return users_asked + 1 + next(self._steady_numbers)
 
+    def user_active(self, environment: Any, number: int, host: str) -> None:
+        """A flapping user began under `number`: fed from now on, by the feeder started here if needed."""
+        self.feed_targets.add(number)
+        client = self.client
+        if client.conversation.feed is None or (self._feeder is not None and self._feeder.running):
+            return
+        feeder_number = self.next_steady_number(users_asked(environment))  # like a steady user's: no one else's
+        self._feeder = Feeder(
+            environment, client, script_class(environment), self.feed_targets, self.tracker, host, feeder_number
+        )
+        self._feeder.start()
+
+    def user_inactive(self, number: int) -> None:
+        """The user under `number` finished or was stopped: the feeder leaves it out (and ends with the last)."""
+        self.feed_targets.remove(number)
+
+    def stop_feeder(self) -> None:
+        """Kill the feeder, if one runs (test stop); returns when its session is counted."""
+        feeder, self._feeder = self._feeder, None
+        if feeder is not None:
+            feeder.stop()
+
     def reset(self) -> None:
         """Start counting afresh for a new test run."""
+        self.stop_feeder()
+        self.feed_targets = FeedTargets()
         self.tracker.reset()
         self._user_numbers = itertools.count()
         self._steady_numbers = itertools.count()
@@ -336,6 +364,7 @@ class FlappingUser(User):
         # This user's stream and resume state across its reconnects (a conversation with stream: or resume:).
         self._carry = self._client.carry(self._tracker.total.continuity)
         self._tracker.user_started()
+        context.user_active(self.environment, self._number, self.host or "")
 
     @task
     def flap(self) -> None:
@@ -350,6 +379,7 @@ class FlappingUser(User):
         finally:
             # Reached on a normal end and when the user is killed mid-cycle (GreenletExit):
             # a killed user drops its sockets at once instead of blocking shutdown.
+            self._context.user_inactive(self._number)
             self._drop_open_connection()
             self._release_half_open(report=False)
         if not self._finished:

@@ -18,6 +18,7 @@ PURE_MODULES = (
     "scenarios.tracker",
     "scenarios.continuity",
     "scenarios.stream",
+    "scenarios.feed",
     "scenarios.client_frames",
     "scenarios.upgrade",
     "scenarios.protocols",

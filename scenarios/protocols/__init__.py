@@ -223,6 +223,11 @@ class WireProtocol:
                     cls.check_step(step)
                 except ConversationError as error:
                     raise ConversationError(f"{conversation.source}: {part} step {index}: {error}") from None
+        for index, step in enumerate(conversation.feed.steps if conversation.feed is not None else (), 1):
+            try:
+                cls.check_step(step)
+            except ConversationError as error:
+                raise ConversationError(f"{conversation.source}: feed step {index}: {error}") from None
 
 
 def payload_with_token(
