@@ -39,7 +39,7 @@ from scenarios.schedule import (
     user_rng,
 )
 from scenarios.settings import ClientSettings, FlapSettings, SteadySettings
-from scenarios.tracker import ConnectionTracker
+from scenarios.tracker import ConnectionTracker, UserNumbers
 from scenarios.ws_events import fire_ws_request
 from scenarios.ws_session import WebSocketSession, WsFailure, describe_failure
 
@@ -64,8 +64,8 @@ class FlapContext:
         self._client_settings = client or ClientSettings()  # how connections are made and what they say
         self._client: WsClient | None = None  # made from the client settings on first use
         self.tracker = ConnectionTracker()  # counts of this process's users
-        self._user_numbers = itertools.count()  # per-process user numbers, for seeds and tracking
-        self._steady_numbers = itertools.count()  # per-process steady users, numbered after the others
+        self.user_numbers = UserNumbers()  # flapping users' numbers in this process: 0, 1, ... in each round
+        self.steady_numbers = UserNumbers()  # steady users', counted after the probe's (-u + 1 + k)
         self._sources_for: tuple[str, int] | None = None  # the (URL, count) `_sources` was made for
         self._sources: tuple[str, ...] = ()  # the source addresses connections take in turn; () for none
         self._source_turns = itertools.count()  # round-robin over `_sources`
@@ -115,21 +115,13 @@ class FlapContext:
             return None
         return self._sources[next(self._source_turns) % len(self._sources)]
 
-    def next_user_number(self) -> int:
-        """A new user's number within this process."""
-        return next(self._user_numbers)
-
-    def next_steady_number(self, users_asked: int) -> int:
-        """A steady user's number: after the flapping users' (below `users_asked`) and the probe's (`users_asked`)."""
-        return users_asked + 1 + next(self._steady_numbers)
-
     def user_active(self, environment: Any, number: int, host: str) -> None:
         """A flapping user began under `number`: fed from now on, by the feeder started here if needed."""
         self.feed_targets.add(number)
         client = self.client
         if client.conversation.feed is None or (self._feeder is not None and self._feeder.running):
             return
-        feeder_number = self.next_steady_number(users_asked(environment))  # like a steady user's: no one else's
+        feeder_number = users_asked(environment) + 1 + self.steady_numbers.take()  # like a steady user's
         self._feeder = Feeder(
             environment, client, script_class(environment), self.feed_targets, self.tracker, host, feeder_number
         )
@@ -150,8 +142,8 @@ class FlapContext:
         self.stop_feeder()
         self.feed_targets = FeedTargets()
         self.tracker.reset()
-        self._user_numbers = itertools.count()
-        self._steady_numbers = itertools.count()
+        self.user_numbers = UserNumbers()
+        self.steady_numbers = UserNumbers()
 
 
 _contexts: weakref.WeakKeyDictionary[Any, FlapContext] = weakref.WeakKeyDictionary()  # one per Locust environment
@@ -169,7 +161,7 @@ def users_asked(environment: Any) -> int:
     """How many flapping users the run asks for (-u, or the web UI's number): read here only.
 
     The users are numbered 0 to this minus one; the recovery probe speaks as this number,
-    the steady users as the numbers after it (`FlapContext.next_steady_number`).
+    the steady users as the numbers after it (`FlapContext.steady_numbers`).
     """
     return int(getattr(environment.parsed_options, "num_users", 0) or 0)
 
@@ -240,6 +232,7 @@ class FlappingUser(User):
         "_settings",
         "_tracker",
         "_number",
+        "_number_released",
         "_cycles",
         "_grid",
         "_next_boundary",
@@ -341,7 +334,8 @@ class FlappingUser(User):
         self._context = context  # shared with the process's other users: source addresses
         self._settings = context.flap  # fixed for this user's life
         self._tracker = context.tracker  # where every step is counted
-        self._number = context.next_user_number()  # this user's number in its process
+        self._number = context.user_numbers.take()  # this user's number in its process
+        self._number_released = False  # given back once the user is stopped
         worker = getattr(self.environment.runner, "worker_index", 0) or 0
         index = worker * 1_000_000 + self._number  # this user's number among all workers' users
         rng = user_rng(self._settings.timing.seed, index)
@@ -369,6 +363,15 @@ class FlappingUser(User):
     @task
     def flap(self) -> None:
         """Run every planned cycle, then park until the run's next phase stops this user."""
+        try:
+            self._flap_then_park()
+        finally:
+            # Stopped (or killed): a later round's user may take this number.
+            if not self._number_released:
+                self._number_released = True
+                self._context.user_numbers.give_back(self._number)
+
+    def _flap_then_park(self) -> None:
         try:
             if self._next_connect is not None:
                 _sleep_until(self._next_connect)  # this user's phase (see start_offset_s)

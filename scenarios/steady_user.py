@@ -35,7 +35,8 @@ class SteadyUser(User):
         context = flap_context(self.environment)
         interval_s = context.steady.interval_s
         # Its ${user} for all its connections: never a flapping user's (below -u) or the probe's (-u).
-        number = context.next_steady_number(users_asked(self.environment))
+        index = context.steady_numbers.take()
+        number = users_asked(self.environment) + 1 + index
         connection: Connection | None = None
         try:
             while True:
@@ -50,6 +51,7 @@ class SteadyUser(User):
                     connection = None
                     gevent.sleep(max(0.0, next_exchange - time.perf_counter()))
         finally:
+            context.steady_numbers.give_back(index)  # the next round's steady user takes it
             if connection is not None and connection.session.is_open:
                 self._close(connection)
 

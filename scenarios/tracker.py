@@ -7,6 +7,7 @@ Locust workers add up on the master (the monitor and verdict read the total).
 from __future__ import annotations
 
 import dataclasses
+import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,3 +163,28 @@ class ConnectionTracker:
     def reset(self) -> None:
         """Forget everything (a new test run in the same Locust process)."""
         self.total = FlapCounts()
+
+
+class UserNumbers:
+    """Numbers for users of one process: each takes the lowest number no running user has.
+
+    A user keeps its number until it is stopped, then gives it back; the next round's fresh
+    users take the last round's numbers again, so numbers stay below the users asked for.
+    """
+
+    __slots__ = ("_next", "_free")
+
+    def __init__(self) -> None:
+        self._next = 0  # the lowest number never taken
+        self._free: list[int] = []  # numbers given back, a heap (lowest first)
+
+    def take(self) -> int:
+        """The lowest free number."""
+        if self._free:
+            return heapq.heappop(self._free)
+        number, self._next = self._next, self._next + 1
+        return number
+
+    def give_back(self, number: int) -> None:
+        """A stopped user's number is free again."""
+        heapq.heappush(self._free, number)

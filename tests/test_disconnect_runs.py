@@ -152,9 +152,12 @@ def test_a_bad_disconnect_or_storm_option_stops_before_any_load(locust, args: li
 
 
 def test_the_probe_and_steady_users_speak_as_numbers_after_the_last_user(locust) -> None:
-    """${user}: flapping users 0..-u-1, the recovery probe -u, steady users after it; none negative, none shared."""
+    """${user}: flapping users 0..-u-1 in every round, the probe -u, steady users after it; none negative or shared."""
     with RawWsServer() as server:
-        run = locust("--host", server.url, "-u", "3", "-r", "3", "--flap-cycles", "2", "--steady-users", "1")
+        run = locust(
+            "--host", server.url, "-u", "3", "-r", "3", "--flap-cycles", "2", "--steady-users", "1",
+            "--flap-rounds", "2",  # round 2's fresh users take round 1's numbers again
+        )  # fmt: skip
         seen = server.snapshot()
     assert run.exit_code == 0, run.output[-3000:]
     numbers_by_connection = [
@@ -164,3 +167,4 @@ def test_the_probe_and_steady_users_speak_as_numbers_after_the_last_user(locust)
     # Every connection speaks as one user; the steady user keeps its number over its echoes.
     assert all(len(found) <= 1 for found in numbers_by_connection)
     assert numbers == {0, 1, 2, 3, 4}, numbers  # three flapping users, the probe (3), the steady user (4)
+    assert run.verdict["connections"]["users_finished"] == 6  # two rounds of three users

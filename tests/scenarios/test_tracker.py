@@ -1,6 +1,6 @@
 """The connection tracker's counts and their merge across workers."""
 
-from scenarios.tracker import ConnectionTracker, DurationStats, FlapCounts
+from scenarios.tracker import ConnectionTracker, DurationStats, FlapCounts, UserNumbers
 
 
 def test_tracker_counts_every_step_in_the_total() -> None:
@@ -44,3 +44,12 @@ def test_counts_survive_conversion_to_a_dict_and_back() -> None:
     assert FlapCounts.from_dict(snapshot.to_dict()) == snapshot
     tracker.reset()
     assert tracker.total == FlapCounts()
+
+
+def test_user_numbers_are_the_lowest_free_and_come_back_when_a_user_stops() -> None:
+    """A user keeps its number while it runs; a stopped user's number goes to the next user."""
+    numbers = UserNumbers()
+    assert [numbers.take() for _ in range(3)] == [0, 1, 2]  # round 1
+    for number in (2, 0, 1):  # round 1 stopped, in any order
+        numbers.give_back(number)
+    assert [numbers.take() for _ in range(4)] == [0, 1, 2, 3]  # round 2 reuses them, then a new one
