@@ -7,6 +7,7 @@ three kinds of client cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -31,8 +32,9 @@ def default_origin(url: str) -> str:
 class WsClient:
     """Makes the sessions and conversations of a run from its settings."""
 
-    def __init__(self, settings: ClientSettings) -> None:
+    def __init__(self, settings: ClientSettings, worker_index: Callable[[], int] = lambda: 0) -> None:
         self.settings = settings  # fixed for this client's life: a change of settings makes a new client
+        self.worker_index = worker_index  # this process's Locust worker index (${worker}), read per connection
         self.conversation = settings.conversation  # what each connection says
         self.protocol: WireProtocol = make_protocol(settings.conversation, settings.auth_in == "payload")
         self.opening: tuple[Step, ...] = self.protocol.opening()  # the protocol's own open steps, before on_open
@@ -73,7 +75,14 @@ class WsClient:
         if carry is not None:
             carry.session_started()
         values = dict(carry.persisted) if carry is not None else {}
-        variables = Variables(user=user, cycle=cycle, token=self.settings.auth_token, values=values, carry=carry)
+        variables = Variables(
+            user=user,
+            worker=self.worker_index(),
+            cycle=cycle,
+            token=self.settings.auth_token,
+            values=values,
+            carry=carry,
+        )
         framing = self.protocol.connection(carry)
         return Talk(session, framing, variables, report, self.settings.timeout_s, self.conversation)
 

@@ -52,9 +52,9 @@ COMMON_STEP_KEYS = frozenset(("name", "timeout_ms", CAPTURE))
 SESSION_KEYS = ("split", "terminate", "reply", "heartbeat")  # top-level keys of the session's primitives
 TOP_LEVEL_KEYS = frozenset(("protocol", "subprotocols", "headers", "stream", "resume", "feed", *SESSION_KEYS, *PARTS))
 VARIABLE = re.compile(r"\$\{([^}]*)\}")
-_NOT_BUILT_IN = re.compile(r"\$\{(?!(?:user|cycle|token|stream\.last)\})")  # a ${name} the plain replaces miss
+_NOT_BUILT_IN = re.compile(r"\$\{(?!(?:user|worker|cycle|token|stream\.last)\})")  # a ${name} the plain replaces miss
 STREAM_LAST = "${stream.last}"  # the user's stream's last number, carried across reconnects ("" before any)
-VARIABLES = ("user", "cycle", "token", "stream.last")
+VARIABLES = ("user", "worker", "cycle", "token", "stream.last")
 REF = "ref"  # ${ref}: the number of the connection's latest send (1, 2, ...)
 CAPTURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MIN_HEARTBEAT_MS = 10  # a client heartbeat more often than this is a mistake, not a protocol
@@ -70,6 +70,7 @@ class Variables:
     """What `${...}` in a step's strings stands for, per connection."""
 
     user: int = 0  # the user's number in its process
+    worker: int = 0  # the Locust worker's index (0 without workers): ${worker}-${user} is unique in a run
     cycle: int = 0  # the cycle's index
     token: str = field(default="", repr=False)  # the auth token: a secret, never shown
     # The connection's own values, as text: captures by name and "ref" (its latest send's number).
@@ -97,6 +98,8 @@ def _has_variables(value: Any) -> bool:
 def _variable_text(variables: Variables, name: str) -> str | None:
     if name == "user":
         return str(variables.user)
+    if name == "worker":
+        return str(variables.worker)
     if name == "cycle":
         return str(variables.cycle)
     if name == "token":
@@ -127,6 +130,8 @@ def substitute(value: Any, variables: Variables) -> Any:
         # token holding "${user}" stays as it is; unknown names were refused by make_step.
         if STREAM_LAST in value:
             value = value.replace(STREAM_LAST, variables.stream_last)
+        if "${worker}" in value:
+            value = value.replace("${worker}", str(variables.worker))
         return (
             value.replace("${user}", str(variables.user))
             .replace("${cycle}", str(variables.cycle))

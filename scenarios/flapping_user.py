@@ -13,6 +13,7 @@ import logging
 import time
 import traceback
 import weakref
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,6 +71,7 @@ class FlapContext:
         self._sources: tuple[str, ...] = ()  # the source addresses connections take in turn; () for none
         self._source_turns = itertools.count()  # round-robin over `_sources`
         self.feed_targets = FeedTargets()  # the users active now, and what the feeder sent each (feed:)
+        self.worker_index: Callable[[], int] = lambda: 0  # this process's Locust worker index, once known
         self._feeder: Feeder | None = None  # the process's feeder, once a user started with a feed
 
     def configure(self, flap: FlapSettings, client: ClientSettings, steady: SteadySettings) -> None:
@@ -84,7 +86,7 @@ class FlapContext:
     def client(self) -> WsClient:
         """The one client factory of this process's connections (flapping, steady and the probe)."""
         if self._client is None:
-            self._client = WsClient(self._client_settings)
+            self._client = WsClient(self._client_settings, self.worker_index)
         return self._client
 
     def source_address(self, url: str) -> str | None:
@@ -154,6 +156,8 @@ def flap_context(environment: Any) -> FlapContext:
     context = _contexts.get(environment)
     if context is None:
         context = _contexts[environment] = FlapContext()
+        # A worker learns its index from the master after it connected: read when a connection starts.
+        context.worker_index = lambda: max(getattr(environment.runner, "worker_index", 0) or 0, 0)
     return context
 
 
@@ -336,8 +340,7 @@ class FlappingUser(User):
         self._tracker = context.tracker  # where every step is counted
         self._number = context.user_numbers.take()  # this user's number in its process
         self._number_released = False  # given back once the user is stopped
-        worker = getattr(self.environment.runner, "worker_index", 0) or 0
-        index = worker * 1_000_000 + self._number  # this user's number among all workers' users
+        index = context.worker_index() * 1_000_000 + self._number  # this user's number among all workers' users
         rng = user_rng(self._settings.timing.seed, index)
         schedule = FlapSchedule(self._settings.timing, rng, self._settings.disconnect)
         self._cycles = iter(schedule)  # the remaining planned cycles

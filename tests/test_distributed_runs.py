@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers.raw_ws_server import RawWsServer
 from tests.support.locust_process import ROOT, LocustProcess
 
 pytestmark = pytest.mark.e2e  # real Locust processes
@@ -124,3 +126,16 @@ def test_workers_speak_the_masters_conversation(locust) -> None:
     assert int(run.stats_row("auth")["Request Count"]) == 4 * 5
     assert run.verdict["connections"]["sessions_succeeded"] == 4 * 5
     assert run.check("session_success_pct")["status"] == "pass"
+
+
+def test_worker_and_user_numbers_name_every_user_of_a_distributed_run_once(locust, tmp_path: Path) -> None:
+    """--processes 2: users are numbered per worker, and ${worker}-${user} tells the workers' users apart."""
+    conversation = tmp_path / "who.yaml"
+    conversation.write_text('hold:\n  - send: "who ${worker}-${user}"\n')
+    with RawWsServer() as server:
+        run = locust(*_processes(2), "--host", server.url, "-u", "4", "-r", "4", "--ws-conversation", str(conversation))
+        seen = server.snapshot()
+    assert run.exit_code == 0, run.output[-3000:]
+    names = {m.group(1) for c in seen for message in c.messages if (m := re.match(r"who (\d+-\d+)$", message))}
+    # Two users on each worker process; the recovery probe speaks as user -u (4) from the master.
+    assert names - {"0-4"} == {"0-0", "0-1", "1-0", "1-1"}, names

@@ -63,6 +63,12 @@ class TestSubstitution:
         value = {"${user}": ["c${cycle}", {"t": "Bearer ${token}"}], "n": 3}
         assert substitute(value, Variables(user=4, cycle=7, token="T")) == {"4": ["c7", {"t": "Bearer T"}], "n": 3}
 
+    def test_the_worker_index_makes_user_numbers_unique_across_workers(self) -> None:
+        """${worker} is the Locust worker's index (0 without workers), in plain strings and among captures."""
+        assert substitute("flap-${worker}-${user}", Variables(user=2, worker=1)) == "flap-1-2"
+        with_capture = Variables(user=2, worker=1, values={"sid": "x"})
+        assert substitute("${worker}/${user}/${sid}", with_capture) == "1/2/x"
+
     def test_an_unknown_variable_is_bad_configuration(self) -> None:
         """A typo in a variable name is refused when the step is made, not sent as is."""
         with pytest.raises(ConversationError, match=r"unknown variable \$\{usr\}"):
