@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -184,3 +185,91 @@ def test_mqtt_5_sessions_pass_against_the_bundled_server(locust, tmp_path: Path)
     run = locust("--ws-protocol", "mqtt", "--ws-conversation", str(conversation), "--flap-cycles", "2")
     assert run.exit_code == 0, run.output[-3000:]
     assert int(run.stats_row("delivered")["Failure Count"]) == 0
+
+
+# --- wills: what a drop without DISCONNECT tells the broker ------------------------------------
+
+WILL_TOPICS = "flap/will/#"
+WATCH_DEADLINE_S = 10.0  # every socket operation of the watcher
+
+
+class WillWatcher:
+    """A subscriber to the wills' topics on its own connection (the pack's codec, websocket-client)."""
+
+    def __init__(self, url: str) -> None:
+        import gevent
+        import websocket
+
+        from scenarios.protocols.mqtt import SUBPROTOCOL, Connect, MqttSession
+
+        self.session = MqttSession(Connect("will-watcher", keepalive_s=0))  # the codec's client state
+        self.ws = websocket.create_connection(url, timeout=WATCH_DEADLINE_S, subprotocols=[SUBPROTOCOL])
+        self.ws.send_bytes(self.session.open(time.monotonic()))
+        self.topics: list[str] = []  # the topics of the wills received, in order
+        self.subscribed = False  # SUBACK came
+        self.reader = gevent.spawn(self._read)  # a greenlet: the test process runs under gevent
+        _, data = self.session.subscribe([(WILL_TOPICS, 0)], time.monotonic())
+        deadline = time.monotonic() + WATCH_DEADLINE_S
+        while not self.subscribed and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+            if self.session.connected and not self.subscribed and data:
+                self.ws.send_bytes(data)
+                data = b""
+        assert self.subscribed, "the watcher's subscription was not acknowledged"
+
+    def _read(self) -> None:
+        from websocket import WebSocketTimeoutException
+
+        from scenarios.protocols.mqtt import Publish, Suback
+
+        while True:
+            try:
+                frame = self.ws.recv()
+            except WebSocketTimeoutException:
+                continue
+            except Exception:  # closed at the end of the test
+                return
+            _replies, packets = self.session.receive(frame, time.monotonic())
+            for packet in packets:
+                if isinstance(packet, Suback):
+                    self.subscribed = True
+                elif isinstance(packet, Publish):
+                    self.topics.append(packet.topic)
+
+    def close(self) -> None:
+        self.reader.kill(block=False)
+        self.ws.close(timeout=1)
+
+
+@pytest.mark.parametrize(("style", "wills_expected"), [("abrupt", True), ("clean", False)])
+def test_a_drop_without_disconnect_fires_the_will_and_a_clean_disconnect_does_not(
+    start_app_server, locust, tmp_path: Path, style: str, wills_expected: bool
+) -> None:
+    """aedes publishes a client's will when its connection ends without DISCONNECT, never after a clean one."""
+    why_not = mqtt_broker.broker_ready()
+    if why_not is not None:
+        unavailable(why_not)
+    broker = Broker(start_app_server("mqtt_broker"))
+    conversation = tmp_path / "will.yaml"
+    conversation.write_text(
+        EXAMPLE.read_text().replace(
+            "keepalive_s: 30", "keepalive_s: 30\nwill: {topic: 'flap/will/${user}', payload: gone}"
+        )
+    )
+    watcher = WillWatcher(broker.url)
+    try:
+        run = locust(
+            "--host", broker.url, "--ws-conversation", str(conversation), "-u", "2", "--flap-cycles", "3",
+            "--flap-disconnect", style,
+        )  # fmt: skip
+        assert run.exit_code == 0, run.output[-3000:]
+        time.sleep(1.0)  # the broker notices the last drops and publishes their wills
+    finally:
+        watcher.close()
+    if wills_expected:
+        assert len(watcher.topics) >= 2 * 3 - 2, (
+            watcher.topics
+        )  # 6 abrupt drops; the broker may not see the last ones yet
+        assert set(watcher.topics) <= {"flap/will/0", "flap/will/1"}, watcher.topics
+    else:
+        assert watcher.topics == [], watcher.topics
