@@ -9,21 +9,20 @@ import websocket
 
 from tests.servers import AUTH_TOKEN_ENV
 from tests.test_servers.helpers import (
+    AGENTS,
     DEADLINE_S,
+    assert_leak_memory_grows_rss,
     close_code,
     connect,
     drop,
     recv_json,
-    rss_bytes,
     scrape,
     send_json,
+    wait_for_agents_kept,
     wait_for_metric,
 )
 
 TOKEN = "tok-chat-61c2a9"
-LEAK_KB = 512
-LEAK_SESSIONS = 100
-AGENTS = "app_agents_active"
 
 
 def _session(url: str) -> websocket.WebSocket:
@@ -72,30 +71,12 @@ def test_agent_leaks_by_fault(start_app_server, fault: str | None) -> None:
         drop(_session(server.url))
     for _ in range(2):
         _session(server.url).close()
-    wait_for_metric(server.metrics_url, "app_connections_total", lambda v: v == 5)
-    wait_for_metric(server.metrics_url, "app_connections_active", lambda v: v == 0)
-    expected = {None: 0, "leak-agents-on-drop": 3, "leak-agents": 5}[fault]
-    wait_for_metric(server.metrics_url, AGENTS, lambda v: v == expected)
-
-
-def _rss_growth_bytes(start_app_server, *args: str) -> float:
-    server = start_app_server("agent_chat", "--leak-memory-kb", str(LEAK_KB), *args)
-    for _ in range(5):  # warm-up: first sessions allocate lazily initialised state
-        _session(server.url).close()
-    before = rss_bytes(server.metrics_url)
-    for _ in range(LEAK_SESSIONS):
-        _session(server.url).close()
-    wait_for_metric(server.metrics_url, "app_connections_active", lambda v: v == 0)
-    return rss_bytes(server.metrics_url) - before
+    wait_for_agents_kept(server.metrics_url, fault)
 
 
 def test_leak_memory_grows_rss(start_app_server) -> None:
     """With leak-memory every session leaves --leak-memory-kb KiB resident; without it RSS stays flat."""
-    expected = LEAK_KB * 1024 * LEAK_SESSIONS  # 50 MiB
-    leaking = _rss_growth_bytes(start_app_server, "--fault", "leak-memory")
-    healthy = _rss_growth_bytes(start_app_server)
-    assert leaking >= 0.8 * expected, f"RSS grew {leaking / 2**20:.1f} MiB, expected ~{expected / 2**20:.0f}"
-    assert healthy <= 0.2 * expected, f"RSS grew {healthy / 2**20:.1f} MiB without a fault"
+    assert_leak_memory_grows_rss(start_app_server, "agent_chat", lambda server: _session(server.url).close())
 
 
 def test_garble_answers_messages_with_non_json(start_app_server) -> None:

@@ -11,12 +11,18 @@ import socketio
 import websocket
 
 from tests.servers import AUTH_TOKEN_ENV
-from tests.test_servers.helpers import DEADLINE_S, connect, drop, rss_bytes, scrape, wait_for_metric
+from tests.test_servers.helpers import (
+    AGENTS,
+    DEADLINE_S,
+    assert_leak_memory_grows_rss,
+    connect,
+    drop,
+    scrape,
+    wait_for_agents_kept,
+    wait_for_metric,
+)
 
 TOKEN = "tok-sio-7d30c1"
-AGENTS = "app_agents_active"
-LEAK_KB = 512
-LEAK_SESSIONS = 100
 
 
 def _raw_url(server) -> str:
@@ -115,10 +121,7 @@ def test_agent_leaks_by_fault(start_app_server, fault: str | None) -> None:
         clean = _raw_session(server, namespace)
         clean.send(goodbye)
         clean.close()
-    wait_for_metric(server.metrics_url, "app_connections_total", lambda v: v == 5)
-    wait_for_metric(server.metrics_url, "app_connections_active", lambda v: v == 0)
-    expected = {None: 0, "leak-agents-on-drop": 3, "leak-agents": 5}[fault]
-    wait_for_metric(server.metrics_url, AGENTS, lambda v: v == expected)
+    wait_for_agents_kept(server.metrics_url, fault)
 
 
 def test_server_pings_and_drops_a_silent_client(start_app_server) -> None:
@@ -137,27 +140,13 @@ def test_server_pings_and_drops_a_silent_client(start_app_server) -> None:
     ws.shutdown()
 
 
-def _rss_growth_bytes(start_app_server, *args: str) -> float:
-    server = start_app_server("socketio_server", "--leak-memory-kb", str(LEAK_KB), *args)
-
-    def session() -> None:
-        ws = _raw_session(server)
-        ws.send("41")
-        ws.close()
-
-    for _ in range(5):  # warm-up: first sessions allocate lazily initialised state
-        session()
-    before = rss_bytes(server.metrics_url)
-    for _ in range(LEAK_SESSIONS):
-        session()
-    wait_for_metric(server.metrics_url, "app_connections_active", lambda v: v == 0)
-    return rss_bytes(server.metrics_url) - before
+def _said_goodbye(server) -> None:
+    """One namespace session that ends with its DISCONNECT packet."""
+    ws = _raw_session(server)
+    ws.send("41")
+    ws.close()
 
 
 def test_leak_memory_grows_rss(start_app_server) -> None:
     """With leak-memory every namespace session leaves --leak-memory-kb KiB resident; without it RSS is flat."""
-    expected = LEAK_KB * 1024 * LEAK_SESSIONS  # 50 MiB
-    leaking = _rss_growth_bytes(start_app_server, "--fault", "leak-memory")
-    healthy = _rss_growth_bytes(start_app_server)
-    assert leaking >= 0.8 * expected, f"RSS grew {leaking / 2**20:.1f} MiB, expected ~{expected / 2**20:.0f}"
-    assert healthy <= 0.2 * expected, f"RSS grew {healthy / 2**20:.1f} MiB without a fault"
+    assert_leak_memory_grows_rss(start_app_server, "socketio_server", _said_goodbye)
