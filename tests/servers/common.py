@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
@@ -221,6 +222,21 @@ def bind(host: str, port: int) -> socket.socket:
     sock.listen(1024)
     sock.set_inheritable(True)
     return sock
+
+
+def accepted_until(listener: socket.socket, stopping: threading.Event) -> Iterator[socket.socket]:
+    """The listener's connections, as they come, until `stopping` is set or the listener is closed.
+
+    For the servers on threads: the listener has a timeout, so the loop looks at `stopping` that often.
+    """
+    while not stopping.is_set():
+        try:
+            sock, _ = listener.accept()
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+        yield sock
 
 
 def announce(sock: socket.socket) -> None:

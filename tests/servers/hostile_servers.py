@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from tests.servers.common import accepted_until
 from tests.support.ws_frames import FrameReader, accept_for_key
 from tests.support.ws_frames import frame as server_frame
 
@@ -127,13 +128,7 @@ class HostileServer:
     # --- the server threads ----------------------------------------------------------
 
     def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                sock, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
+        for sock in accepted_until(self._listener, self._stopping):
             sock.settimeout(POLL_S)
             with self._lock:
                 self.accepted += 1

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
+from tests.servers.common import accepted_until
 from tests.support.ws_frames import FrameReader, accept_for_key
 from tests.support.ws_frames import frame as server_frame
 
@@ -101,13 +102,7 @@ class RawWsServer:
     # --- the server threads ----------------------------------------------------------
 
     def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                sock, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
+        for sock in accepted_until(self._listener, self._stopping):
             record = ServedConnection(accepted_at=time.time())
             with self._lock:
                 self.connections.append(record)
