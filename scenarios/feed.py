@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scenarios.conversation import ConversationError, Step
+from scenarios.file_keys import reject_unknown_keys
 
 FEED_KEYS = ("every_ms", "steps")
 FEED_VARIABLES = ("target", "seq")  # what feed steps may use besides the built-ins
@@ -54,9 +55,7 @@ def parse_feed(
     """
     if not isinstance(data, Mapping):
         raise ConversationError("feed: must be a mapping {every_ms: ..., steps: [...]}")
-    extra = [key for key in data if key not in FEED_KEYS]
-    if extra:
-        raise ConversationError(f"feed: unknown key {extra[0]!r} (allowed: {', '.join(FEED_KEYS)})")
+    reject_unknown_keys("feed", data, FEED_KEYS)
     every_ms = data.get("every_ms")
     if isinstance(every_ms, bool) or not isinstance(every_ms, (int, float)):
         raise ConversationError("feed: every_ms must be a number of milliseconds")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scenarios.conversation import MISSING, ConversationError, Message, contains, follow_path
+from scenarios.file_keys import reject_unknown_keys
 from scenarios.protocols.mqtt import check_topic_filter, topic_matches
 
 STREAM_KEYS = ("seq", "event", "topic", "match")
@@ -105,9 +106,7 @@ def parse_stream(value: Any, protocol: str) -> StreamSpec:
     """The `stream:` of a conversation for `protocol`; ConversationError (starting `stream:`) when bad."""
     if not isinstance(value, Mapping):
         raise ConversationError("stream: must be a mapping with seq: and event:, topic: or match:")
-    unknown = [key for key in value if key not in STREAM_KEYS]
-    if unknown:
-        raise ConversationError(f"stream: unknown key {unknown[0]!r} (allowed: {', '.join(STREAM_KEYS)})")
+    reject_unknown_keys("stream", value, STREAM_KEYS)
     seq = value.get("seq")
     if not isinstance(seq, str) or not seq.strip() or any(not part for part in seq.strip().split(".")):
         raise ConversationError("stream: seq: must be a dot path into the message, such as data.seq")

@@ -19,6 +19,7 @@ PURE_MODULES = (
     "scenarios.continuity",
     "scenarios.stream",
     "scenarios.feed",
+    "scenarios.file_keys",
     "scenarios.client_frames",
     "scenarios.upgrade",
     "scenarios.protocols",
