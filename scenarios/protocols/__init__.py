@@ -41,6 +41,7 @@ from scenarios.conversation import (
     split_messages,
     substitute,
     text_expectation,
+    unknown_variables,
 )
 
 Frame = str | bytes  # a text frame or a binary frame
@@ -228,6 +229,21 @@ class WireProtocol:
                 cls.check_step(step)
             except ConversationError as error:
                 raise ConversationError(f"{conversation.source}: feed step {index}: {error}") from None
+
+
+def check_payload_setting(settings: Mapping[str, Any], key: str, what: str) -> None:
+    """The auth payload setting `key`, when the file gives it: a mapping whose ${...} are known variables.
+
+    `what` says in the error what the mapping is (`the CONNECT packet's auth payload`).
+    """
+    if key not in settings:
+        return
+    payload = settings[key]
+    if not isinstance(payload, Mapping):
+        raise ConversationError(f"{key}: must be a mapping ({what})")
+    unknown = unknown_variables(payload)
+    if unknown:
+        raise ConversationError(f"{key}: unknown variable ${{{unknown[0]}}}")
 
 
 def payload_with_token(

@@ -40,9 +40,15 @@ from scenarios.conversation import (
     compact_json,
     contains,
     make_step,
-    unknown_variables,
 )
-from scenarios.protocols import NO_FRAMES, ConnectionFraming, Frame, WireProtocol, payload_with_token
+from scenarios.protocols import (
+    NO_FRAMES,
+    ConnectionFraming,
+    Frame,
+    WireProtocol,
+    check_payload_setting,
+    payload_with_token,
+)
 from scenarios.protocols.awaiting import Awaiting
 
 SUBPROTOCOL = "graphql-transport-ws"
@@ -220,13 +226,7 @@ class GraphQLWSProtocol(WireProtocol):
     @classmethod
     def check_settings(cls, settings: Mapping[str, Any]) -> None:
         """init_payload is a mapping with known variables."""
-        if "init_payload" in settings:
-            payload = settings["init_payload"]
-            if not isinstance(payload, Mapping):
-                raise ConversationError("init_payload: must be a mapping (the connection_init payload)")
-            unknown = unknown_variables(payload)
-            if unknown:
-                raise ConversationError(f"init_payload: unknown variable ${{{unknown[0]}}}")
+        check_payload_setting(settings, "init_payload", "the connection_init payload")
 
     @classmethod
     def check_step(cls, step: Step) -> None:

@@ -58,9 +58,14 @@ from scenarios.conversation import (
     compact_json,
     contains,
     make_step,
-    unknown_variables,
 )
-from scenarios.protocols import NO_FRAMES, ConnectionFraming, WireProtocol, payload_with_token
+from scenarios.protocols import (
+    NO_FRAMES,
+    ConnectionFraming,
+    WireProtocol,
+    check_payload_setting,
+    payload_with_token,
+)
 from scenarios.protocols.awaiting import Awaiting
 
 # Engine.IO v4 packet types (the first character of every frame).
@@ -524,13 +529,7 @@ class SocketIOProtocol(WireProtocol):
             _check_namespace(settings["path"], "path")
         if "namespace" in settings:
             _check_namespace(settings["namespace"], "namespace")
-        if "auth" in settings:
-            auth = settings["auth"]
-            if not isinstance(auth, Mapping):
-                raise ConversationError("auth: must be a mapping (the CONNECT packet's auth payload)")
-            unknown = unknown_variables(auth)
-            if unknown:
-                raise ConversationError(f"auth: unknown variable ${{{unknown[0]}}}")
+        check_payload_setting(settings, "auth", "the CONNECT packet's auth payload")
 
     @classmethod
     def check_step(cls, step: Step) -> None:
