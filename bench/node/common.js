@@ -1,5 +1,5 @@
-// What the benchmark's Node.js loops share (client.js, sio_client.js): arguments, timing, the
-// throughput window and the one JSON line on stdout.
+// What the benchmark's Node.js loops share (client.js, sio_client.js, mqtt_client.js): arguments,
+// timing, the throughput window, the zero-hold loops and the one JSON line on stdout.
 
 'use strict';
 
@@ -45,6 +45,28 @@ async function throughputWindow(state, args) {
   };
 }
 
+// Throughput of `args.users` concurrent loops of `cycle(user)` (a promise) at zero hold and pause:
+// each counts its completed cycles and its errors by code until the window ends; a failed cycle is
+// followed by 10 ms, so a failing server is not hammered in a tight loop.
+async function loopsThroughput(args, cycle) {
+  const state = { completed: 0, errors: {}, stop: false };
+  for (let user = 0; user < args.users; user++) {
+    (async () => {
+      while (!state.stop) {
+        try {
+          await cycle(user);
+          state.completed += 1;
+        } catch (error) {
+          const key = error.code || error.message || 'error';
+          state.errors[key] = (state.errors[key] || 0) + 1;
+          await sleep(10);
+        }
+      }
+    })();
+  }
+  return throughputWindow(state, args);
+}
+
 // Parse the arguments, run `modes[args.mode]`, print its result as one JSON line and exit;
 // a hard stop after HARD_LIMIT_S whatever happens.
 function runMain(client, modes, defaults, prepare = (args) => args) {
@@ -62,4 +84,4 @@ function runMain(client, modes, defaults, prepare = (args) => args) {
   });
 }
 
-module.exports = { WARMUP_S, sleep, cpuSeconds, throughputWindow, runMain };
+module.exports = { WARMUP_S, sleep, cpuSeconds, throughputWindow, loopsThroughput, runMain };

@@ -11,7 +11,7 @@
 'use strict';
 
 const mqtt = require('mqtt');
-const { sleep, throughputWindow, runMain } = require('./common');
+const { loopsThroughput, runMain } = require('./common');
 
 const PAYLOAD = 'flap bench'; // what bench/conversations/mqtt-cycle.yaml publishes
 const TIMEOUT_MS = 5000; // every wait of a cycle is bounded
@@ -50,27 +50,8 @@ async function cycle(url, user) {
   }
 }
 
-function runLoops(args) {
-  const state = { completed: 0, errors: {}, stop: false };
-  for (let user = 0; user < args.users; user++) {
-    (async () => {
-      while (!state.stop) {
-        try {
-          await cycle(args.url, user);
-          state.completed += 1;
-        } catch (error) {
-          const key = error.code || error.message || 'error';
-          state.errors[key] = (state.errors[key] || 0) + 1;
-          await sleep(10); // a failing server is not hammered in a tight loop
-        }
-      }
-    })();
-  }
-  return state;
-}
-
 async function throughput(args) {
-  return throughputWindow(runLoops(args), args);
+  return loopsThroughput(args, (user) => cycle(args.url, user));
 }
 
 runMain('node-mqtt', { throughput }, {});

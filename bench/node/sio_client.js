@@ -10,7 +10,7 @@
 'use strict';
 
 const { io } = require('socket.io-client');
-const { sleep, throughputWindow, runMain } = require('./common');
+const { loopsThroughput, runMain } = require('./common');
 
 const PAYLOAD = { text: 'flap bench' }; // what bench/conversations/socketio-ack.yaml emits
 const TIMEOUT_MS = 5000; // every wait of a cycle is bounded
@@ -42,27 +42,8 @@ async function cycle(url) {
   }
 }
 
-function runLoops(args) {
-  const state = { completed: 0, errors: {}, stop: false };
-  for (let user = 0; user < args.users; user++) {
-    (async () => {
-      while (!state.stop) {
-        try {
-          await cycle(args.url);
-          state.completed += 1;
-        } catch (error) {
-          const key = error.code || error.message || 'error';
-          state.errors[key] = (state.errors[key] || 0) + 1;
-          await sleep(10); // a failing server is not hammered in a tight loop
-        }
-      }
-    })();
-  }
-  return state;
-}
-
 async function throughput(args) {
-  return throughputWindow(runLoops(args), args);
+  return loopsThroughput(args, () => cycle(args.url));
 }
 
 // The client takes the server's HTTP origin.
