@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 import psutil
 
 from monitors.sample import ResourceSample, SamplerError
-from monitors.tcp_sockets import listening_pids, tcp_states_on_port
+from monitors.tcp_sockets import ONLY_LISTEN, WITHOUT_TIME_WAIT, listening_pids, tcp_states_on_port
 
 
 class ProcessTreeSampler:
@@ -144,7 +144,7 @@ class ProcessTreeSampler:
         tcp_states = None
         if self.port is not None:
             try:
-                tcp_states = tcp_states_on_port(self.port)
+                tcp_states = tcp_states_on_port(self.port, WITHOUT_TIME_WAIT)
             except OSError as exc:
                 raise SamplerError(f"port {self.port}: cannot read TCP sockets: {exc.strerror or exc}") from None
         return ResourceSample(
@@ -310,7 +310,7 @@ def _parent_pid(pid: int) -> int | None:
 
 def _someone_listens(port: int) -> bool:
     try:
-        return tcp_states_on_port(port).get("LISTEN", 0) > 0
+        return tcp_states_on_port(port, ONLY_LISTEN).get("LISTEN", 0) > 0
     except OSError:
         return False
 

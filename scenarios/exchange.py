@@ -46,7 +46,7 @@ from scenarios.conversation import (
 )
 from scenarios.protocols import ConnectionFraming, describe_close_code
 from scenarios.stream import NOT_STREAM, UNREADABLE
-from scenarios.ws_session import Deadline, WebSocketSession, WsFailure
+from scenarios.ws_session import WebSocketSession, WsFailure
 
 logger = logging.getLogger("flapping_pack")
 NO_MESSAGES: tuple[Message, ...] = ()
@@ -239,7 +239,7 @@ class Talk:
             if expectation is None:
                 return None
             timeout_s = step.timeout_ms / 1000.0 if step.timeout_ms is not None else self.timeout_s
-            with Deadline(timeout_s, expectation.timeout_reason):
+            with self.session.deadline(timeout_s, expectation.timeout_reason):
                 message = self._wait_for(expectation, time.perf_counter() + timeout_s)
             if step.captures:
                 found = capture_values(step.captures, message)
@@ -397,7 +397,7 @@ class Talk:
                         return
                 elif not session.readable(remaining):
                     return
-                with Deadline(self.timeout_s, f"{self.part} timed out"):
+                with self.session.deadline(self.timeout_s, f"{self.part} timed out"):
                     self._read_idle()
         except WsFailure as failure:
             raise self.fail(self.part, failure) from None

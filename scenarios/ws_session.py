@@ -117,7 +117,7 @@ class WebSocketSession:
     """One connection's life; the caller times each call and fires Locust events."""
 
     # Slotted: one session per open connection, and a per-instance dict is memory per connection.
-    __slots__ = ("_url", "_headers", "timeout_s", "source_address", "subprotocols", "ca_file", "_ws")
+    __slots__ = ("_url", "_headers", "timeout_s", "source_address", "subprotocols", "ca_file", "_ws", "_timer")
 
     def __init__(
         self,
@@ -140,6 +140,7 @@ class WebSocketSession:
         self.subprotocols = subprotocols  # offered in the handshake; the server must pick one of them
         self.ca_file = ca_file  # wss://: a CA bundle to trust besides the system's; "" for none
         self._ws: AdoptedWebSocket | None = None  # the open connection, if any
+        self._timer: gevent.Timeout | None = None  # the deadlines' timer at `timeout_s`, made at the first wait
 
     @property
     def is_open(self) -> bool:
@@ -195,6 +196,20 @@ class WebSocketSession:
             self.abort()
         return message
 
+    def deadline(self, timeout_s: float, message: str | Callable[[], str]) -> Deadline:
+        """A Deadline for one wait on this connection (see `Deadline`).
+
+        The connection's waits at its own timeout share one timer, started and stopped per
+        wait: a flapping cycle waits several times, and a timer costs more to make than to
+        restart. Another timeout, or a wait inside a wait, gets a timer of its own.
+        """
+        timer = self._timer
+        if timeout_s != self.timeout_s or (timer is not None and timer.pending):
+            return Deadline(timeout_s, message)
+        if timer is None:
+            timer = self._timer = gevent.Timeout(timeout_s)
+        return Deadline(timeout_s, message, timer)
+
     def readable(self, timeout_s: float) -> bool:
         """Wait up to `timeout_s` for bytes to read (a message may be starting); False when none came."""
         ws = self._require_open("hold")
@@ -217,7 +232,7 @@ class WebSocketSession:
         ws = self._require_open("close")
         self._ws = None
         try:
-            with Deadline(self.timeout_s, "close timed out"):  # also a server that streams and never closes
+            with self.deadline(self.timeout_s, "close timed out"):  # also a server that streams and never closes
                 frames = [
                     masked_frame(OPCODE_TEXT, frame.encode())
                     if isinstance(frame, str)
@@ -292,16 +307,20 @@ class Deadline:
     """Bound a whole operation, not only each read: `with Deadline(...)` raises WsFailure(message) when the time is up.
 
     `message` may be a function, asked only when the time is up (an expect says what came).
+    `timer` is a gevent timeout at `timeout_s` to reuse (stopped, not closed, at the end), not
+    running now; without one the Deadline makes its own.
 
     A gevent timeout (Locust runs on gevent): it fires in whichever read the operation waits,
     even inside `websocket-client`'s frame reader. The session's reads of frames wait
     without the socket's own timeout (`_recv_message`): every one runs under a Deadline.
     """
 
-    __slots__ = ("_timer", "_message")
+    __slots__ = ("_timer", "_message", "_reused")
 
-    def __init__(self, timeout_s: float, message: str | Callable[[], str]) -> None:
-        self._timer = gevent.Timeout(timeout_s)  # raised in the waiting greenlet when the time is up
+    def __init__(self, timeout_s: float, message: str | Callable[[], str], timer: gevent.Timeout | None = None) -> None:
+        self._reused = timer is not None  # stopped for the next wait at the end, rather than closed
+        # Raised in the waiting greenlet when the time is up.
+        self._timer = timer if timer is not None else gevent.Timeout(timeout_s)
         self._message = message  # the failure's text, or a function that makes it
 
     def __enter__(self) -> None:
@@ -309,7 +328,10 @@ class Deadline:
 
     def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
         timer = self._timer
-        timer.close()
+        if self._reused:
+            timer.cancel()
+        else:
+            timer.close()
         if error is timer:
             message = self._message
             raise WsFailure(message if isinstance(message, str) else message()) from None

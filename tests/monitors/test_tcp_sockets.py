@@ -14,7 +14,9 @@ import psutil
 import pytest
 
 from monitors.tcp_sockets import (
+    ONLY_LISTEN,
     TCP_STATE_NAMES,
+    WITHOUT_TIME_WAIT,
     diag_request,
     listening_pids,
     reply_states,
@@ -155,6 +157,15 @@ def test_netlink_and_proc_agree_on_many_sockets_in_mixed_states(server: Server) 
     assert tcp_states_on_port_netlink(server.port) == expected
 
 
+@pytest.mark.parametrize("states_on_port", IMPLEMENTATIONS)
+def test_a_mask_of_states_leaves_the_others_out(server: Server, states_on_port) -> None:
+    """The monitor's mask counts every state but TIME_WAIT; a LISTEN-only mask counts the listener alone."""
+    expected = mix_states(server, time_wait=20, close_wait=3, established=5)
+    without_time_wait = {state: n for state, n in expected.items() if state != "TIME_WAIT"}
+    assert states_on_port(server.port, WITHOUT_TIME_WAIT) == without_time_wait
+    assert states_on_port(server.port, ONLY_LISTEN) == {"LISTEN": 1}
+
+
 def test_port_with_no_sockets_is_empty() -> None:
     """A port nobody uses has no states at all."""
     probe = socket.socket()
@@ -173,7 +184,7 @@ def test_listening_pids_finds_this_process(server: Server) -> None:
 def test_falls_back_to_proc_when_netlink_is_refused(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     """A sandbox that refuses netlink still gets states, from /proc."""
 
-    def refused(port: int) -> dict[str, int]:
+    def refused(port: int, states: int) -> dict[str, int]:
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr("monitors.tcp_sockets.tcp_states_on_port_netlink", refused)

@@ -10,7 +10,7 @@ import gevent
 import pytest
 
 from scenarios.handshake import AdoptedWebSocket, adopt
-from scenarios.ws_session import Deadline, WsFailure, _recv_message
+from scenarios.ws_session import Deadline, WebSocketSession, WsFailure, _recv_message
 from tests.support.ws_frames import frame
 
 SOCKET_TIMEOUT_S = 0.05
@@ -74,3 +74,30 @@ def test_a_ping_longer_than_a_control_frame_may_be_is_a_protocol_error(adopted) 
     far.sendall(frame(0x9, b"x" * 126))
     with pytest.raises(WsFailure, match="^protocol error during hold$"), Deadline(DEADLINE_S, "expect timed out"):
         _recv_message(ws, "hold")
+
+
+def test_a_connections_deadlines_share_one_timer_and_each_still_fires() -> None:
+    """Waits at the session's timeout share a timer: each one that runs out fails, one ended in time never fires."""
+    session = WebSocketSession("ws://127.0.0.1:9/", timeout_s=DEADLINE_S / 3)
+    for _ in range(2):
+        with (
+            pytest.raises(WsFailure, match="^expect timed out$"),
+            session.deadline(session.timeout_s, "expect timed out"),
+        ):
+            gevent.sleep(DEADLINE_S)
+    with session.deadline(session.timeout_s, "expect timed out"):
+        pass
+    gevent.sleep(DEADLINE_S / 2)  # past the timeout: the stopped timer raises nothing
+
+
+def test_a_wait_inside_a_wait_or_at_another_timeout_gets_a_timer_of_its_own() -> None:
+    """A shorter inner deadline fails alone; an inner one at the same timeout ends without stopping the outer one."""
+    session = WebSocketSession("ws://127.0.0.1:9/", timeout_s=DEADLINE_S)
+    started = time.perf_counter()
+    with pytest.raises(WsFailure, match="^outer$"), session.deadline(session.timeout_s, "outer"):
+        with pytest.raises(WsFailure, match="^inner$"), session.deadline(session.timeout_s / 3, "inner"):
+            gevent.sleep(DEADLINE_S * 2)
+        with session.deadline(session.timeout_s, "nested"):  # the outer one's timer runs: not this one's
+            gevent.sleep(DEADLINE_S / 10)
+        gevent.sleep(DEADLINE_S * 2)
+    assert time.perf_counter() - started >= DEADLINE_S

@@ -7,6 +7,7 @@ import { createServer } from 'node:http'
 import { Aedes } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 
+const wholePackets = process.argv.includes('--whole-packets')
 const user = process.env.MQTT_BROKER_USER
 const password = process.env.MQTT_BROKER_PASSWORD
 const aedes = await Aedes.createBroker()
@@ -44,7 +45,13 @@ const wss = new WebSocketServer({
   handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : false)
 })
 wss.on('connection', (websocket, request) => {
-  aedes.handle(createWebSocketStream(websocket), request)
+  const stream = createWebSocketStream(websocket)
+  if (wholePackets) {
+    // aedes writes a packet in pieces inside one cork (mqtt-packet); each piece would be a frame of
+    // its own. With _writev the corked pieces go out together: one frame per packet or per burst.
+    stream._writev = (chunks, callback) => stream._write(Buffer.concat(chunks.map((c) => c.chunk)), null, callback)
+  }
+  aedes.handle(stream, request)
 })
 httpServer.listen(0, '127.0.0.1', () => {
   process.stdout.write(`app-server ready port=${httpServer.address().port} pid=${process.pid}\n`)
