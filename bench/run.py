@@ -26,7 +26,11 @@ Each generator runs in a process of its own pinned to core 0, the echo server on
    and its delivery + DISCONNECT) by the pack's user in Locust (`bench/conversations/mqtt-cycle.yaml`)
    against an aedes broker (`tests/servers/mqtt_broker`, Node.js) on the server core; the
    same figures as part 6, beside the Node.js `mqtt` (MQTT.js) loop (`bench/node/mqtt_client.js`) and
-   paho-mqtt in gevent (the client under Locust's `MqttUser`).
+   paho-mqtt in gevent (the client under Locust's `MqttUser`). The broker runs with
+   `--whole-packets`: aedes writes each packet in pieces (a fixed header, a length, a topic, a
+   payload), and the `ws` stream would send each piece as a frame of its own, about 13 frames
+   a cycle; brokers built for WebSocket (mosquitto, EMQX, HiveMQ) send one frame per packet, as
+   the broker then does. Every client reads the same frames.
 
 Prints a table and writes `bench/results/latest.json`. The server is `bench/echo_server.py`
 (the bundled refserver saturates first; part 0 shows by how much); for part 6 it is the
@@ -134,7 +138,7 @@ class Server:
         elif kind == "fast-socketio":
             command = [PYTHON, "-m", "bench.echo_server", "--port", "0", "--protocol", "socketio"]
         elif kind == "aedes":
-            command = ["node", str(AEDES_BROKER)]
+            command = ["node", str(AEDES_BROKER), "--whole-packets"]
         elif kind == "refserver-socketio":  # warnings only: a log line per connection would be server CPU
             command = [PYTHON, "-m", "refserver", "--host", "127.0.0.1", "--port", "0", "--protocol", "socketio"]
             command += ["--log-level", "WARNING"]
@@ -708,7 +712,7 @@ def main() -> None:
             results["mqtt_skipped"] = why_not
         else:
             mqtt_server = Server("aedes")
-            results["mqtt_server"] = "aedes (tests/servers/mqtt_broker, Node.js, one process)"
+            results["mqtt_server"] = "aedes (tests/servers/mqtt_broker --whole-packets, Node.js, one process)"
             try:
                 mqtt_clients = ["pack"] + ([] if skip_node else ["node-mqtt"]) + ["paho"]
                 results["mqtt"] = part_socketio(

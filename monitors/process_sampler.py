@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from collections.abc import Callable, Iterable
 
 import psutil
 
+from monitors.cpu_budget import CpuBudget
 from monitors.sample import ResourceSample, SamplerError
 from monitors.tcp_sockets import ONLY_LISTEN, WITHOUT_TIME_WAIT, listening_pids, tcp_states_on_port
+
+# The most of a core the TCP-state queries may take. The kernel walks every TCP socket of the
+# machine for each one: a few milliseconds at 10,000 sockets, tens at the 100,000 a fast
+# flapping run leaves in TIME_WAIT. Past that share, samples skip the query (their TCP states
+# are unknown) until it is due again.
+SOCKET_QUERY_CPU_SHARE = 0.02
 
 
 class ProcessTreeSampler:
@@ -28,6 +36,7 @@ class ProcessTreeSampler:
         # time, so a reused pid gets a fresh object.
         self._procs: dict[int, psutil.Process] = {pid: self._root}
         self.listeners = 0  # how many processes listened on the port when it was found by port (0: found by pid)
+        self._socket_queries = CpuBudget(SOCKET_QUERY_CPU_SHARE)  # paces the TCP-state queries
 
     @classmethod
     def for_pid(cls, pid: int, port: int | None = None) -> ProcessTreeSampler:
@@ -142,11 +151,13 @@ class ProcessTreeSampler:
                 ) from None
 
         tcp_states = None
-        if self.port is not None:
+        if self.port is not None and self._socket_queries.due(now_s):
+            started_cpu_s = time.thread_time()
             try:
                 tcp_states = tcp_states_on_port(self.port, WITHOUT_TIME_WAIT)
             except OSError as exc:
                 raise SamplerError(f"port {self.port}: cannot read TCP sockets: {exc.strerror or exc}") from None
+            self._socket_queries.spent(now_s, time.thread_time() - started_cpu_s)
         return ResourceSample(
             t_s=now_s,
             pid=self.pid,

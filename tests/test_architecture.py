@@ -35,6 +35,7 @@ PURE_MODULES = (
     "monitors.timeline",
     "monitors.leak",
     "monitors.rounds",
+    "monitors.cpu_budget",
     "monitors.checks",
     "monitors.verdict_report",
     "pack.settings",
