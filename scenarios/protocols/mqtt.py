@@ -269,24 +269,35 @@ def _check_level(level: int) -> None:
 
 def check_topic_name(topic: str) -> None:
     """ValueError unless `topic` can be published to: not empty, no wildcards (4.7.3)."""
+    _topic_name_bytes(topic)
+
+
+def _topic_name_bytes(topic: str) -> bytes:
+    """The topic name as the packet carries it (1.5.3); ValueError as `check_topic_name` says."""
     if not topic:
         raise ValueError("topic name is empty")
     if "+" in topic or "#" in topic:
         raise ValueError("topic name contains a wildcard (+ or #)")
-    _utf8(topic, "topic name")
+    return _utf8(topic, "topic name")
 
 
 def check_topic_filter(topic_filter: str) -> None:
     """ValueError unless `topic_filter` is valid (4.7.1): `+` fills a whole level, `#` is last and alone."""
+    _topic_filter_bytes(topic_filter)
+
+
+def _topic_filter_bytes(topic_filter: str) -> bytes:
+    """The topic filter as the packet carries it (1.5.3); ValueError as `check_topic_filter` says."""
     if not topic_filter:
         raise ValueError("topic filter is empty")
-    levels = topic_filter.split("/")
-    for index, level in enumerate(levels):
-        if "#" in level and (level != "#" or index != len(levels) - 1):
-            raise ValueError("topic filter: # must be the last level, alone")
-        if "+" in level and level != "+":
-            raise ValueError("topic filter: + must fill a whole level")
-    _utf8(topic_filter, "topic filter")
+    if "+" in topic_filter or "#" in topic_filter:
+        levels = topic_filter.split("/")
+        for index, level in enumerate(levels):
+            if "#" in level and (level != "#" or index != len(levels) - 1):
+                raise ValueError("topic filter: # must be the last level, alone")
+            if "+" in level and level != "+":
+                raise ValueError("topic filter: + must fill a whole level")
+    return _utf8(topic_filter, "topic filter")
 
 
 def topic_matches(topic_filter: str, topic: str) -> bool:
@@ -295,6 +306,8 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
     `+` matches one level (an empty one too), `#` the parent level and every level below;
     topics starting with `$` are not matched by a filter starting with a wildcard (4.7.2).
     """
+    if "+" not in topic_filter and "#" not in topic_filter:
+        return topic_filter == topic
     if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
         return False
     filter_levels = topic_filter.split("/")
@@ -395,9 +408,8 @@ class Subscribe:
         if level == MQTT_5:
             body += encode_varint(0)  # no properties
         for topic_filter, qos in self.filters:
-            check_topic_filter(topic_filter)
             _check_qos(qos, "subscription qos")
-            body += _utf8(topic_filter, "topic filter") + bytes((qos,))
+            body += _topic_filter_bytes(topic_filter) + bytes((qos,))
         return _packet((SUBSCRIBE << 4) | 0x02, bytes(body))
 
 
@@ -417,11 +429,11 @@ class Publish:
         """The PUBLISH packet's bytes; a client here publishes QoS 0 or 1."""
         _check_level(level)
         _check_qos(self.qos, "publish qos", highest=1)
-        check_topic_name(self.topic)
+        topic = _topic_name_bytes(self.topic)
         if self.qos == 0 and (self.packet_id is not None or self.dup):
             raise ValueError("a QoS 0 PUBLISH has no packet identifier and no DUP flag")
         first = (PUBLISH << 4) | (0x08 if self.dup else 0) | (self.qos << 1) | (0x01 if self.retain else 0)
-        body = bytearray(_utf8(self.topic, "topic name"))
+        body = bytearray(topic)
         if self.qos:
             if self.packet_id is None:
                 raise ValueError("a QoS 1 PUBLISH needs a packet identifier")
@@ -533,6 +545,8 @@ class Suback:
     @property
     def failures(self) -> tuple[str, ...]:
         """The names of the failed filters' codes, in order (empty when all were granted)."""
+        if max(self.return_codes, default=0) <= 2:  # every filter granted a QoS
+            return ()
         names = (suback_failure(code, self.level) for code in self.return_codes)
         return tuple(name for name in names if name is not None)
 
