@@ -6,10 +6,12 @@ from __future__ import annotations
 # anything imports ssl or socket (some tests import the Locust glue).
 import locust as _locust_first  # noqa: F401  isort: skip
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import pytest
 
+from refserver.auth import AUTH_TOKEN_ENV
 from refserver.launch import RunningRefServer, start_refserver
 from tests.servers import RunningAppServer
 from tests.servers import start_app_server as launch_app_server
@@ -17,14 +19,15 @@ from tests.support.installed_pack import InstalledPack, install_clean_clone
 from tests.support.locust_process import LocustRun, run_locust
 from tests.support.shards import DurationRecorder, ShardPlugin, parse_shard
 
+Server = TypeVar("Server", RunningRefServer, RunningAppServer)  # what the fixtures start: it has stop()
 
-@pytest.fixture
-def start_server() -> Iterator:
-    """Start reference servers with `start_server(*args)`; all are stopped at teardown."""
-    servers: list[RunningRefServer] = []
 
-    def start(*args: str, env: dict[str, str | None] | None = None) -> RunningRefServer:
-        server = start_refserver(list(args), env={"REFSERVER_AUTH_TOKEN": None, **(env or {})})
+def _each_stopped_at_teardown(launch: Callable[..., Server]) -> Iterator[Callable[..., Server]]:
+    """A fixture's body: it gives `launch`, and every server that starts is stopped at teardown."""
+    servers: list[Server] = []
+
+    def start(*args: Any, **kwargs: Any) -> Server:
+        server = launch(*args, **kwargs)
         servers.append(server)
         return server
 
@@ -33,19 +36,21 @@ def start_server() -> Iterator:
         server.stop()
 
 
+def _refserver(*args: str, env: Mapping[str, str | None] | None = None) -> RunningRefServer:
+    # A token in the developer's environment must not switch auth on by surprise.
+    return start_refserver(list(args), env={AUTH_TOKEN_ENV: None, **(env or {})})
+
+
 @pytest.fixture
-def start_app_server() -> Iterator:
+def start_server() -> Iterator[Callable[..., RunningRefServer]]:
+    """Start reference servers with `start_server(*args, env=...)`; all are stopped at teardown."""
+    yield from _each_stopped_at_teardown(_refserver)
+
+
+@pytest.fixture
+def start_app_server() -> Iterator[Callable[..., RunningAppServer]]:
     """Start test servers (tests/servers/) with `start_app_server(name, *args, env=...)`; all stop at teardown."""
-    servers: list[RunningAppServer] = []
-
-    def start(name: str, *args: str, env: dict[str, str | None] | None = None) -> RunningAppServer:
-        server = launch_app_server(name, *args, env=env)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    yield from _each_stopped_at_teardown(launch_app_server)
 
 
 @pytest.fixture
