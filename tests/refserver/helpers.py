@@ -46,3 +46,24 @@ def wait_for_metric(
         if time.monotonic() > deadline:
             raise AssertionError(f"{name} is {value} after {timeout_s} s")
         time.sleep(0.02)
+
+
+def rss_growth_bytes(metrics_url: str, session: Callable[[], None], sessions: int, idle_metric: str) -> float:
+    """How much the server's RSS grows over `sessions` calls of `session`, read once `idle_metric` is back to 0.
+
+    Five warm-up sessions come first: the first ones allocate lazily initialised state.
+    """
+    for _ in range(5):
+        session()
+    before = scrape(metrics_url)["process_resident_memory_bytes"]
+    for _ in range(sessions):
+        session()
+    wait_for_metric(metrics_url, idle_metric, lambda v: v == 0)
+    return scrape(metrics_url)["process_resident_memory_bytes"] - before
+
+
+def assert_only_the_leak_grew_rss(leaking_bytes: float, healthy_bytes: float, expected_bytes: float) -> None:
+    """The leaking server's RSS grew by at least 80 % of `expected_bytes`, the healthy one's by at most 20 %."""
+    leaking, healthy, expected = leaking_bytes / 2**20, healthy_bytes / 2**20, expected_bytes / 2**20
+    assert leaking >= 0.8 * expected, f"RSS grew {leaking:.1f} MiB, expected ~{expected:.0f}"
+    assert healthy <= 0.2 * expected, f"RSS grew {healthy:.1f} MiB without a fault"

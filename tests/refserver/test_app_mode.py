@@ -9,7 +9,14 @@ import pytest
 import websocket
 
 from refserver.auth import AUTH_TOKEN_ENV
-from tests.refserver.helpers import StartServer, connect, scrape, wait_for_metric
+from tests.refserver.helpers import (
+    StartServer,
+    assert_only_the_leak_grew_rss,
+    connect,
+    rss_growth_bytes,
+    scrape,
+    wait_for_metric,
+)
 
 TOKEN = "tok-appmode-93b1f0"
 LEAK_KB = 512
@@ -109,19 +116,13 @@ def test_dropped_unauthenticated_connection_leaks_no_agent(start_server: StartSe
 
 def _rss_growth_bytes(start_server: StartServer, *args: str) -> float:
     server = start_server("--protocol", "app", *args)
-    for _ in range(5):  # warm-up: first connections allocate lazily initialised state
-        _open_session(server.url).close()
-    before = scrape(server.metrics_url)["process_resident_memory_bytes"]
-    for _ in range(LEAK_CONNECTIONS):
-        _open_session(server.url).close()
-    wait_for_metric(server.metrics_url, "refserver_active_agents", lambda v: v == 0)
-    return scrape(server.metrics_url)["process_resident_memory_bytes"] - before
+    return rss_growth_bytes(
+        server.metrics_url, lambda: _open_session(server.url).close(), LEAK_CONNECTIONS, "refserver_active_agents"
+    )
 
 
 def test_leak_memory_kb_grows_rss_in_app_mode(start_server: StartServer) -> None:
     """In app mode --leak-memory-kb N still grows RSS by about N KiB per connection; without it RSS stays flat."""
-    expected = LEAK_KB * 1024 * LEAK_CONNECTIONS  # 50 MiB
     leaking = _rss_growth_bytes(start_server, "--leak-memory-kb", str(LEAK_KB))
     healthy = _rss_growth_bytes(start_server)
-    assert leaking >= 0.8 * expected, f"RSS grew {leaking / 2**20:.1f} MiB, expected ~{expected / 2**20:.0f}"
-    assert healthy <= 0.2 * expected, f"RSS grew {healthy / 2**20:.1f} MiB without a fault"
+    assert_only_the_leak_grew_rss(leaking, healthy, LEAK_KB * 1024 * LEAK_CONNECTIONS)  # 50 MiB

@@ -8,7 +8,13 @@ from collections.abc import Callable
 
 import websocket
 
-from tests.refserver.helpers import DEADLINE_S, scrape, wait_for_metric
+from tests.refserver.helpers import (
+    DEADLINE_S,
+    assert_only_the_leak_grew_rss,
+    rss_growth_bytes,
+    scrape,
+    wait_for_metric,
+)
 from tests.servers import RunningAppServer
 
 __all__ = [
@@ -20,7 +26,6 @@ __all__ = [
     "connect",
     "drop",
     "recv_json",
-    "rss_bytes",
     "scrape",
     "send_json",
     "wait_for_metric",
@@ -60,11 +65,6 @@ def drop(ws: websocket.WebSocket) -> None:
     ws.sock.close()
 
 
-def rss_bytes(metrics_url: str) -> float:
-    """The server's resident memory, from its /metrics."""
-    return scrape(metrics_url)["process_resident_memory_bytes"]
-
-
 def wait_for_agents_kept(metrics_url: str, fault: str | None) -> None:
     """After 3 dropped and 2 cleanly closed sessions: leak-agents-on-drop keeps 3 agents, leak-agents 5, healthy 0."""
     wait_for_metric(metrics_url, "app_connections_total", lambda v: v == 5)
@@ -73,29 +73,15 @@ def wait_for_agents_kept(metrics_url: str, fault: str | None) -> None:
     wait_for_metric(metrics_url, AGENTS, lambda v: v == expected)
 
 
-def _rss_growth_bytes(
-    start_app_server: Callable[..., RunningAppServer],
-    name: str,
-    session: Callable[[RunningAppServer], None],
-    *args: str,
-) -> float:
-    """How much the server's RSS grows over LEAK_SESSIONS sessions, each opened and closed by `session`."""
-    server = start_app_server(name, "--leak-memory-kb", str(LEAK_KB), *args)
-    for _ in range(5):  # warm-up: first sessions allocate lazily initialised state
-        session(server)
-    before = rss_bytes(server.metrics_url)
-    for _ in range(LEAK_SESSIONS):
-        session(server)
-    wait_for_metric(server.metrics_url, "app_connections_active", lambda v: v == 0)
-    return rss_bytes(server.metrics_url) - before
-
-
 def assert_leak_memory_grows_rss(
     start_app_server: Callable[..., RunningAppServer], name: str, session: Callable[[RunningAppServer], None]
 ) -> None:
     """With --fault leak-memory each session leaves --leak-memory-kb KiB resident; without it RSS stays flat."""
-    expected = LEAK_KB * 1024 * LEAK_SESSIONS  # 50 MiB
-    leaking = _rss_growth_bytes(start_app_server, name, session, "--fault", "leak-memory")
-    healthy = _rss_growth_bytes(start_app_server, name, session)
-    assert leaking >= 0.8 * expected, f"RSS grew {leaking / 2**20:.1f} MiB, expected ~{expected / 2**20:.0f}"
-    assert healthy <= 0.2 * expected, f"RSS grew {healthy / 2**20:.1f} MiB without a fault"
+
+    def growth(*fault: str) -> float:
+        server = start_app_server(name, "--leak-memory-kb", str(LEAK_KB), *fault)
+        return rss_growth_bytes(server.metrics_url, lambda: session(server), LEAK_SESSIONS, "app_connections_active")
+
+    leaking = growth("--fault", "leak-memory")
+    healthy = growth()
+    assert_only_the_leak_grew_rss(leaking, healthy, LEAK_KB * 1024 * LEAK_SESSIONS)  # 50 MiB
