@@ -600,6 +600,11 @@ def config_from_options(options: Any) -> PackConfig:
     if values["flap_storm"] and values["flap_connected_ms"] + values["flap_disconnected_ms"] <= 0:
         raise OptionError("--flap-storm: needs --flap-connected-ms or --flap-disconnected-ms above 0")
     conversation = _conversation(values, shipped.get("ws_conversation"))
+    if conversation.feed is not None and (getattr(options, "master", False) or getattr(options, "worker", False)):
+        try:
+            conversation.feed.check_across_workers()
+        except ConversationError as error:
+            raise OptionError(f"--ws-conversation: {values['ws_conversation']}: {error}") from None
     if values["ws_auth_in"] == "payload" and conversation.protocol == "raw":
         raise OptionError(
             "--ws-auth-in: payload needs --ws-protocol socketio, graphql-ws or mqtt (raw: use ${token} in a step)"

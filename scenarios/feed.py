@@ -12,11 +12,14 @@ round is due (an injected clock). The feeder's connection and its rows are
           qos: 1
 
 `${target}` is the user's number (its `${user}`), `${seq}` a counter per target from 1.
+Each Locust worker numbers its users from 0 and runs a feeder of its own, so with workers a step
+that names `${target}` names `${worker}` too (`flap/${worker}-${target}`), or every worker's
+feeder would feed every worker's user of that number (`FeedSpec.check_across_workers`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +38,24 @@ class FeedSpec:
 
     every_ms: float  # the period of the rounds
     steps: tuple[Step, ...]  # run with ${target} and ${seq} set
+    target_without_worker: tuple[int, ...] = ()  # the steps (from 1) naming ${target} but not ${worker}
 
     @property
     def every_s(self) -> float:
         """The period, in seconds."""
         return self.every_ms / 1000.0
+
+    def check_across_workers(self) -> None:
+        """ConversationError when the run has Locust workers and a step names `${target}` without `${worker}`.
+
+        Each worker numbers its users from 0: such a step is the same for the same number on every
+        worker, so each worker's feeder would feed the other workers' users too (or their topics collide).
+        """
+        if self.target_without_worker:
+            raise ConversationError(
+                f"feed step {self.target_without_worker[0]}: names ${{target}} without ${{worker}}, but with "
+                "Locust workers each worker numbers its users from 0 (name both, as in flap/${worker}-${target})"
+            )
 
 
 def parse_feed(
@@ -72,7 +88,25 @@ def parse_feed(
             if action is not None:
                 item = {**item, "name": action}
         steps.append(parse_step(item, "feed", index, actions, names))
-    return FeedSpec(float(every_ms), tuple(steps))
+    without_worker = tuple(
+        index
+        for index, item in enumerate(items, 1)
+        if any("${target}" in text for text in _texts(item)) and not any("${worker}" in text for text in _texts(item))
+    )
+    return FeedSpec(float(every_ms), tuple(steps), without_worker)
+
+
+def _texts(data: Any) -> Iterator[str]:
+    """Every string in a step as the file wrote it (keys and values, nested)."""
+    if isinstance(data, str):
+        yield data
+    elif isinstance(data, Mapping):
+        for key, value in data.items():
+            yield from _texts(key)
+            yield from _texts(value)
+    elif isinstance(data, list):
+        for value in data:
+            yield from _texts(value)
 
 
 class FeedTargets:

@@ -102,3 +102,27 @@ def test_rounds_are_due_every_period_and_a_late_one_does_not_bunch_up_the_next()
     clock.now += 1.0  # a stall
     schedule.taken()
     assert schedule.wait_s() == pytest.approx(0.05)
+
+
+def test_a_feed_naming_target_without_worker_is_refused_across_workers() -> None:
+    """`flap/${target}` alone would feed every worker's user of that number: refused in one line across workers."""
+    feed = load_conversation_text(MQTT_FEED, "f.yaml").feed
+    assert feed is not None and feed.target_without_worker == (1,)
+    with pytest.raises(ConversationError) as raised:
+        feed.check_across_workers()
+    assert str(raised.value) == (
+        "feed step 1: names ${target} without ${worker}, but with Locust workers each worker numbers "
+        "its users from 0 (name both, as in flap/${worker}-${target})"
+    )
+
+
+def test_a_feed_naming_target_and_worker_is_fine_across_workers() -> None:
+    """`flap/${worker}-${target}` (as examples/mqtt-stream.yaml) names each user of a distributed run once."""
+    text = MQTT_FEED.replace("flap/${user}", "flap/${worker}-${user}").replace(
+        "flap/${target}", "flap/${worker}-${target}"
+    )
+    feed = load_conversation_text(text, "f.yaml").feed
+    assert feed is not None and feed.target_without_worker == ()
+    feed.check_across_workers()
+    (step,) = feed.steps
+    assert step.resolved(Variables(user=9, worker=1, values={"target": "3", "seq": "7"})) == "flap/1-3"

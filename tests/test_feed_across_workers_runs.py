@@ -1,0 +1,99 @@
+"""The feeder across Locust worker processes: each worker feeds its own users, the master adds up their streams.
+
+On a real MQTT broker (aedes), `examples/mqtt-stream.yaml` with `--processes 2`: each worker numbers
+its users from 0, so the file names clients and topics `${worker}-${user}` (`${target}` on the
+feeder's side, which runs in the same worker); each worker's feeder publishes numbered QoS 1
+messages to its own users' topics only. Persistent sessions keep what was published while a user
+was away (0 lost); clean starts lose it (messages_lost FAIL).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.servers.mqtt_broker import broker_ready
+from tests.support.e2e_helpers import free_port
+from tests.support.locust_process import ROOT
+from tests.support.unavailable import unavailable
+
+pytestmark = pytest.mark.e2e  # real Locust processes
+
+MQTT_STREAM = ROOT / "examples" / "mqtt-stream.yaml"
+WORKERS = 2
+USERS = 4  # the tests' -u: two users on each worker
+CYCLES = 5  # the tests' --flap-cycles
+RECONNECTS = USERS * (CYCLES - 1)  # every session after a user's first resumes
+
+
+def _processes(count: int) -> list[str]:
+    """--processes with the master on a free loopback port (not the shared default 5557)."""
+    port = str(free_port())
+    return ["--processes", str(count), "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+            "--master-host", "127.0.0.1", "--master-port", port]  # fmt: skip
+
+
+def _broker(start_app_server):  # type: ignore[no-untyped-def]
+    why_not = broker_ready()
+    if why_not is not None:
+        unavailable(why_not)
+    return start_app_server("mqtt_broker")
+
+
+def test_each_workers_feeder_feeds_its_own_users_and_nothing_is_lost(start_app_server, locust) -> None:
+    """--processes 2 with persistent sessions: two feeders, every user of both workers resumed, 0 lost, PASS."""
+    broker = _broker(start_app_server)
+    # As in test_continuity_runs.py: aedes's own takeover race is session_success_pct's business,
+    # and node's heap grows as the feed starts; this test judges continuity alone.
+    run = locust(
+        *_processes(WORKERS), "--host", broker.url, "--ws-conversation", str(MQTT_STREAM),
+        "--flap-disconnect", "clean:1,abrupt:1,reset:1", "--min-session-success-pct", "0",
+        "--max-memory-growth-mb", "200",
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output[-3000:]
+    connects, publishes = run.stats_row("feed-connect"), run.stats_row("feed-publish")
+    # One feeder per worker, each connected once (a feeder reconnects only after a failure).
+    assert connects["Request Count"] == str(WORKERS) and connects["Failure Count"] == "0", connects
+    assert int(publishes["Request Count"]) > 0 and publishes["Failure Count"] == "0", publishes
+    counts = run.verdict["connections"]["continuity"]  # added up over the workers on the master
+    assert counts["resumes_asked"] == RECONNECTS, counts  # both workers' users
+    assert counts["sessions_resumed"] == RECONNECTS, counts
+    assert counts["messages_duplicated"] == 0, counts  # no user got another worker's feed too
+    assert counts["messages_lost"] == 0, counts
+    assert 0 < counts["stream_messages"] <= int(publishes["Request Count"]), (counts, publishes)
+    assert run.check("messages_lost")["status"] == "pass"
+
+
+def test_clean_starts_across_workers_lose_what_was_published_while_away(
+    start_app_server, locust, tmp_path: Path
+) -> None:
+    """--processes 2 with clean_start: true (resume: true): both workers' users lose what was fed meanwhile; FAIL."""
+    broker = _broker(start_app_server)
+    conversation = tmp_path / "clean.yaml"
+    conversation.write_text(MQTT_STREAM.read_text().replace("clean_start: false", "clean_start: true\nresume: true"))
+    run = locust(
+        *_processes(WORKERS), "--host", broker.url, "--ws-conversation", str(conversation),
+        "--flap-disconnect", "abrupt",
+    )  # fmt: skip
+    assert run.exit_code == 3, run.output[-3000:]
+    check = run.check("messages_lost")
+    assert check["status"] == "fail"
+    expected = (
+        rf"\d+ messages? lost in {RECONNECTS} reconnects; the server resumed 0 of {RECONNECTS} sessions \(limit 0\)"
+    )
+    assert re.fullmatch(expected, check["detail"]), check["detail"]
+
+
+def test_a_feed_without_worker_in_its_names_is_refused_across_workers(locust, tmp_path: Path) -> None:
+    """--processes 2 with `publish: flap/${target}`: one line naming the file and exit 2, before any load."""
+    conversation = tmp_path / "alike.yaml"
+    conversation.write_text(MQTT_STREAM.read_text().replace("${worker}-", ""))
+    run = locust(
+        *_processes(WORKERS), "--host", "ws://127.0.0.1:9", "--ws-conversation", str(conversation), timeout_s=60
+    )
+    assert run.exit_code == 2, run.output[-2000:]
+    assert f"--ws-conversation: {conversation}: feed step 1: names ${{target}} without ${{worker}}" in run.output
+    assert "Traceback" not in run.output
+    assert "feed-connect" not in run.output
