@@ -58,7 +58,8 @@ def test_each_workers_feeder_feeds_its_own_users_and_nothing_is_lost(start_app_s
     assert connects["Request Count"] == str(WORKERS) and connects["Failure Count"] == "0", connects
     assert int(publishes["Request Count"]) > 0 and publishes["Failure Count"] == "0", publishes
     counts = run.verdict["connections"]["continuity"]  # added up over the workers on the master
-    assert counts["resumes_asked"] == RECONNECTS, counts  # both workers' users
+    assert counts["chains"] == USERS, counts  # each user's sessions one chain: both workers' users counted
+    assert counts["resumes_asked"] == RECONNECTS, counts
     assert counts["sessions_resumed"] == RECONNECTS, counts
     assert counts["messages_duplicated"] == 0, counts  # no user got another worker's feed too
     assert counts["messages_lost"] == 0, counts
