@@ -1,4 +1,4 @@
-"""The connect path of a WebSocket session: TCP connect and HTTP upgrade here, then `websocket-client` reads frames.
+"""The connect path of a WebSocket session: TCP connect and HTTP upgrade, then a `websocket-client` object holds it.
 
 `websocket-client`'s own `connect()` resolves the host on every call (gevent's thread-pool
 resolver under Locust) and reads the upgrade response one byte per `recv()`, about 130
@@ -6,13 +6,13 @@ system calls per handshake: most of a flapping cycle's CPU. Here a numeric host 
 resolved and a name is resolved once per `RESOLVE_TTL_S`; the response is read in buffered
 `recv()` calls until its blank line (bounded in size and time); the status, the Upgrade and
 Connection headers, `Sec-WebSocket-Accept` and the subprotocol are checked as the library
-checks them, by the pure `scenarios.upgrade`. The upgraded socket is then handed to a `websocket.WebSocket`, whose frame
-reader reads the server's frames (the pack writes its own: `scenarios.client_frames`).
+checks them, by the pure `scenarios.upgrade`. The upgraded socket is then handed to a
+`websocket.WebSocket`; the pack writes its frames (`scenarios.client_frames`) and reads the
+server's (`scenarios.server_frames`) itself, the bytes that came with the response first.
 
 That hand-over sets attributes of the library's object that are not public API (`sock`,
-`connected`, `handshake_response`, the locks, the continuation state, and the frame reader's
-buffer for bytes that came with the response): all of it is in `adopt()`, and
-`tests/scenarios/test_handshake.py` fails when the library changes under it.
+`connected`, `handshake_response`, the locks, the continuation state): all of it is in
+`adopt()`, and `tests/scenarios/test_handshake.py` fails when the library changes under it.
 
 Socket calls use the `socket` module as patched (gevent's under Locust), so every wait
 yields to the event loop; every operation is bounded by the timeout (the session's reads of
@@ -36,6 +36,7 @@ from websocket._handshake import handshake_response
 from websocket._socket import sock_opt
 from websocket._utils import NoLock
 
+from scenarios.server_frames import ServerFrames
 from scenarios.settings import MAX_SOURCE_ADDRESSES
 from scenarios.upgrade import (
     MAX_REDIRECTS,
@@ -51,7 +52,7 @@ from scenarios.upgrade import (
 # The websocket-client versions whose internals `adopt()` was checked against; the test
 # of those internals fails on any other version until it is checked and added here.
 VERIFIED_WEBSOCKET_CLIENT = ("1.9.2",)
-READ_CHUNK_BYTES = 16384  # the most one read of frames takes from the socket (as websocket-client's reads)
+READ_CHUNK_BYTES = 16384  # the most one read of frames takes from the socket
 RECV_CHUNK_BYTES = 4096  # one read of the upgrade response; a 101 is usually ~130 bytes
 RESOLVE_TTL_S = 30.0  # how long a host name's addresses are reused
 # Linux: bind() picks no port, connect() picks one for the whole 4-tuple, so one source
@@ -268,9 +269,8 @@ def open_websocket(
 
 
 _NO_LOCK = NoLock()  # one user greenlet owns each connection: no send/receive locks needed
-# The continuation state of `recv()`/`recv_data()`, shared: the pack reads frames with
-# `recv_frame()` (`ws_session._recv_message`), which never touches it. A whole message read
-# with `recv_data()` leaves it empty again; a fragmented one would not, across connections.
+# The continuation state of the library's `recv()`/`recv_data()`, shared: the pack reads
+# frames with its own reader (`ws_session._recv_message`), which never touches it.
 _SHARED_CONT_FRAME = continuous_frame(False, True)
 
 
@@ -291,30 +291,17 @@ class _SharedOptions(sock_opt):
 class AdoptedWebSocket(websocket.WebSocket):
     """A `websocket.WebSocket` whose options object may be shared: `settimeout()` gives it its own first.
 
-    Its frame reader reads whatever the socket has (`read_available`): a frame that came
-    whole in one system call. The pack writes its frames itself (`write`, frames from
-    `scenarios.client_frames`), not through the library's send path.
+    The pack writes its frames itself (`write`, frames from `scenarios.client_frames`) and
+    reads the server's with `frames` (`scenarios.server_frames`, fed by `ws_session`), not
+    through the library's send and receive paths.
     """
+
+    frames: ServerFrames  # the server's frames read so far (set by `adopt`)
 
     def settimeout(self, timeout: float | None) -> None:
         if isinstance(self.sock_opt, _SharedOptions):
             self.sock_opt = sock_opt(None, None)  # copy on write: never change another connection's timeout
         super().settimeout(timeout)
-
-    def read_available(self, _size: int) -> bytes:
-        """The frame reader's `recv`: what the socket has, up to READ_CHUNK_BYTES, in one call.
-
-        The reader asks for a frame's header, then its payload; a frame that came whole is
-        read with one system call, the bytes not asked for kept in the reader's buffer.
-        Bounded by the socket's timeout (the pack's own reads lift it under a Deadline).
-        """
-        sock = self.sock
-        if sock is None:
-            raise websocket.WebSocketConnectionClosedException("socket is already closed.")
-        data = sock.recv(READ_CHUNK_BYTES)
-        if not data:
-            raise websocket.WebSocketConnectionClosedException("Connection to remote host was lost.")
-        return data
 
     def write(self, data: bytes) -> None:
         """Send frames (`scenarios.client_frames`), bounded by the socket's timeout.
@@ -349,7 +336,7 @@ def adopt(
     """Hand an upgraded socket to `websocket-client`, as its own `connect()` leaves it, leaner.
 
     `buffered` are bytes read past the response head (frames the server sent at once);
-    they go to the frame reader first. The response headers are not kept (see `_response`);
+    they go to the connection's frame reader (`frames`) first. The response headers are not kept (see `_response`);
     the locks are one shared no-op lock, the continuation state one shared object (see
     `_SHARED_CONT_FRAME`), the socket options (read by `connect()` and `gettimeout()`
     only) one object per timeout, copied on `settimeout()`: each costs memory per open
@@ -363,8 +350,8 @@ def adopt(
     ws.sock = sock
     sock.settimeout(timeout_s)  # what `ws.settimeout()` does besides writing the options
     ws.handshake_response = _response(status, subprotocol)
+    ws.frames = ServerFrames()
     if buffered:
-        ws.frame_buffer.recv_buffer.append(buffered)
-    ws.frame_buffer.recv = ws.read_available
+        ws.frames.feed(buffered)
     ws.connected = True
     return ws

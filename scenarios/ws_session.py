@@ -2,8 +2,8 @@
 
 A thin I/O adapter. Every socket operation is bounded by `timeout_s` (every read by a
 `Deadline`). The connect (TCP and the HTTP upgrade) is `scenarios.handshake`'s, which
-hands the upgraded socket to `websocket-client`, whose frame reader reads the server's
-frames; the client's own frames are `scenarios.client_frames`'. The ways to end a
+hands the upgraded socket to a `websocket-client` object; the server's frames are read with
+`scenarios.server_frames`, the client's own are `scenarios.client_frames`'. The ways to end a
 connection are the disconnect styles of `scenarios.disconnect`: a clean close, a FIN
 without a close frame, a reset, and (on a raw socket, no `websocket-client`) a handshake
 dropped before its answer. The clean close is written here rather than using
@@ -23,7 +23,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import gevent
 import websocket
 from gevent.socket import wait_read
-from websocket import ABNF
 
 from scenarios import handshake
 from scenarios.client_frames import (
@@ -35,11 +34,10 @@ from scenarios.client_frames import (
     masked_frame,
 )
 from scenarios.failure import WsFailure
-from scenarios.handshake import AdoptedWebSocket
+from scenarios.handshake import READ_CHUNK_BYTES, AdoptedWebSocket
+from scenarios.server_frames import OPCODE_PING, FrameError, ServerFrames
 from scenarios.upgrade import HandshakeError, new_websocket_key, target
 
-MAX_MESSAGE_BYTES = 1024 * 1024  # largest message the client reads (the reference server's cap too)
-MAX_CONTROL_PAYLOAD_BYTES = 125  # RFC 6455 5.5: a ping, pong or close frame carries at most this
 CLOSE_NORMAL = close_payload(websocket.STATUS_NORMAL)  # a clean close's payload: code 1000, no reason
 
 
@@ -180,7 +178,7 @@ class WebSocketSession:
     def receive(self, action: str) -> tuple[int, bytes]:
         """The next whole message (opcode, payload), or a ping (already answered) or pong; a close frame too.
 
-        The caller bounds the whole wait (`Deadline`); no message may exceed MAX_MESSAGE_BYTES.
+        The caller bounds the whole wait (`Deadline`); no message may exceed the reader's limit.
         After a close frame or a failure the connection is dropped.
         """
         ws = self._require_open(action)
@@ -192,7 +190,7 @@ class WebSocketSession:
             if isinstance(error, Exception):
                 raise describe_failure(error, action) from None
             raise
-        if message[0] == ABNF.OPCODE_CLOSE:
+        if message[0] == OPCODE_CLOSE:
             self.abort()
         return message
 
@@ -215,7 +213,7 @@ class WebSocketSession:
         ws = self._require_open("hold")
         sock = ws.sock
         assert sock is not None  # an open session has its socket
-        if ws.frame_buffer.recv_buffer or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+        if ws.frames.buffered or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
             return True
         try:
             wait_read(sock.fileno(), timeout=timeout_s)
@@ -243,9 +241,9 @@ class WebSocketSession:
                 ws.write(b"".join(frames))
                 while True:
                     opcode, _data = _recv_message(ws, "close")
-                    if opcode == ABNF.OPCODE_CLOSE:
+                    if opcode == OPCODE_CLOSE:
                         break
-        except (websocket.WebSocketConnectionClosedException, struct.error):
+        except websocket.WebSocketConnectionClosedException:
             pass  # the server closed TCP right after its close frame: a clean end
         except Exception as error:
             raise describe_failure(error, "close") from None
@@ -310,9 +308,9 @@ class Deadline:
     `timer` is a gevent timeout at `timeout_s` to reuse (stopped, not closed, at the end), not
     running now; without one the Deadline makes its own.
 
-    A gevent timeout (Locust runs on gevent): it fires in whichever read the operation waits,
-    even inside `websocket-client`'s frame reader. The session's reads of frames wait
-    without the socket's own timeout (`_recv_message`): every one runs under a Deadline.
+    A gevent timeout (Locust runs on gevent): it fires in whichever read the operation waits.
+    The session's reads of frames wait without the socket's own timeout (`_recv_message`):
+    every one runs under a Deadline.
     """
 
     __slots__ = ("_timer", "_message", "_reused")
@@ -340,61 +338,56 @@ class Deadline:
 def _recv_message(ws: AdoptedWebSocket, action: str, control: bool = False) -> tuple[int, bytes]:
     """The next whole message (opcode, payload), answering pings; a close frame is returned as one.
 
-    Every caller holds a `Deadline`, which bounds the whole message: the socket's own timeout
-    is lifted meanwhile (a timer less per wait) and restored however the read ends.
+    The frames are `scenarios.server_frames`' (RFC 6455 section 5): a message already read
+    costs no system call. Every caller holds a `Deadline`, which bounds the whole message:
+    while the socket is read, its own timeout is lifted (a timer less per wait) and
+    restored however the read ends.
 
     With `control`, a ping (answered) or pong between messages is returned too, so a caller
     waiting for a deadline is not held by a stream of pings.
 
-    Each frame's announced length is read before its payload: a frame, or a fragmented
-    message, over MAX_MESSAGE_BYTES is refused unread (`frame too large during <action>`).
-    A ping over 125 bytes (RFC 6455 5.5: control frames are short) is a protocol error.
+    A frame, or a fragmented message, over the reader's limit (`server_frames.MAX_MESSAGE_BYTES`) is
+    refused from its header, unread (`frame too large during <action>`); a frame the client
+    must refuse is a `protocol error during <action>`.
     """
+    frames = ws.frames
+    while True:
+        try:
+            message = frames.next()
+            if message is None:
+                message = _read_frames(ws, frames)
+        except FrameError as error:
+            raise WsFailure(f"{error} during {action}") from None
+        opcode = message[0]
+        if opcode == OPCODE_PING:
+            ws.write(masked_frame(OPCODE_PONG, message[1]))
+            if control:
+                return OPCODE_PING, b""
+        elif opcode == OPCODE_PONG:
+            if control:
+                return OPCODE_PONG, b""
+        else:
+            return message
+
+
+def _read_frames(ws: AdoptedWebSocket, frames: ServerFrames) -> tuple[int, bytes]:
+    """Read the socket, without its own timeout, until `frames` has a message or control frame."""
     sock = ws.sock
     if sock is None:
         raise websocket.WebSocketConnectionClosedException("socket is already closed.")
     timeout = sock.gettimeout()
     sock.settimeout(None)
     try:
-        return _read_message(ws, action, control)
+        while True:
+            data = sock.recv(READ_CHUNK_BYTES)
+            if not data:
+                raise websocket.WebSocketConnectionClosedException("Connection to remote host was lost.")
+            frames.feed(data)
+            message = frames.next()
+            if message is not None:
+                return message
     finally:
         sock.settimeout(timeout)
-
-
-def _read_message(ws: AdoptedWebSocket, action: str, control: bool) -> tuple[int, bytes]:
-    opcode: int | None = None
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        reader = ws.frame_buffer  # not public API; pinned with websocket-client's version (see handshake)
-        if reader.needs_header():
-            reader.recv_header()
-        if reader.needs_length():
-            reader.recv_length()
-        if size + (reader.length or 0) > MAX_MESSAGE_BYTES:
-            raise WsFailure(f"frame too large during {action}")
-        frame = ws.recv_frame()
-        if frame.opcode == ABNF.OPCODE_PING:
-            if len(frame.data) > MAX_CONTROL_PAYLOAD_BYTES:
-                raise WsFailure(f"protocol error during {action}")
-            ws.write(masked_frame(OPCODE_PONG, frame.data))
-            if control and opcode is None:
-                return frame.opcode, b""
-            continue
-        if frame.opcode == ABNF.OPCODE_PONG:
-            if control and opcode is None:
-                return frame.opcode, b""
-            continue
-        if frame.opcode == ABNF.OPCODE_CLOSE:
-            return frame.opcode, frame.data
-        if frame.opcode != ABNF.OPCODE_CONT:
-            opcode, parts, size = frame.opcode, [], 0
-        elif opcode is None:
-            raise WsFailure(f"protocol error during {action}")  # a continuation with no message to continue
-        parts.append(frame.data)
-        size += len(frame.data)
-        if frame.fin:
-            return opcode, b"".join(parts)
 
 
 def _drop(ws: AdoptedWebSocket, reset: bool = False) -> None:

@@ -22,6 +22,7 @@ PURE_MODULES = (
     "scenarios.file_keys",
     "scenarios.client_frames",
     "scenarios.upgrade",
+    "scenarios.server_frames",
     "scenarios.protocols",
     "scenarios.protocols.socketio",
     "scenarios.protocols.graphql_ws",

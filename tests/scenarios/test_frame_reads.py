@@ -51,15 +51,6 @@ def test_a_read_killed_midway_leaves_the_sockets_timeout_as_it_was(adopted) -> N
     assert ws.sock.gettimeout() == SOCKET_TIMEOUT_S
 
 
-def test_the_librarys_own_reads_keep_the_sockets_timeout(adopted) -> None:
-    """websocket-client's recv() outside a Deadline still ends at the socket's timeout."""
-    ws, _far = adopted
-    started = time.perf_counter()
-    with pytest.raises(TimeoutError):
-        ws.recv_data()
-    assert time.perf_counter() - started < DEADLINE_S * 10
-
-
 def test_a_message_is_read_and_a_ping_answered(adopted) -> None:
     ws, far = adopted
     far.sendall(frame(0x9, b"beat") + frame(0x1, b"hello"))

@@ -32,7 +32,7 @@ from scenarios.handshake import (
 )
 from scenarios.settings import FlapSettings
 from scenarios.upgrade import expected_accept
-from scenarios.ws_session import WebSocketSession, WsFailure
+from scenarios.ws_session import Deadline, WebSocketSession, WsFailure, _recv_message
 from tests.servers.raw_ws_server import RawWsServer
 from tests.servers.ws_echo import echo
 from tests.support.unavailable import unavailable
@@ -416,9 +416,10 @@ def test_the_websocket_client_internals_adopt_relies_on_are_unchanged() -> None:
         assert ws.connected and ws.sock is sock and ws.gettimeout() == 2.0
         # The headers were checked during the handshake and are not kept (memory per connection).
         assert ws.getstatus() == 101 and ws.getheaders() == {} and ws.getsubprotocol() is None
-        assert ws.recv_data() == (websocket.ABNF.OPCODE_TEXT, b"greeting")
-        ws.send("after")
-        assert ws.recv_data() == (websocket.ABNF.OPCODE_TEXT, b"after")
+        with Deadline(2.0, "read timed out"):
+            assert _recv_message(ws, "hold") == (websocket.ABNF.OPCODE_TEXT, b"greeting")
+            ws.send("after")
+            assert _recv_message(ws, "hold") == (websocket.ABNF.OPCODE_TEXT, b"after")
         ws.send_close()
         ws.shutdown()
         assert ws.sock is None and not ws.connected
