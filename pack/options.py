@@ -26,7 +26,7 @@ from pack.settings import MonitorSettings, NetworkSettings, OutputSettings, Pack
 from scenarios.conversation import Conversation, ConversationError, echo_conversation, parse_header
 from scenarios.disconnect import DisconnectMix
 from scenarios.phase_plan import PhaseSettings
-from scenarios.protocols import PROTOCOL_NAMES, load_conversation, load_conversation_text
+from scenarios.protocols import PROTOCOL_NAMES, check_across_workers, load_conversation, load_conversation_text
 from scenarios.schedule import JITTER_DISTRIBUTIONS, FlapTiming
 from scenarios.settings import AUTH_PLACES, MAX_SOURCE_ADDRESSES, ClientSettings, FlapSettings, SteadySettings
 
@@ -600,9 +600,9 @@ def config_from_options(options: Any) -> PackConfig:
     if values["flap_storm"] and values["flap_connected_ms"] + values["flap_disconnected_ms"] <= 0:
         raise OptionError("--flap-storm: needs --flap-connected-ms or --flap-disconnected-ms above 0")
     conversation = _conversation(values, shipped.get("ws_conversation"))
-    if conversation.feed is not None and (getattr(options, "master", False) or getattr(options, "worker", False)):
+    if getattr(options, "master", False) or getattr(options, "worker", False):
         try:
-            conversation.feed.check_across_workers()
+            check_across_workers(conversation)
         except ConversationError as error:
             raise OptionError(f"--ws-conversation: {values['ws_conversation']}: {error}") from None
     if values["ws_auth_in"] == "payload" and conversation.protocol == "raw":

@@ -61,9 +61,11 @@ def test_each_workers_feeder_feeds_its_own_users_and_nothing_is_lost(start_app_s
     assert counts["chains"] == USERS, counts  # each user's sessions one chain: both workers' users counted
     assert counts["resumes_asked"] == RECONNECTS, counts
     assert counts["sessions_resumed"] == RECONNECTS, counts
-    assert counts["messages_duplicated"] == 0, counts  # no user got another worker's feed too
     assert counts["messages_lost"] == 0, counts
     assert 0 < counts["stream_messages"] <= int(publishes["Request Count"]), (counts, publishes)
+    # No user got another worker's feed too: that would duplicate about every message. A QoS 1
+    # delivery the drop cut before its PUBACK is sent again on resumption: a few duplicates.
+    assert counts["messages_duplicated"] <= max(2, counts["stream_messages"] // 20), counts
     assert run.check("messages_lost")["status"] == "pass"
 
 

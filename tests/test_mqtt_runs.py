@@ -32,6 +32,15 @@ BROKERS = {"aedes": ("mqtt_broker", mqtt_broker.broker_ready), "amqtt": ("amqtt_
 WRONG_PASSWORD_REFUSALS = ("connection refused: bad user name or password", "connection refused: not authorized")
 
 
+def example_with(*changes: tuple[str, str]) -> str:
+    """examples/mqtt.yaml with each (old, new) change made; fails when the example no longer has `old`."""
+    text = EXAMPLE.read_text()
+    for old, new in changes:
+        assert old in text, f"examples/mqtt.yaml no longer has {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
 class Broker:
     """A started broker: its WebSocket URL and the options that judge its session count."""
 
@@ -75,10 +84,14 @@ def test_clean_sessions_pass_against_a_broker(start_broker, locust) -> None:
 def test_persistent_sessions_under_a_new_client_id_each_cycle_fail_agents_growth(
     start_broker, locust, tmp_path: Path
 ) -> None:
-    """clean_start: false with client_id flap-${user}-${cycle}: every cycle leaves a session behind on the broker."""
+    """clean_start: false with a client id per cycle: every cycle leaves a session behind on the broker."""
     conversation = tmp_path / "persistent.yaml"
-    text = EXAMPLE.read_text().replace("client_id: flap-${user}", "client_id: flap-${user}-${cycle}")
-    conversation.write_text(text.replace("clean_start: true", "clean_start: false"))
+    conversation.write_text(
+        example_with(
+            ("client_id: flap-${worker}-${user}", "client_id: flap-${worker}-${user}-${cycle}"),
+            ("clean_start: true", "clean_start: false"),
+        )
+    )
     broker = start_broker()
     run = locust("--host", broker.url, "--ws-conversation", str(conversation), *broker.metrics)
     assert run.exit_code == 3, run.output[-3000:]
@@ -89,7 +102,7 @@ def test_persistent_sessions_under_a_new_client_id_each_cycle_fail_agents_growth
 def test_a_wrong_password_fails_connects_by_name_and_shows_nowhere(start_broker, locust, tmp_path: Path) -> None:
     """The token is the CONNECT password (--ws-auth-in payload): refused by name; neither password is in any output."""
     conversation = tmp_path / "auth.yaml"
-    conversation.write_text(EXAMPLE.read_text().replace("clean_start: true", f"clean_start: true\nusername: {USER}"))
+    conversation.write_text(example_with(("clean_start: true", f"clean_start: true\nusername: {USER}")))
     broker = start_broker(env={USER_ENV: USER, PASSWORD_ENV: PASSWORD})
     args = ["--host", broker.url, "--ws-conversation", str(conversation), "--ws-auth-in", "payload"]
     good = locust(*args, env={"LOCUST_WS_AUTH_TOKEN": PASSWORD})
@@ -112,7 +125,7 @@ def test_a_wrong_password_fails_connects_by_name_and_shows_nowhere(start_broker,
 def test_holds_longer_than_the_keepalive_stay_up_on_pingreq(start_broker, locust, tmp_path: Path) -> None:
     """keepalive_s 1 and 2.5 s holds: a broker cuts a client silent for 1.5 s; PINGREQs keep every session up."""
     conversation = tmp_path / "keepalive.yaml"
-    conversation.write_text(EXAMPLE.read_text().replace("keepalive_s: 30", "keepalive_s: 1"))
+    conversation.write_text(example_with(("keepalive_s: 30", "keepalive_s: 1")))
     broker = start_broker()
     run = locust(
         "--host", broker.url, "--ws-conversation", str(conversation),
@@ -156,7 +169,7 @@ def test_the_bundled_mqtt_server_refusing_connects_fails_connect_success(locust)
 def test_the_bundled_mqtt_server_keeps_sessions_alive_over_long_holds(locust, tmp_path: Path) -> None:
     """keepalive_s 1 and 2.5 s holds: the bundled server cuts clients silent for 1.5 s; PINGREQs keep them."""
     conversation = tmp_path / "keepalive.yaml"
-    conversation.write_text(EXAMPLE.read_text().replace("keepalive_s: 30", "keepalive_s: 1"))
+    conversation.write_text(example_with(("keepalive_s: 30", "keepalive_s: 1")))
     run = locust(
         "--ws-protocol", "mqtt", "--ws-conversation", str(conversation),
         "-u", "2", "--flap-cycles", "2", "--flap-connected-ms", "2500", "--max-recovery-ms", "1000",
@@ -168,7 +181,7 @@ def test_the_bundled_mqtt_server_keeps_sessions_alive_over_long_holds(locust, tm
 def test_a_missing_pingresp_fails_the_hold(locust, tmp_path: Path) -> None:
     """--ref-server-fault ignore-pingreq, keepalive_s 1, 3.5 s holds: PINGREQ goes unanswered; holds fail by name."""
     conversation = tmp_path / "keepalive.yaml"
-    conversation.write_text(EXAMPLE.read_text().replace("keepalive_s: 30", "keepalive_s: 1"))
+    conversation.write_text(example_with(("keepalive_s: 30", "keepalive_s: 1")))
     run = locust(
         "--ws-protocol", "mqtt", "--ws-conversation", str(conversation), "--ref-server-fault", "ignore-pingreq",
         "-u", "2", "--flap-cycles", "2", "--flap-connected-ms", "3500", "--max-recovery-ms", "1000",
@@ -181,7 +194,7 @@ def test_a_missing_pingresp_fails_the_hold(locust, tmp_path: Path) -> None:
 def test_mqtt_5_sessions_pass_against_the_bundled_server(locust, tmp_path: Path) -> None:
     """version: 5 (session expiry 5 s by default): the same cycle passes, rows and all."""
     conversation = tmp_path / "v5.yaml"
-    conversation.write_text(EXAMPLE.read_text().replace("version: 3.1.1", "version: 5"))
+    conversation.write_text(example_with(("version: 3.1.1", "version: 5")))
     run = locust("--ws-protocol", "mqtt", "--ws-conversation", str(conversation), "--flap-cycles", "2")
     assert run.exit_code == 0, run.output[-3000:]
     assert int(run.stats_row("delivered")["Failure Count"]) == 0
@@ -252,9 +265,7 @@ def test_a_drop_without_disconnect_fires_the_will_and_a_clean_disconnect_does_no
     broker = Broker(start_app_server("mqtt_broker"))
     conversation = tmp_path / "will.yaml"
     conversation.write_text(
-        EXAMPLE.read_text().replace(
-            "keepalive_s: 30", "keepalive_s: 30\nwill: {topic: 'flap/will/${user}', payload: gone}"
-        )
+        example_with(("keepalive_s: 30", "keepalive_s: 30\nwill: {topic: 'flap/will/${user}', payload: gone}"))
     )
     watcher = WillWatcher(broker.url)
     try:

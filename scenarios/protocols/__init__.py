@@ -210,6 +210,14 @@ class WireProtocol:
         """Raise ConversationError (what is wrong, not the place) when a step is bad for this protocol."""
 
     @classmethod
+    def check_across_workers(cls, settings: Mapping[str, Any]) -> None:
+        """Raise ConversationError when the settings would make two users of different Locust workers one.
+
+        Each worker numbers its users from 0: a name made of `${user}` alone is the same on
+        every worker. Only MQTT's client id is such a name here.
+        """
+
+    @classmethod
     def validate(cls, conversation: Conversation) -> None:
         """What parse_conversation cannot check alone; ConversationError naming the source, part and step."""
         if conversation.split is not None and cls.name != "raw":
@@ -323,12 +331,25 @@ def load_conversation(path: str, protocol: str | None = None) -> Conversation:
     return load_conversation_text(text, path, protocol)
 
 
+def check_across_workers(conversation: Conversation) -> None:
+    """ConversationError, naming what, when the run has Locust workers and the file names users by `${user}` alone.
+
+    Each worker numbers its users from 0, so such a name is the same for the same number on
+    every worker: a feed step's `${target}` (every worker's feeder would feed every worker's
+    user of that number) or an MQTT client id (the broker would drop one of the two users).
+    """
+    if conversation.feed is not None:
+        conversation.feed.check_across_workers()
+    protocol_class(conversation.protocol).check_across_workers(conversation.settings)
+
+
 def make_protocol(conversation: Conversation, auth_in_payload: bool = False) -> WireProtocol:
     """The protocol object of a run."""
     return protocol_class(conversation.protocol)(conversation, auth_in_payload)
 
 
 __all__ = [
+    "check_across_workers",
     "BINARY_KIND",
     "CLOSE_CODE_NAMES",
     "EXPECT",

@@ -72,7 +72,7 @@ CONNECT = "mqtt_connect"  # the opening step's action (not usable in files)
 SESSION_ROW = "session"  # the Locust row of CONNECT .. CONNACK
 
 VERSIONS = {"3.1.1": MQTT_3_1_1, "5": MQTT_5, "5.0": MQTT_5}  # the file's `version` -> the protocol level
-DEFAULT_CLIENT_ID = "flap-${user}"
+DEFAULT_CLIENT_ID = "flap-${worker}-${user}"  # one per user of the run, Locust workers included
 DEFAULT_KEEPALIVE_S = 60
 DEFAULT_SESSION_EXPIRY_S = 5.0
 WILL_KEYS = frozenset(("topic", "payload", "qos", "retain"))
@@ -347,6 +347,17 @@ class MqttProtocol(WireProtocol):
                 raise ConversationError(f"session_expiry_s: must be a number of seconds, 0 .. {FOUR_BYTE_MAX}")
         if "will" in settings:
             _check_will(settings["will"])
+
+    @classmethod
+    def check_across_workers(cls, settings: Mapping[str, Any]) -> None:
+        """Refuses a client id naming `${user}` without `${worker}`: two workers' users would share it."""
+        client_id = settings.get("client_id", DEFAULT_CLIENT_ID)
+        if isinstance(client_id, str) and "${user}" in client_id and "${worker}" not in client_id:
+            raise ConversationError(
+                "client_id: names ${user} without ${worker}, but with Locust workers each worker numbers its users "
+                "from 0, so two users would share a client id and the broker would drop one "
+                "(name both, as in flap-${worker}-${user})"
+            )
 
     @classmethod
     def check_step(cls, step: Step) -> None:

@@ -105,3 +105,13 @@ def test_the_bundled_server_protocols_are_the_ones_it_speaks() -> None:
     from refserver.socketio_mode import SOCKETIO_PROTOCOL
 
     assert REF_SERVER_PROTOCOLS == (*PROTOCOLS, SOCKETIO_PROTOCOL, MQTT_PROTOCOL)
+
+
+def test_a_file_naming_users_by_user_alone_is_refused_in_a_distributed_run(tmp_path) -> None:
+    """An MQTT client id `flap-${user}` is refused on a master or worker in one line, and accepted alone."""
+    conversation = tmp_path / "mqtt.yaml"
+    conversation.write_text("protocol: mqtt\nclient_id: flap-${user}\nopen:\n  - subscribe: t/${user}\n")
+    config_from_options(_namespace(ws_conversation=str(conversation)))
+    for role in ("master", "worker"):
+        with pytest.raises(OptionError, match=r"^--ws-conversation: .*mqtt.yaml: client_id: names \$\{user\} without"):
+            config_from_options(_namespace(ws_conversation=str(conversation), **{role: True}))

@@ -57,10 +57,10 @@ def _connect_of(framing: MqttFraming) -> Connect:
 
 
 def test_the_session_step_sends_connect_with_the_files_settings_and_the_token_as_password() -> None:
-    """client_id flap-${user} by default; username substituted; the token is the password only with auth in payload."""
+    """Default client_id flap-${worker}-${user}; username substituted; the token is the password (auth in payload)."""
     protocol = _protocol("username: dev-${user}\nkeepalive_s: 15\nclean_start: false\n", auth_in_payload=True)
     connect = protocol.connect_packet(VARIABLES)
-    assert (connect.client_id, connect.username, connect.password) == ("flap-7", "dev-7", TOKEN.encode())
+    assert (connect.client_id, connect.username, connect.password) == ("flap-0-7", "dev-7", TOKEN.encode())
     assert (connect.keepalive_s, connect.clean_start, connect.level, connect.session_expiry_s) == (15, False, 4, None)
     assert TOKEN not in repr(connect)
     assert _protocol().connect_packet(VARIABLES).password is None
@@ -293,3 +293,17 @@ def test_a_clean_start_is_a_new_session_unless_the_file_asks_to_judge_reconnects
     """clean_start: true starts every session afresh; with resume: true reconnects still form one chain."""
     assert not _protocol("clean_start: true\n").resumes
     assert _protocol("clean_start: true\nresume: true\n").resumes
+
+
+@pytest.mark.parametrize(
+    ("client_id", "refused"),
+    [(None, False), ("flap-${worker}-${user}", False), ("dev-${user}", True), ("fixed", False), ("", False)],
+)
+def test_a_client_id_of_user_alone_is_refused_across_workers(client_id: str | None, refused: bool) -> None:
+    """Two workers' user 3 would share `dev-${user}`: refused; the default, a fixed or an empty id are not."""
+    settings = {} if client_id is None else {"client_id": client_id}
+    if not refused:
+        MqttProtocol.check_across_workers(settings)
+        return
+    with pytest.raises(ConversationError, match=r"^client_id: names \$\{user\} without \$\{worker\}"):
+        MqttProtocol.check_across_workers(settings)
