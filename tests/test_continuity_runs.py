@@ -12,23 +12,17 @@ to each user's topic: persistent sessions keep them for the user, clean starts l
 from __future__ import annotations
 
 import re
-import socket
 from pathlib import Path
 
 from tests.servers.mqtt_broker import broker_ready
 from tests.servers.socketio_recovery import server_ready
+from tests.support.e2e_helpers import worker_processes
 from tests.support.locust_process import ROOT
 from tests.support.unavailable import unavailable
 
 APP_STREAM = str(ROOT / "examples" / "app-stream.yaml")
 EVERY_DROP = "clean:1,abrupt:1,reset:1,half-open:1"
 RECONNECTS = 4 * (5 - 1)  # 4 users of 5 cycles (the tests' defaults): every session after a user's first resumes
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_the_bundled_app_stream_loses_nothing_across_every_kind_of_drop(locust) -> None:
@@ -65,10 +59,8 @@ def test_a_server_that_replays_only_part_of_what_was_missed_fails_messages_lost(
 
 def test_two_worker_processes_add_their_stream_counts_on_the_master(locust) -> None:
     """--processes 2: each worker's users count their own streams; the master judges the sum."""
-    port = str(_free_port())
     run = locust(
-        "--processes", "2", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
-        "--master-host", "127.0.0.1", "--master-port", port,
+        *worker_processes(2),
         "--ref-server-protocol", "app", "--ws-conversation", APP_STREAM, "--flap-disconnect", "abrupt",
     )  # fmt: skip
     assert run.exit_code == 0, run.output[-3000:]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,21 +12,15 @@ from pathlib import Path
 import pytest
 
 from tests.servers.raw_ws_server import RawWsServer
+from tests.support.e2e_helpers import free_port, worker_processes
 from tests.support.locust_process import ROOT, LocustProcess
 
 pytestmark = pytest.mark.e2e  # real Locust processes
 
 
-def _processes(count: int) -> list[str]:
-    """--processes with the master on a free loopback port (not the shared default 5557)."""
-    port = str(_free_port())
-    return ["--processes", str(count), "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
-            "--master-host", "127.0.0.1", "--master-port", port]  # fmt: skip
-
-
 def test_four_worker_processes_pass_against_a_healthy_server(locust) -> None:
     """--processes 4 with 12 users: every cycle counted on the master, one monitor, exit 0."""
-    run = locust(*_processes(4), "-u", "12", "-r", "12")
+    run = locust(*worker_processes(4), "-u", "12", "-r", "12")
     assert run.exit_code == 0, run.output[-3000:]
     assert int(run.stats_row("connect")["Request Count"]) == 12 * 5
     verdict = run.verdict
@@ -45,7 +38,7 @@ def test_every_worker_row_reaches_the_master_when_workers_report_late(locust, se
     for its final report before the run ends, so every cycle is a row (Locust alone loses them).
     With no settle, the request still waits a tick for the users to be stopped."""
     late_workers = str(ROOT / "tests" / "locustfiles" / "late_worker_reports.py")
-    run = locust("-f", late_workers, *_processes(2), "-u", "4", "-r", "4", "--settle-s", settle_s)
+    run = locust("-f", late_workers, *worker_processes(2), "-u", "4", "-r", "4", "--settle-s", settle_s)
     assert run.exit_code == 0, run.output[-3000:]
     assert int(run.stats_row("connect")["Request Count"]) == 4 * 5
     assert run.verdict["cycles"]["completed"] == 20
@@ -55,7 +48,7 @@ def test_every_worker_row_reaches_the_master_when_workers_report_late(locust, se
 def test_a_run_ends_with_a_warning_when_workers_never_send_their_final_report(locust) -> None:
     """Workers that ignore the request: the master waits its bounded time, names them, and ends."""
     late_workers = str(ROOT / "tests" / "locustfiles" / "late_worker_reports.py")
-    run = locust("-f", late_workers, *_processes(2), "-u", "4", "-r", "4", env={"LATE_WORKERS_SILENT": "1"})
+    run = locust("-f", late_workers, *worker_processes(2), "-u", "4", "-r", "4", env={"LATE_WORKERS_SILENT": "1"})
     assert run.exit_code == 0, run.output[-3000:]
     assert "no final report within 5 s from worker(s) " in run.output
     assert run.verdict["cycles"]["completed"] == 20  # the counts come with the progress messages
@@ -63,21 +56,15 @@ def test_a_run_ends_with_a_warning_when_workers_never_send_their_final_report(lo
 
 def test_four_worker_processes_fail_against_a_leaking_server(locust) -> None:
     """The master's verdict uses every worker's connections: 60 leaked fds fail the run."""
-    run = locust(*_processes(4), "-u", "12", "-r", "12", "--ref-server-fault", "leak-fds")
+    run = locust(*worker_processes(4), "-u", "12", "-r", "12", "--ref-server-fault", "leak-fds")
     assert run.exit_code == 3, run.output[-3000:]
     assert run.check("fd_growth")["status"] == "fail"
     assert run.check("fd_growth")["observed"] >= 60
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_a_separate_master_and_two_workers_pass(tmp_path: Path) -> None:
     """A master started with --master and two --worker processes judge the run once, exit 0."""
-    port = str(_free_port())
+    port = str(free_port())
     master = LocustProcess(
         ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--expect-workers", "2", "-u", "6"],
         tmp_path,
@@ -121,7 +108,7 @@ def test_a_separate_master_and_two_workers_pass(tmp_path: Path) -> None:
 def test_workers_speak_the_masters_conversation(locust) -> None:
     """--processes 2 with a conversation file: every worker's users run its steps; sessions counted on the master."""
     conversation = str(ROOT / "examples" / "app-chat.yaml")
-    run = locust(*_processes(2), "-u", "4", "--ref-server-protocol", "app", "--ws-conversation", conversation)
+    run = locust(*worker_processes(2), "-u", "4", "--ref-server-protocol", "app", "--ws-conversation", conversation)
     assert run.exit_code == 0, run.output[-3000:]
     assert int(run.stats_row("auth")["Request Count"]) == 4 * 5
     assert run.verdict["connections"]["sessions_succeeded"] == 4 * 5
@@ -133,7 +120,9 @@ def test_worker_and_user_numbers_name_every_user_of_a_distributed_run_once(locus
     conversation = tmp_path / "who.yaml"
     conversation.write_text('hold:\n  - send: "who ${worker}-${user}"\n')
     with RawWsServer() as server:
-        run = locust(*_processes(2), "--host", server.url, "-u", "4", "-r", "4", "--ws-conversation", str(conversation))
+        run = locust(
+            *worker_processes(2), "--host", server.url, "-u", "4", "-r", "4", "--ws-conversation", str(conversation)
+        )
         seen = server.snapshot()
     assert run.exit_code == 0, run.output[-3000:]
     names = {m.group(1) for c in seen for message in c.messages if (m := re.match(r"who (\d+-\d+)$", message))}

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers.mqtt_broker import broker_ready
-from tests.support.e2e_helpers import free_port
+from tests.support.e2e_helpers import worker_processes
 from tests.support.locust_process import ROOT
 from tests.support.unavailable import unavailable
 
@@ -26,13 +26,6 @@ WORKERS = 2
 USERS = 4  # the tests' -u: two users on each worker
 CYCLES = 5  # the tests' --flap-cycles
 RECONNECTS = USERS * (CYCLES - 1)  # every session after a user's first resumes
-
-
-def _processes(count: int) -> list[str]:
-    """--processes with the master on a free loopback port (not the shared default 5557)."""
-    port = str(free_port())
-    return ["--processes", str(count), "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
-            "--master-host", "127.0.0.1", "--master-port", port]  # fmt: skip
 
 
 def _broker(start_app_server):  # type: ignore[no-untyped-def]
@@ -48,7 +41,7 @@ def test_each_workers_feeder_feeds_its_own_users_and_nothing_is_lost(start_app_s
     # As in test_continuity_runs.py: aedes's own takeover race is session_success_pct's business,
     # and node's heap grows as the feed starts; this test judges continuity alone.
     run = locust(
-        *_processes(WORKERS), "--host", broker.url, "--ws-conversation", str(MQTT_STREAM),
+        *worker_processes(WORKERS), "--host", broker.url, "--ws-conversation", str(MQTT_STREAM),
         "--flap-disconnect", "clean:1,abrupt:1,reset:1", "--min-session-success-pct", "0",
         "--max-memory-growth-mb", "200",
     )  # fmt: skip
@@ -77,7 +70,7 @@ def test_clean_starts_across_workers_lose_what_was_published_while_away(
     conversation = tmp_path / "clean.yaml"
     conversation.write_text(MQTT_STREAM.read_text().replace("clean_start: false", "clean_start: true\nresume: true"))
     run = locust(
-        *_processes(WORKERS), "--host", broker.url, "--ws-conversation", str(conversation),
+        *worker_processes(WORKERS), "--host", broker.url, "--ws-conversation", str(conversation),
         "--flap-disconnect", "abrupt",
     )  # fmt: skip
     assert run.exit_code == 3, run.output[-3000:]
@@ -94,7 +87,7 @@ def test_a_feed_without_worker_in_its_names_is_refused_across_workers(locust, tm
     conversation = tmp_path / "alike.yaml"
     conversation.write_text(MQTT_STREAM.read_text().replace("${worker}-", ""))
     run = locust(
-        *_processes(WORKERS), "--host", "ws://127.0.0.1:9", "--ws-conversation", str(conversation), timeout_s=60
+        *worker_processes(WORKERS), "--host", "ws://127.0.0.1:9", "--ws-conversation", str(conversation), timeout_s=60
     )
     assert run.exit_code == 2, run.output[-2000:]
     assert f"--ws-conversation: {conversation}: feed step 1: names ${{target}} without ${{worker}}" in run.output

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.support.e2e_helpers import worker_processes
 from tests.support.locust_process import ROOT, LocustProcess
 
 pytestmark = pytest.mark.e2e  # real Locust processes
@@ -145,20 +146,9 @@ def test_the_healthy_bundled_server_passes_both_rounds_at_the_default_settings(l
     assert "flapping phase (round 2 of 2)" in run.output
 
 
-def _processes(count: int) -> list[str]:
-    """--processes with the master on a free loopback port (not the shared default 5557)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = str(sock.getsockname()[1])
-    return ["--processes", str(count), "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
-            "--master-host", "127.0.0.1", "--master-port", port]  # fmt: skip
-
-
 def test_two_worker_processes_flap_two_rounds(locust) -> None:
     """--processes 2: each round's users finish on the workers, the master counts them per round, exit 0."""
-    run = locust(*_processes(2), "-u", "6", "-r", "6", "--flap-rounds", "2", timeout_s=180)
+    run = locust(*worker_processes(2), "-u", "6", "-r", "6", "--flap-rounds", "2", timeout_s=180)
     assert run.exit_code == 0, run.output[-3000:]
     verdict = run.verdict
     assert int(run.stats_row("connect")["Request Count"]) == 2 * 6 * 5

@@ -19,6 +19,7 @@ import pytest
 
 from tests.servers import amqtt_broker, mqtt_broker
 from tests.servers.mqtt_broker import PASSWORD_ENV, USER_ENV
+from tests.support.e2e_helpers import worker_processes
 from tests.support.locust_process import ROOT, LocustRun
 from tests.support.unavailable import unavailable
 
@@ -284,3 +285,22 @@ def test_a_drop_without_disconnect_fires_the_will_and_a_clean_disconnect_does_no
         assert set(watcher.topics) <= {"flap/will/0", "flap/will/1"}, watcher.topics
     else:
         assert watcher.topics == [], watcher.topics
+
+
+def test_two_workers_users_each_keep_a_client_id_of_their_own(start_broker, locust) -> None:
+    """--processes 2, two users a worker: no user takes over another's session (each connect lasts), PASS."""
+    broker = start_broker()
+    run = locust(*worker_processes(2), "--host", broker.url, "--ws-conversation", str(EXAMPLE), "-u", "4", "-r", "4")
+    assert run.exit_code == 0, run.output[-3000:]
+    for row in ("session", "delivered"):
+        assert run.stats_row(row)["Failure Count"] == "0", row
+
+
+def test_a_client_id_of_user_alone_is_refused_before_any_load_across_workers(locust, tmp_path: Path) -> None:
+    """`client_id: flap-${user}` with --processes 2: both workers' user 0 would be one client: exit 2, one line."""
+    conversation = tmp_path / "shared-ids.yaml"
+    conversation.write_text(example_with(("client_id: flap-${worker}-${user}", "client_id: flap-${user}")))
+    run = locust(*worker_processes(2), "--host", "ws://127.0.0.1:9/mqtt", "--ws-conversation", str(conversation))
+    assert run.exit_code == 2, run.output[-3000:]
+    assert "client_id: names ${user} without ${worker}" in run.output
+    assert "Traceback" not in run.output

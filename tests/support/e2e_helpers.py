@@ -26,6 +26,13 @@ def free_port() -> int:
         return port
 
 
+def worker_processes(count: int) -> list[str]:
+    """Locust's --processes `count`, the master on a free loopback port (not the shared default 5557)."""
+    port = str(free_port())
+    return ["--processes", str(count), "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+            "--master-host", "127.0.0.1", "--master-port", port]  # fmt: skip
+
+
 def wait_until(probe: Callable[[], _T | None], deadline_s: float, what: str, every_s: float = 0.1) -> _T:
     """Call `probe` until it returns something truthy; fail with `what` after the deadline."""
     end = time.monotonic() + deadline_s
