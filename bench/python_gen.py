@@ -237,14 +237,14 @@ def start_pack(args: argparse.Namespace, hold_s: float, pause_s: float, run: Run
 
         if args.no_events:  # to tell Locust's share of the bookkeeping from the pack's own
 
-            def _fire(self, name: str, started: float, length: int = 0, failure: WsFailure | None = None) -> None:
+            def _report(self, name: str, started: float, length: int = 0, failure: WsFailure | None = None) -> None:
                 pass
 
     class RecordingUser(BenchUser):
         """Also keeps each cycle's timestamps (timing mode only: it costs a little per event)."""
 
-        def _fire(self, name: str, started: float, length: int = 0, failure: WsFailure | None = None) -> None:
-            super()._fire(name, started, length, failure)
+        def _report(self, name: str, started: float, length: int = 0, failure: WsFailure | None = None) -> None:
+            super()._report(name, started, length, failure)
             if failure is None:
                 now = time.perf_counter()
                 open_cycle = self._bench_open

@@ -510,9 +510,9 @@ class FlappingUser(User):
                 assert style == CLEAN, style
                 connection.goodbye()
         except WsFailure as failure:
-            self._fire(name, started, failure=failure)
+            self._report(name, started, failure=failure)
             return False
-        self._fire(name, started)
+        self._report(name, started)
         return True
 
     def _release_half_open(self, report: bool) -> None:
@@ -526,7 +526,7 @@ class FlappingUser(User):
         session.abort(reset=True)
         self._tracker.disconnected(self._half_open_hold_s)
         if report:
-            self._fire(REQUEST_NAMES[HALF_OPEN], self._half_open_since)
+            self._report(REQUEST_NAMES[HALF_OPEN], self._half_open_since)
 
     def _abort_handshake(self, started: float) -> None:
         """A handshake-abort cycle: send the upgrade request, drop TCP before the 101 (its own row)."""
@@ -534,9 +534,9 @@ class FlappingUser(User):
         try:
             self._new_session().abort_handshake()
         except WsFailure as failure:
-            self._fire(name, started, failure=failure)
+            self._report(name, started, failure=failure)
             return
-        self._fire(name, started)
+        self._report(name, started)
 
     def _drop_open_connection(self) -> None:
         session, self._session = self._session, None
@@ -544,11 +544,8 @@ class FlappingUser(User):
             session.abort()
             self._tracker.disconnected(time.perf_counter() - self._connected_at)
 
-    def _fire(self, name: str, started: float, length: int = 0, failure: WsFailure | None = None) -> None:
-        fire_ws_request(self.environment, name, started, length, failure)
-
-    def _report(self, name: str, started: float, length: int, failure: WsFailure | None) -> None:
-        """A conversation step's row (the `Talk` callback)."""
+    def _report(self, name: str, started: float, length: int = 0, failure: WsFailure | None = None) -> None:
+        """One row of this user's: a conversation step's (the `Talk` callback), a connect's, a drop's."""
         fire_ws_request(self.environment, name, started, length, failure)
 
 
