@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.servers.mqtt_broker import broker_ready
+from tests.servers.mqtt_broker import start_broker
 from tests.servers.socketio_recovery import server_ready
 from tests.support.e2e_helpers import worker_processes
 from tests.support.locust_process import ROOT
@@ -131,16 +131,9 @@ MQTT_STREAM = ROOT / "examples" / "mqtt-stream.yaml"
 MQTT_DROPS = "clean:1,abrupt:1,reset:1"  # a clean MQTT DISCONNECT keeps a persistent session
 
 
-def _broker(start_app_server):
-    why_not = broker_ready()
-    if why_not is not None:
-        unavailable(why_not)
-    return start_app_server("mqtt_broker")
-
-
 def test_mqtt_persistent_sessions_keep_what_was_published_while_away(start_app_server, locust) -> None:
     """clean_start: false under a stable client id, QoS 1: the broker keeps each session and delivers the rest."""
-    broker = _broker(start_app_server)
+    broker = start_broker(start_app_server)
     # aedes now and then closes a session that takes over the one its client just dropped (a race of its
     # own, which session_success_pct reports), and node's heap grows as the broker starts routing the
     # feed (which begins with the flapping): this test judges continuity alone.
@@ -161,7 +154,7 @@ def test_mqtt_persistent_sessions_keep_what_was_published_while_away(start_app_s
 
 def test_mqtt_clean_starts_lose_what_was_published_while_away(start_app_server, locust, tmp_path: Path) -> None:
     """clean_start: true (resume: true, so reconnects are judged as one chain): the broker kept nothing; FAIL."""
-    broker = _broker(start_app_server)
+    broker = start_broker(start_app_server)
     conversation = tmp_path / "clean.yaml"
     conversation.write_text(MQTT_STREAM.read_text().replace("clean_start: false", "clean_start: true\nresume: true"))
     run = locust("--host", broker.url, "--ws-conversation", str(conversation), "--flap-disconnect", "abrupt")

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.mqtt_broker import broker_ready
+from tests.servers.mqtt_broker import start_broker
 from tests.support.e2e_helpers import worker_processes
 from tests.support.locust_process import ROOT
-from tests.support.unavailable import unavailable
 
 pytestmark = pytest.mark.e2e  # real Locust processes
 
@@ -28,16 +27,9 @@ CYCLES = 5  # the tests' --flap-cycles
 RECONNECTS = USERS * (CYCLES - 1)  # every session after a user's first resumes
 
 
-def _broker(start_app_server):  # type: ignore[no-untyped-def]
-    why_not = broker_ready()
-    if why_not is not None:
-        unavailable(why_not)
-    return start_app_server("mqtt_broker")
-
-
 def test_each_workers_feeder_feeds_its_own_users_and_nothing_is_lost(start_app_server, locust) -> None:
     """--processes 2 with persistent sessions: two feeders, every user of both workers resumed, 0 lost, PASS."""
-    broker = _broker(start_app_server)
+    broker = start_broker(start_app_server)
     # As in test_continuity_runs.py: aedes's own takeover race is session_success_pct's business,
     # and node's heap grows as the feed starts; this test judges continuity alone.
     run = locust(
@@ -66,7 +58,7 @@ def test_clean_starts_across_workers_lose_what_was_published_while_away(
     start_app_server, locust, tmp_path: Path
 ) -> None:
     """--processes 2 with clean_start: true (resume: true): both workers' users lose what was fed meanwhile; FAIL."""
-    broker = _broker(start_app_server)
+    broker = start_broker(start_app_server)
     conversation = tmp_path / "clean.yaml"
     conversation.write_text(MQTT_STREAM.read_text().replace("clean_start: false", "clean_start: true\nresume: true"))
     run = locust(
