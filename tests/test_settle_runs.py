@@ -129,7 +129,10 @@ def test_the_bundled_servers_default_run_reports_its_settles(tmp_path: Path) -> 
     assert run.exit_code == 0, run.output[-3000:]
     settles = run.verdict["settles"]
     assert len(settles) == 2
-    for settle in settles:  # a healthy server: no longer than --settle-s
-        assert settle["reason"].startswith("settled after"), settle
-        assert settle["reason"].endswith("--settle-s 5 s passed and nothing was still falling"), settle
+    for settle in settles:  # a healthy server: over at --settle-s, or once a late series is back at baseline
+        assert settle["reason"].startswith("settled after") and not settle["capped"], settle
+        # On a loaded machine the server now and then frees its last agents after --settle-s.
+        assert settle["reason"].endswith(
+            ("--settle-s 5 s passed and nothing was still falling", "back at baseline (0)")
+        )
     assert "round 1 settle: settled after" in run.output
