@@ -134,5 +134,5 @@ def test_the_bundled_servers_default_run_reports_its_settles(tmp_path: Path) -> 
         # On a loaded machine the server now and then frees its last agents after --settle-s.
         assert settle["reason"].endswith(
             ("--settle-s 5 s passed and nothing was still falling", "back at baseline (0)")
-        )
+        ), settle
     assert "round 1 settle: settled after" in run.output
