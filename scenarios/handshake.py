@@ -52,7 +52,6 @@ from scenarios.upgrade import (
 # The websocket-client versions whose internals `adopt()` was checked against; the test
 # of those internals fails on any other version until it is checked and added here.
 VERIFIED_WEBSOCKET_CLIENT = ("1.9.2",)
-READ_CHUNK_BYTES = 16384  # the most one read of frames takes from the socket
 RECV_CHUNK_BYTES = 4096  # one read of the upgrade response; a 101 is usually ~130 bytes
 RESOLVE_TTL_S = 30.0  # how long a host name's addresses are reused
 # Linux: bind() picks no port, connect() picks one for the whole 4-tuple, so one source

@@ -34,11 +34,12 @@ from scenarios.client_frames import (
     masked_frame,
 )
 from scenarios.failure import WsFailure
-from scenarios.handshake import READ_CHUNK_BYTES, AdoptedWebSocket
+from scenarios.handshake import AdoptedWebSocket
 from scenarios.server_frames import OPCODE_PING, FrameError, ServerFrames
 from scenarios.upgrade import HandshakeError, new_websocket_key, target
 
 CLOSE_NORMAL = close_payload(websocket.STATUS_NORMAL)  # a clean close's payload: code 1000, no reason
+READ_CHUNK_BYTES = 16384  # the most one read of the server's frames takes from the socket
 
 
 # OpenSSL's certificate verification results (X509_V_ERR_*), as the one line a user reads.
