@@ -22,6 +22,7 @@ from tests.support.netns import Host, two_hosts
 pytestmark = pytest.mark.e2e  # real Locust processes
 
 RUN_TIMEOUT_S = 180
+WORKERS_WAIT_S = 90  # the master gives up on a worker that never connects (and the test shows the workers' output)
 MASTER_PORT = "5557"  # Locust's default: free in a namespace of our own
 USERS = 6  # three on each worker
 
@@ -51,6 +52,7 @@ def _run_across_hosts(hosts: tuple[Host, Host], installed: InstalledPack, folder
             a.command(
                 sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--master", "--headless",
                 "--master-bind-host", a.address, "--master-bind-port", MASTER_PORT, "--expect-workers", "2",
+                "--expect-workers-max-wait", str(WORKERS_WAIT_S),
                 "--host", f"ws://{a.address}:{port.group(1)}/", "--server-port", port.group(1),
                 "--verdict-json", str(master_folder / "verdict.json"), "--csv", str(master_folder / "run"),
                 *FAST_ARGS, "-u", str(USERS), "-r", str(USERS),
@@ -62,12 +64,17 @@ def _run_across_hosts(hosts: tuple[Host, Host], installed: InstalledPack, folder
         worker_command = [str(installed.bin / "locust"), "--worker", "-f", "-", "--master-host", a.address]
         workers = [Process(b.command(*worker_command), empty, installed.env()) for _ in range(2)]
         processes += workers
-        code = master.wait(RUN_TIMEOUT_S)
-        for worker in workers:
-            worker.wait(30)
+        try:
+            code = master.wait(RUN_TIMEOUT_S)
+            for worker in workers:
+                worker.wait(30)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{_outputs_of(workers)}") from None
     finally:
         for process in reversed(processes):
             process.kill()
+    if "Gave up waiting for workers" in master.output:
+        raise AssertionError(f"a worker never connected:\n{_outputs_of(workers)}")
     assert list(empty.iterdir()) == []  # the workers had, and wrote, nothing in their folder
     with open(master_folder / "run_stats.csv") as file:
         connects = next(row for row in csv.DictReader(file) if row["Name"] == "connect" and row["Type"] == "WS")
@@ -77,6 +84,10 @@ def _run_across_hosts(hosts: tuple[Host, Host], installed: InstalledPack, folder
         "verdict": json.loads((master_folder / "verdict.json").read_text()),
         "connects": int(connects["Request Count"]),
     }
+
+
+def _outputs_of(workers: list[Process]) -> str:
+    return "\n".join(f"--- worker {index}:\n{worker.output[-1500:]}" for index, worker in enumerate(workers))
 
 
 def _check(verdict: dict, name: str) -> dict:
