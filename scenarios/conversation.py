@@ -161,15 +161,30 @@ def regex_text(pattern: str, variables: Variables) -> str:
     return VARIABLE.sub(value_of, pattern)
 
 
+def variable_names(value: Any) -> list[str]:
+    """Every name in `${...}` in `value`'s strings (keys and values, nested), in order."""
+    if isinstance(value, str):
+        return VARIABLE.findall(value)
+    if isinstance(value, Mapping):
+        return [name for k, v in value.items() for name in variable_names(k) + variable_names(v)]
+    if isinstance(value, (list, tuple)):
+        return [name for v in value for name in variable_names(v)]
+    return []
+
+
 def unknown_variables(value: Any, known: Iterable[str] = ()) -> list[str]:
     """The names in `${...}` that are not variables of a conversation (nor in `known`: captures)."""
-    if isinstance(value, str):
-        return [name for name in VARIABLE.findall(value) if name not in VARIABLES and name != REF and name not in known]
-    if isinstance(value, Mapping):
-        return [name for k, v in value.items() for name in unknown_variables(k, known) + unknown_variables(v, known)]
-    if isinstance(value, (list, tuple)):
-        return [name for v in value for name in unknown_variables(v, known)]
-    return []
+    return [name for name in variable_names(value) if name not in VARIABLES and name != REF and name not in known]
+
+
+def number_without_worker(value: Any, number: str = "user") -> bool:
+    """Whether `value` names a user's number (`${user}`, a feed's `${target}`) but not `${worker}`.
+
+    Each Locust worker numbers its users from 0: such a value is the same for the same number
+    on every worker, so two workers' users would share it.
+    """
+    names = variable_names(value)
+    return number in names and "worker" not in names
 
 
 def json_in_string(value: Any) -> Any:

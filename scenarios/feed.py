@@ -19,11 +19,11 @@ feeder would feed every worker's user of that number (`FeedSpec.check_across_wor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scenarios.conversation import ConversationError, Step
+from scenarios.conversation import ConversationError, Step, number_without_worker
 from scenarios.file_keys import reject_unknown_keys
 
 FEED_KEYS = ("every_ms", "steps")
@@ -88,25 +88,8 @@ def parse_feed(
             if action is not None:
                 item = {**item, "name": action}
         steps.append(parse_step(item, "feed", index, actions, names))
-    without_worker = tuple(
-        index
-        for index, item in enumerate(items, 1)
-        if any("${target}" in text for text in _texts(item)) and not any("${worker}" in text for text in _texts(item))
-    )
+    without_worker = tuple(index for index, item in enumerate(items, 1) if number_without_worker(item, "target"))
     return FeedSpec(float(every_ms), tuple(steps), without_worker)
-
-
-def _texts(data: Any) -> Iterator[str]:
-    """Every string in a step as the file wrote it (keys and values, nested)."""
-    if isinstance(data, str):
-        yield data
-    elif isinstance(data, Mapping):
-        for key, value in data.items():
-            yield from _texts(key)
-            yield from _texts(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from _texts(value)
 
 
 class FeedTargets:

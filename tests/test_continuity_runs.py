@@ -18,6 +18,7 @@ from tests.servers.mqtt_broker import start_broker
 from tests.servers.socketio_recovery import server_ready
 from tests.support.e2e_helpers import worker_processes
 from tests.support.locust_process import ROOT
+from tests.support.streams import MQTT_STREAM, assert_lost_and_nothing_resumed, mqtt_stream_with_clean_starts
 from tests.support.unavailable import unavailable
 
 APP_STREAM = str(ROOT / "examples" / "app-stream.yaml")
@@ -105,14 +106,7 @@ def test_socket_io_without_recovery_loses_what_it_sent_meanwhile_and_says_why(st
     """The same server without connectionStateRecovery: ticks sent while a user was away are lost; FAIL."""
     server = _socketio_server(start_app_server)
     run = locust("--host", server.url, "--ws-conversation", SOCKETIO_STREAM, "--flap-disconnect", DROPS)
-    assert run.exit_code == 3, run.output[-3000:]
-    check = run.check("messages_lost")
-    assert check["status"] == "fail"
-    assert check["observed"] > 0
-    expected = (
-        rf"\d+ messages? lost in {RECONNECTS} reconnects; the server resumed 0 of {RECONNECTS} sessions \(limit 0\)"
-    )
-    assert re.fullmatch(expected, check["detail"]), check["detail"]
+    assert_lost_and_nothing_resumed(run, RECONNECTS)
 
 
 def test_a_clean_socket_io_disconnect_ends_the_session_on_purpose(start_app_server, locust) -> None:
@@ -127,7 +121,6 @@ def test_a_clean_socket_io_disconnect_ends_the_session_on_purpose(start_app_serv
 
 # --- MQTT persistent sessions, on a real broker (aedes) ------------------------------------------------------
 
-MQTT_STREAM = ROOT / "examples" / "mqtt-stream.yaml"
 MQTT_DROPS = "clean:1,abrupt:1,reset:1"  # a clean MQTT DISCONNECT keeps a persistent session
 
 
@@ -155,13 +148,6 @@ def test_mqtt_persistent_sessions_keep_what_was_published_while_away(start_app_s
 def test_mqtt_clean_starts_lose_what_was_published_while_away(start_app_server, locust, tmp_path: Path) -> None:
     """clean_start: true (resume: true, so reconnects are judged as one chain): the broker kept nothing; FAIL."""
     broker = start_broker(start_app_server)
-    conversation = tmp_path / "clean.yaml"
-    conversation.write_text(MQTT_STREAM.read_text().replace("clean_start: false", "clean_start: true\nresume: true"))
+    conversation = mqtt_stream_with_clean_starts(tmp_path)
     run = locust("--host", broker.url, "--ws-conversation", str(conversation), "--flap-disconnect", "abrupt")
-    assert run.exit_code == 3, run.output[-3000:]
-    check = run.check("messages_lost")
-    assert check["status"] == "fail"
-    expected = (
-        rf"\d+ messages? lost in {RECONNECTS} reconnects; the server resumed 0 of {RECONNECTS} sessions \(limit 0\)"
-    )
-    assert re.fullmatch(expected, check["detail"]), check["detail"]
+    assert_lost_and_nothing_resumed(run, RECONNECTS)

@@ -9,18 +9,16 @@ was away (0 lost); clean starts lose it (messages_lost FAIL).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from tests.servers.mqtt_broker import start_broker
 from tests.support.e2e_helpers import worker_processes
-from tests.support.locust_process import ROOT
+from tests.support.streams import MQTT_STREAM, assert_lost_and_nothing_resumed, mqtt_stream_with_clean_starts
 
 pytestmark = pytest.mark.e2e  # real Locust processes
 
-MQTT_STREAM = ROOT / "examples" / "mqtt-stream.yaml"
 WORKERS = 2
 USERS = 4  # the tests' -u: two users on each worker
 CYCLES = 5  # the tests' --flap-cycles
@@ -59,19 +57,12 @@ def test_clean_starts_across_workers_lose_what_was_published_while_away(
 ) -> None:
     """--processes 2 with clean_start: true (resume: true): both workers' users lose what was fed meanwhile; FAIL."""
     broker = start_broker(start_app_server)
-    conversation = tmp_path / "clean.yaml"
-    conversation.write_text(MQTT_STREAM.read_text().replace("clean_start: false", "clean_start: true\nresume: true"))
+    conversation = mqtt_stream_with_clean_starts(tmp_path)
     run = locust(
         *worker_processes(WORKERS), "--host", broker.url, "--ws-conversation", str(conversation),
         "--flap-disconnect", "abrupt",
     )  # fmt: skip
-    assert run.exit_code == 3, run.output[-3000:]
-    check = run.check("messages_lost")
-    assert check["status"] == "fail"
-    expected = (
-        rf"\d+ messages? lost in {RECONNECTS} reconnects; the server resumed 0 of {RECONNECTS} sessions \(limit 0\)"
-    )
-    assert re.fullmatch(expected, check["detail"]), check["detail"]
+    assert_lost_and_nothing_resumed(run, RECONNECTS)
 
 
 def test_a_feed_without_worker_in_its_names_is_refused_across_workers(locust, tmp_path: Path) -> None:

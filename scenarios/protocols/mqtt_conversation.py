@@ -42,6 +42,7 @@ from scenarios.conversation import (
     compact_json,
     contains,
     make_step,
+    number_without_worker,
     substitute,
     unknown_variables,
 )
@@ -351,8 +352,7 @@ class MqttProtocol(WireProtocol):
     @classmethod
     def check_across_workers(cls, settings: Mapping[str, Any]) -> None:
         """Refuses a client id naming `${user}` without `${worker}`: two workers' users would share it."""
-        client_id = settings.get("client_id", DEFAULT_CLIENT_ID)
-        if isinstance(client_id, str) and "${user}" in client_id and "${worker}" not in client_id:
+        if number_without_worker(settings.get("client_id", DEFAULT_CLIENT_ID)):
             raise ConversationError(
                 "client_id: names ${user} without ${worker}, but with Locust workers each worker numbers its users "
                 "from 0, so two users would share a client id and the broker would drop one "

@@ -210,3 +210,14 @@ def test_a_bad_header_names_the_header_never_the_value() -> None:
 def test_a_token_holding_a_variable_name_is_sent_as_it_is() -> None:
     """Substitution does not run twice: a token that reads "${user}" is not replaced by the user number."""
     assert substitute("Bearer ${token}", Variables(user=3, token="a${user}b")) == "Bearer a${user}b"
+
+
+def test_a_users_number_without_the_worker_is_found_in_keys_values_and_lists() -> None:
+    """`${user}` (or a feed's `${target}`) anywhere without `${worker}` would be one name for two workers' users."""
+    from scenarios.conversation import number_without_worker, variable_names
+
+    step = {"publish": "t/${target}", "payload": [{"${ref}": "${seq}"}]}
+    assert variable_names(step) == ["target", "ref", "seq"]
+    assert number_without_worker(step, "target") and not number_without_worker(step)
+    assert not number_without_worker({"send": ["${worker}", {"to": "${user}"}]})
+    assert number_without_worker("flap-${user}") and not number_without_worker(None)
