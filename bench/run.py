@@ -23,14 +23,19 @@ Each generator runs in a process of its own pinned to core 0, the echo server on
    python-socketio client in gevent; cycles/s and CPU-seconds per 1,000 cycles, medians of
    `--repeats` interleaved runs, and the server's CPU per 1,000 cycles beside them;
 7. mqtt: zero hold, one MQTT cycle (connect + CONNACK + SUBSCRIBE/SUBACK + a QoS 0 PUBLISH
-   and its delivery + DISCONNECT) by the pack's user in Locust (`bench/conversations/mqtt-cycle.yaml`)
-   against an aedes broker (`tests/servers/mqtt_broker`, Node.js) on the server core; the
-   same figures as part 6, beside the Node.js `mqtt` (MQTT.js) loop (`bench/node/mqtt_client.js`) and
-   paho-mqtt in gevent (the client under Locust's `MqttUser`). The broker runs with
-   `--whole-packets`: aedes writes each packet in pieces (a fixed header, a length, a topic, a
-   payload), and the `ws` stream would send each piece as a frame of its own, about 13 frames
-   a cycle; brokers built for WebSocket (mosquitto, EMQX, HiveMQ) send one frame per packet, as
-   the broker then does. Every client reads the same frames.
+   and its delivery + DISCONNECT) by the pack's user in Locust (`bench/conversations/mqtt-cycle.yaml`),
+   the Node.js `mqtt` (MQTT.js) loop (`bench/node/mqtt_client.js`) and paho-mqtt in gevent (the
+   client under Locust's `MqttUser`); the same figures as part 6, against two brokers on the
+   server core, one after the other:
+   - Debian's mosquitto (C): about a fifth of a core at the clients' rates, so the clients, not
+     the broker, set the rate. The targets are checked here.
+   - aedes (`tests/servers/mqtt_broker`, Node.js), the broker of the tests. It costs about as
+     much CPU per cycle as the pack, so under the pack it runs near a full core and sets the
+     rate: kept for comparison. It runs with `--whole-packets`: aedes writes each packet in
+     pieces (a fixed header, a length, a topic, a payload), and the `ws` stream would send each
+     piece as a frame of its own, about 13 frames a cycle; brokers built for WebSocket
+     (mosquitto, EMQX, HiveMQ) send one frame per packet, as the broker then does. Every
+     client reads the same frames.
 
 Prints a table and writes `bench/results/latest.json`. The server is `bench/echo_server.py`
 (the bundled refserver saturates first; part 0 shows by how much); for part 6 it is the
@@ -45,9 +50,11 @@ import json
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +66,16 @@ JSON3_CONVERSATION = BENCH / "conversations" / "json3.yaml"  # the pack-json3 ro
 SOCKETIO_CONVERSATION = BENCH / "conversations" / "socketio-ack.yaml"  # part 6: one emit with ack per cycle
 MQTT_CONVERSATION = BENCH / "conversations" / "mqtt-cycle.yaml"  # part 7: subscribe, publish, delivery per cycle
 AEDES_BROKER = ROOT / "tests" / "servers" / "mqtt_broker" / "broker.mjs"  # part 7's broker (npm ci installs it)
+MOSQUITTO = "/usr/sbin/mosquitto"  # part 7's other broker: Debian's mosquitto (apt-get install mosquitto)
+# mosquitto 2.0.11 starts only beside a plain MQTT listener, and its WebSocket listener (libwebsockets)
+# cannot bind to one address: it listens on every IPv4 address; the generators connect to 127.0.0.1.
+MOSQUITTO_CONFIG = """log_dest none
+listener {tcp_port} 127.0.0.1
+listener {ws_port}
+socket_domain ipv4
+protocol websockets
+allow_anonymous true
+"""
 PYTHON = sys.executable
 GENERATOR_CPU = 0  # the generator's core
 SERVER_CPU = 1  # the server's core
@@ -129,11 +146,55 @@ def run_json(command: list[str], timeout_s: float, core: int = GENERATOR_CPU, en
     return json.loads(lines[-1])
 
 
+# Part 7's brokers: the targets are checked against mosquitto (C), which costs a fraction of a
+# client's CPU per cycle, so the clients, not the broker, set the rate; aedes (Node.js, the
+# issue's reference broker) costs about as much per cycle as the pack: it saturates first.
+MQTT_BROKERS = (
+    ("mqtt", "mosquitto", "mosquitto 2.0.11 (Debian's package, C, one process)"),
+    ("mqtt_aedes", "aedes", "aedes (tests/servers/mqtt_broker --whole-packets, Node.js, one process)"),
+)
+
+
+def mqtt_broker_missing(broker: str) -> str | None:
+    """None when part 7 can start `broker` (installing aedes with npm ci if needed), else why not."""
+    if broker == "mosquitto":
+        return None if os.access(MOSQUITTO, os.X_OK) else f"{MOSQUITTO} not found (apt-get install mosquitto)"
+    from tests.servers.mqtt_broker import broker_ready
+
+    return broker_ready()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a server that cannot take port 0)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def accepts(port: int, deadline: float) -> bool:
+    """True once something accepts TCP connections on 127.0.0.1:`port`, False at the deadline."""
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 class Server:
-    """The benchmark's echo server (or the bundled refserver), pinned to the server core."""
+    """The benchmark's echo server (or the bundled refserver, or an MQTT broker), pinned to the server core."""
 
     def __init__(self, kind: str = "fast") -> None:
-        if kind == "fast":
+        self.port = 0  # where it listens
+        self.config: tempfile.TemporaryDirectory | None = None  # mosquitto's configuration
+        if kind == "mosquitto":
+            self.config = tempfile.TemporaryDirectory(prefix="bench-mosquitto-")
+            self.port = free_port()
+            config = Path(self.config.name) / "mosquitto.conf"
+            config.write_text(MOSQUITTO_CONFIG.format(tcp_port=free_port(), ws_port=self.port))
+            command = [MOSQUITTO, "-c", str(config)]
+        elif kind == "fast":
             command = [PYTHON, "-m", "bench.echo_server", "--port", "0"]
         elif kind == "fast-socketio":
             command = [PYTHON, "-m", "bench.echo_server", "--port", "0", "--protocol", "socketio"]
@@ -153,9 +214,18 @@ class Server:
             preexec_fn=pinned(SERVER_CPU),  # noqa: PLW1509
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
-        assert self.proc.stdout is not None
         deadline = time.monotonic() + 20
-        self.port = 0  # where it listens
+        # mosquitto logs nothing (a line per client into a pipe nobody reads would block it).
+        ready = accepts(self.port, deadline) if kind == "mosquitto" else self._read_port(deadline)
+        if not ready:
+            self.stop()
+            raise RuntimeError(f"the {kind} server did not start")
+        self.pid = self.proc.pid  # watched by the pack's monitor
+        self.url = f"ws://127.0.0.1:{self.port}/"  # where the generators connect
+
+    def _read_port(self, deadline: float) -> bool:
+        """Read the port from the server's readiness line ("listening PORT" or "... port=PORT ...")."""
+        assert self.proc.stdout is not None
         while time.monotonic() < deadline and not self.port:
             line = self.proc.stdout.readline()
             if not line:
@@ -165,11 +235,7 @@ class Server:
                 self.port = int(words[1])
             elif "port" in words:
                 self.port = int(words[words.index("port") + 1])
-        if not self.port:
-            self.stop()
-            raise RuntimeError(f"the {kind} server did not start")
-        self.pid = self.proc.pid  # watched by the pack's monitor
-        self.url = f"ws://127.0.0.1:{self.port}/"  # where the generators connect
+        return bool(self.port)
 
     def cpu_s(self) -> float:
         """The server's CPU seconds so far (user + system), or 0.0 where /proc cannot tell."""
@@ -187,6 +253,8 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+        if self.config is not None:
+            self.config.cleanup()
 
 
 # --- the generators ----------------------------------------------------------------------
@@ -587,7 +655,11 @@ def table(results: dict[str, Any]) -> str:
             f"sustained {name}: {data.get('seconds', 0):.0f} s, {data.get('cycles_per_s', 0):.0f} cycles/s, "
             f"{data.get('error_count')} errors {data.get('errors') or ''}"
         )
-    for key, title in (("socketio", "Socket.IO, zero hold   "), ("mqtt", "MQTT, zero hold        ")):
+    for key, title in (
+        ("socketio", "Socket.IO, zero hold   "),
+        ("mqtt", "MQTT (mosquitto)       "),
+        ("mqtt_aedes", "MQTT (aedes)           "),
+    ):
         rows = results.get(key, {})
         if not rows:
             continue
@@ -703,19 +775,18 @@ def main() -> None:
         finally:
             sio_server.stop()
     if "mqtt" in parts:
-        log("part 7: an MQTT cycle at zero hold, against aedes")
-        from tests.servers.mqtt_broker import broker_ready
-
-        why_not = broker_ready()
-        if why_not:
-            log(why_not)
-            results["mqtt_skipped"] = why_not
-        else:
-            mqtt_server = Server("aedes")
-            results["mqtt_server"] = "aedes (tests/servers/mqtt_broker --whole-packets, Node.js, one process)"
+        mqtt_clients = ["pack"] + ([] if skip_node else ["node-mqtt"]) + ["paho"]
+        for key, broker, about in MQTT_BROKERS:
+            log(f"part 7: an MQTT cycle at zero hold, against {broker}")
+            why_not = mqtt_broker_missing(broker)
+            if why_not:
+                log(why_not)
+                results[f"{key}_skipped"] = why_not
+                continue
+            mqtt_server = Server(broker)
+            results[f"{key}_server"] = about
             try:
-                mqtt_clients = ["pack"] + ([] if skip_node else ["node-mqtt"]) + ["paho"]
-                results["mqtt"] = part_socketio(
+                results[key] = part_socketio(
                     mqtt_server, mqtt_clients, 1 if quick else 3, 3.0 if quick else 6.0, MQTT_CONVERSATION
                 )
             finally:
