@@ -28,10 +28,11 @@ import selectors
 import socket
 import ssl
 import time
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import websocket
 from websocket._abnf import continuous_frame
+from websocket._abnf import frame_buffer as LibraryFrameBuffer
 from websocket._handshake import handshake_response
 from websocket._socket import sock_opt
 from websocket._utils import NoLock
@@ -163,7 +164,8 @@ def open_tcp(host: str, port: int, timeout_s: float, source_address: str | None 
         try:
             raw, code = _connect_started(family, sockaddr, source_address)
             # The socket module as patched (gevent's under Locust) takes the connection over.
-            sock = socket.socket(family, socket.SOCK_STREAM, fileno=raw.detach())
+            # Family, type and protocol given: the socket module asks the kernel for none of them.
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=raw.detach())
             sock.settimeout(timeout_s)
             if code in (errno.EINPROGRESS, errno.EALREADY):
                 _wait_connected(sock, timeout_s)
@@ -287,15 +289,46 @@ class _SharedOptions(sock_opt):
     """Socket options shared by every connection with one timeout (`adopt` connects, so they are never read)."""
 
 
+# What `websocket.WebSocket.__init__` sets, each of which `AdoptedWebSocket.__init__` sets instead
+# (`tests/scenarios/test_handshake.py` fails when the library's list changes).
+LIBRARY_ATTRIBUTES = frozenset(
+    ("sock_opt", "handshake_response", "sock", "connected", "close_frame", "get_mask_key")
+    + ("frame_buffer", "cont_frame", "dispatcher", "lock", "readlock")
+)
+
+
 class AdoptedWebSocket(websocket.WebSocket):
-    """A `websocket.WebSocket` whose options object may be shared: `settimeout()` gives it its own first.
+    """A `websocket.WebSocket` made from an upgraded socket (`adopt`), sharing what the library makes per connection.
 
     The pack writes its frames itself (`write`, frames from `scenarios.client_frames`) and
     reads the server's with `frames` (`scenarios.server_frames`, fed by `ws_session`), not
-    through the library's send and receive paths.
+    through the library's send and receive paths. So the library's per-connection objects
+    are shared or late: one no-op lock, one continuation state, socket options per timeout
+    (`settimeout()` gives a connection its own first), and the library's frame buffer only
+    when its own `recv()` is called.
     """
 
-    frames: ServerFrames  # the server's frames read so far (set by `adopt`)
+    def __init__(self, sock: socket.socket, options: sock_opt, response: handshake_response) -> None:
+        # Not the library's __init__: it makes a frame buffer (with a lock), a continuation
+        # state, options and locks per connection, which cost time per cycle and memory per
+        # held connection. The same attributes (LIBRARY_ATTRIBUTES), set to shared objects.
+        self.sock_opt = options
+        self.handshake_response = response
+        self.sock = sock
+        self.connected = True
+        self.close_frame = None
+        self.get_mask_key = None
+        self.cont_frame = _SHARED_CONT_FRAME
+        self.dispatcher = None
+        self.lock = self.readlock = _NO_LOCK  # type: ignore[assignment]  # a lock's interface
+        self.frames = ServerFrames()  # the server's frames read so far
+
+    @cached_property
+    def frame_buffer(self) -> LibraryFrameBuffer:  # type: ignore[override]
+        """The library's frame reader, made when its own `recv()` first asks (the pack never does)."""
+        buffer = LibraryFrameBuffer(self._recv, True)
+        buffer.lock = _NO_LOCK  # type: ignore[assignment]
+        return buffer
 
     def settimeout(self, timeout: float | None) -> None:
         if isinstance(self.sock_opt, _SharedOptions):
@@ -335,22 +368,13 @@ def adopt(
     """Hand an upgraded socket to `websocket-client`, as its own `connect()` leaves it, leaner.
 
     `buffered` are bytes read past the response head (frames the server sent at once);
-    they go to the connection's frame reader (`frames`) first. The response headers are not kept (see `_response`);
-    the locks are one shared no-op lock, the continuation state one shared object (see
-    `_SHARED_CONT_FRAME`), the socket options (read by `connect()` and `gettimeout()`
-    only) one object per timeout, copied on `settimeout()`: each costs memory per open
-    connection and none is needed here. Not public API of the library: pinned by
-    `tests/scenarios/test_handshake.py`.
+    they go to the connection's frame reader (`frames`) first. The response headers are not
+    kept (see `_response`); what the library makes per connection is shared or late (see
+    `AdoptedWebSocket`): each would cost time per cycle and memory per open connection, and
+    none is needed here. Not public API of the library: pinned by `tests/scenarios/test_handshake.py`.
     """
-    ws = AdoptedWebSocket(skip_utf8_validation=True, enable_multithread=False)
-    ws.lock = ws.readlock = ws.frame_buffer.lock = _NO_LOCK  # type: ignore[assignment]  # a lock's interface
-    ws.cont_frame = _SHARED_CONT_FRAME
-    ws.sock_opt = _shared_options(timeout_s)
-    ws.sock = sock
     sock.settimeout(timeout_s)  # what `ws.settimeout()` does besides writing the options
-    ws.handshake_response = _response(status, subprotocol)
-    ws.frames = ServerFrames()
+    ws = AdoptedWebSocket(sock, _shared_options(timeout_s), _response(status, subprotocol))
     if buffered:
         ws.frames.feed(buffered)
-    ws.connected = True
     return ws

@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, TypeAlias
 
 SUBPROTOCOL = "mqtt"  # the WebSocket subprotocol of both versions
@@ -194,8 +195,13 @@ def disconnect_reason(code: int) -> str:
 # --- primitives ----------------------------------------------------------------------------------
 
 
+_ONE_BYTE = tuple(bytes((value,)) for value in range(256))  # each byte value as a bytes object of its own
+
+
 def encode_varint(value: int) -> bytes:
     """A variable byte integer (1.5.5 / 2.2.3): 7 bits a byte, low first, 0 .. 268,435,455."""
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
     if not 0 <= value <= VARINT_MAX:
         raise ValueError(f"variable byte integer out of range: {value} (0 .. {VARINT_MAX})")
     out = bytearray()
@@ -246,7 +252,10 @@ def _binary(data: bytes, what: str) -> bytes:
 
 def _packet(first_byte: int, body: bytes) -> bytes:
     """Fixed header (type and flags, remaining length) and body."""
-    return bytes((first_byte,)) + encode_varint(len(body)) + body
+    length = len(body)
+    if length < 0x80:  # most packets: a one-byte remaining length
+        return bytes((first_byte, length)) + body
+    return _ONE_BYTE[first_byte] + encode_varint(length) + body
 
 
 def _check_packet_id(packet_id: int) -> None:
@@ -545,7 +554,10 @@ class Suback:
     @property
     def failures(self) -> tuple[str, ...]:
         """The names of the failed filters' codes, in order (empty when all were granted)."""
-        if max(self.return_codes, default=0) <= 2:  # every filter granted a QoS
+        for code in self.return_codes:
+            if code > 2:
+                break
+        else:  # every filter granted a QoS
             return ()
         names = (suback_failure(code, self.level) for code in self.return_codes)
         return tuple(name for name in names if name is not None)
@@ -594,6 +606,8 @@ def packet_name(packet: Packet) -> str:
 class _Reader:
     """Reads one packet's body, raising ProtocolError (naming the packet) when it ends early."""
 
+    __slots__ = ("data", "offset", "packet_name")
+
     def __init__(self, data: bytes, packet_name: str) -> None:
         self.data = data  # the body (after the fixed header)
         self.offset = 0  # the next byte to read
@@ -607,11 +621,12 @@ class _Reader:
         return len(self.data) - self.offset
 
     def take(self, count: int, what: str) -> bytes:
-        if count > self.left:
+        offset = self.offset
+        end = offset + count
+        if end > len(self.data):
             raise self.error(f"{what} runs past the end of the packet")
-        chunk = self.data[self.offset : self.offset + count]
-        self.offset += count
-        return chunk
+        self.offset = end
+        return self.data[offset:end]
 
     def byte(self, what: str) -> int:
         return self.take(1, what)[0]
@@ -717,28 +732,35 @@ class MqttDecoder:
         """Add `data`; the packets it completed, in order. ProtocolError for malformed input."""
         if self.error is not None:
             raise self.error
-        self._buffer += data
+        if self._buffer:  # the start of a packet came before: read on from it
+            self._buffer += data
+            data = bytes(self._buffer)
+            self._buffer.clear()
         packets: list[Packet] = []
+        offset, end = 0, len(data)
         try:
-            while len(self._buffer) >= 2:
-                header = decode_varint(self._buffer, 1)
-                if header is None:
-                    break
-                length, start = header
-                if start + length > self.max_packet_bytes:
+            while end - offset >= 2:
+                length = data[offset + 1]
+                start = offset + 2
+                if length & 0x80:  # a remaining length of more than one byte
+                    header = decode_varint(data, offset + 1)
+                    if header is None:
+                        break
+                    length, start = header
+                if start - offset + length > self.max_packet_bytes:
                     raise ProtocolError(
-                        f"packet of {start + length} bytes exceeds the {self.max_packet_bytes}-byte limit"
+                        f"packet of {start - offset + length} bytes exceeds the {self.max_packet_bytes}-byte limit"
                     )
-                if len(self._buffer) < start + length:
+                if end < start + length:
                     break
-                first = self._buffer[0]
-                body = bytes(self._buffer[start : start + length])
-                del self._buffer[: start + length]
-                packets.append(self._decode(first >> 4, first & 0x0F, body))
+                first = data[offset]
+                offset = start + length
+                packets.append(self._decode(first >> 4, first & 0x0F, data[start:offset]))
         except ProtocolError as error:
             self.error = error
-            self._buffer.clear()
             raise
+        if offset < end:
+            self._buffer += data[offset:]
         return packets
 
     def _decode(self, packet_type: int, flags: int, body: bytes) -> Packet:
@@ -850,6 +872,15 @@ def decode_all(data: bytes, level: int = MQTT_3_1_1) -> list[Packet]:
 
 # --- a client session ----------------------------------------------------------------------------
 
+
+@lru_cache(maxsize=4096)
+def _encoded(packet: Connect | Subscribe, level: int) -> bytes:
+    """A CONNECT's or SUBSCRIBE's bytes, encoded once: a user sends the same ones every cycle."""
+    return packet.encode() if isinstance(packet, Connect) else packet.encode(level)
+
+
+_NORMAL_DISCONNECT = {level: Disconnect().encode(level) for level in LEVELS}  # a clean close's DISCONNECT
+
 NO_BYTES: tuple[bytes, ...] = ()
 PING_TIMED_OUT = "no PINGRESP within the keepalive"
 
@@ -890,7 +921,7 @@ class MqttSession:
 
     def open(self, now_s: float) -> bytes:
         """The CONNECT to send first."""
-        return self._sent(self.connect.encode(), now_s)
+        return self._sent(_encoded(self.connect, self.level), now_s)
 
     def _packet_id(self) -> int:
         """A packet identifier not in use by an unacknowledged PUBLISH or SUBSCRIBE (2.2.1)."""
@@ -906,7 +937,7 @@ class MqttSession:
         for _, qos in filters:
             _check_qos(qos, "subscription qos", highest=1)
         packet = Subscribe(self._packet_id(), tuple(filters))
-        data = packet.encode(self.level)
+        data = _encoded(packet, self.level)
         self.awaiting_suback[packet.packet_id] = packet.filters
         return packet.packet_id, self._sent(data, now_s)
 
@@ -998,7 +1029,7 @@ class MqttSession:
     def close(self, now_s: float) -> bytes:
         """The DISCONNECT of a clean close (reason 0, normal disconnection, in 5.0)."""
         self.closed = True
-        return self._sent(Disconnect().encode(self.level), now_s)
+        return self._sent(_NORMAL_DISCONNECT[self.level], now_s)
 
 
 # --- the server's side (the bundled server's MQTT mode): client packets in, server packets out ----

@@ -399,6 +399,8 @@ def test_the_websocket_client_internals_adopt_relies_on_are_unchanged() -> None:
         f"websocket-client {websocket.__version__} is not verified for scenarios/handshake.adopt()"
     )
     fresh = websocket.WebSocket()
+    # AdoptedWebSocket sets every attribute the library's __init__ sets, and only those.
+    assert set(vars(fresh)) == handshake.LIBRARY_ATTRIBUTES
     assert fresh.sock is None and fresh.connected is False and fresh.handshake_response is None
     assert fresh.frame_buffer.recv_buffer == []
     # adopt() replaces these with shared objects: they must still be what the library uses.
@@ -430,9 +432,10 @@ def test_adopted_connections_share_what_they_never_change_but_not_their_timeout(
     pairs = [socket.socketpair() for _ in range(3)]
     try:
         first, second, other = (adopt(a, 101, None, b"", t) for (a, _b), t in zip(pairs, (2.0, 2.0, 3.0), strict=True))
+        assert "frame_buffer" not in vars(first)  # made only when the library's own recv() asks
         assert first.lock is second.lock is first.readlock is first.frame_buffer.lock
         assert first.cont_frame is second.cont_frame and first.handshake_response is second.handshake_response
-        assert first.frame_buffer is not second.frame_buffer
+        assert first.frame_buffer is not second.frame_buffer and first.frame_buffer is first.frame_buffer
         assert first.sock_opt is second.sock_opt and other.sock_opt is not first.sock_opt
         assert (first.gettimeout(), other.gettimeout(), first.sock.gettimeout()) == (2.0, 3.0, 2.0)
         first.settimeout(7.0)
