@@ -253,7 +253,7 @@ def open_websocket(
             if where.secure:
                 sock = tls_context(ca_file).wrap_socket(sock, server_hostname=where.host)
             key = new_websocket_key()
-            sock.sendall(where.request(key))
+            send_all(sock, where.request(key))
             head, rest = read_response_head(sock, timeout_s)
             status, response_headers = parse_response_head(head)
             redirected = redirect_url(url, status, response_headers)
@@ -336,18 +336,23 @@ class AdoptedWebSocket(websocket.WebSocket):
         super().settimeout(timeout)
 
     def write(self, data: bytes) -> None:
-        """Send frames (`scenarios.client_frames`), bounded by the socket's timeout.
-
-        One `send` takes a few frames whole; `sendall` (which asks the kernel for the
-        send buffer's size first) sends what is left of a larger write, so a write may take
-        up to twice the timeout.
-        """
+        """Send frames (`scenarios.client_frames`), bounded by the socket's timeout (see `send_all`)."""
         sock = self.sock
         if sock is None:
             raise websocket.WebSocketConnectionClosedException("socket is already closed.")
-        sent = sock.send(data)
-        if sent < len(data):
-            sock.sendall(memoryview(data)[sent:])
+        send_all(sock, data)
+
+
+def send_all(sock: socket.socket, data: bytes) -> None:
+    """Send all of `data`, each call bounded by the socket's timeout.
+
+    One `send` takes an upgrade request or a few frames whole; `sendall` (which asks the
+    kernel for the send buffer's size first) sends what is left of a larger write, so a
+    write may take up to twice the timeout.
+    """
+    sent = sock.send(data)
+    if sent < len(data):
+        sock.sendall(memoryview(data)[sent:])
 
 
 @lru_cache(maxsize=64)

@@ -287,7 +287,7 @@ class WebSocketSession:
             sock = handshake.open_tcp(where.host, where.port, self.timeout_s, self.source_address)
             if where.secure:
                 sock = handshake.tls_context(self.ca_file).wrap_socket(sock, server_hostname=where.host)
-            sock.sendall(where.request(new_websocket_key()))
+            handshake.send_all(sock, where.request(new_websocket_key()))
         except HandshakeError as error:
             raise WsFailure(error.message) from None
         except Exception as error:
