@@ -100,25 +100,35 @@ def split_response_head(received: bytes) -> tuple[bytes, bytes] | None:
     return received[:end], received[end + 4 :]
 
 
+_OWS = " \t"  # optional white space around a header's name and value (RFC 9110, 5.6.3)
+
+
 def parse_response_head(head: bytes) -> tuple[int, dict[str, str]]:
     """Status code and headers (names lower-case; repeated headers joined with ", ") of a response head."""
-    lines = head.split(b"\r\n")
-    status_line = lines[0].split(b" ", 2)
-    if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/") or not status_line[1].isdigit():
+    lines = head.decode("latin-1").split("\r\n")
+    status_line = lines[0].split(" ", 2)
+    code = status_line[1] if len(status_line) > 1 else ""
+    if not status_line[0].startswith("HTTP/") or not (code.isascii() and code.isdigit()):
         raise HandshakeError("handshake failed: bad HTTP response")
     headers: dict[str, str] = {}
     for line in lines[1:]:
-        name, colon, value = line.partition(b":")
+        name, colon, value = line.partition(":")
         if not colon:
             raise HandshakeError("handshake failed: bad HTTP response")
-        key = name.strip().lower().decode("latin-1")
-        text = value.strip().decode("latin-1")
+        key = name.strip(_OWS).lower()
+        text = value.strip(_OWS)
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
-    return int(status_line[1]), headers
+    return int(code), headers
 
 
 def _has_token(value: str | None, token: str) -> bool:
-    return value is not None and token in (part.strip().lower() for part in value.split(","))
+    """Whether the comma-separated header `value` lists `token` (case-insensitive)."""
+    if value is None:
+        return False
+    value = value.lower()
+    if value == token:  # the usual answer: the one token alone
+        return True
+    return token in (part.strip() for part in value.split(","))
 
 
 def check_upgrade(status: int, headers: Mapping[str, str], key: str, subprotocols: tuple[str, ...]) -> str | None:

@@ -71,7 +71,10 @@ def test_repeated_headers_are_joined_and_names_lower_cased() -> None:
     assert status == 101 and headers == {"connection": "keep-alive, Upgrade"}
 
 
-@pytest.mark.parametrize("head", [b"garbage", b"HTTP/1.1 abc", b"HTTP/1.1 101 OK\r\nno colon here"])
+@pytest.mark.parametrize(
+    "head",
+    [b"garbage", b"HTTP/1.1 abc", b"HTTP/1.1 101 OK\r\nno colon here", b"HTTP/1.1 1\xb201 OK", b"HTTP/1.1"],
+)
 def test_a_garbled_head_is_a_bad_http_response(head: bytes) -> None:
     """A status line or header line that is not HTTP is refused with one stable message."""
     with pytest.raises(HandshakeError, match="bad HTTP response"):
