@@ -732,18 +732,19 @@ class MqttDecoder:
         """Add `data`; the packets it completed, in order. ProtocolError for malformed input."""
         if self.error is not None:
             raise self.error
-        if self._buffer:  # the start of a packet came before: read on from it
-            self._buffer += data
-            data = bytes(self._buffer)
-            self._buffer.clear()
+        buffer = self._buffer
+        if buffer:  # the start of a packet came before: read on from it
+            buffer += data
+        # Most frames hold whole packets: they are read in place, and only a packet's start is kept.
+        source: bytes | bytearray = buffer if buffer else data
         packets: list[Packet] = []
-        offset, end = 0, len(data)
+        offset, end = 0, len(source)
         try:
             while end - offset >= 2:
-                length = data[offset + 1]
+                length = source[offset + 1]
                 start = offset + 2
                 if length & 0x80:  # a remaining length of more than one byte
-                    header = decode_varint(data, offset + 1)
+                    header = decode_varint(source, offset + 1)
                     if header is None:
                         break
                     length, start = header
@@ -753,14 +754,17 @@ class MqttDecoder:
                     )
                 if end < start + length:
                     break
-                first = data[offset]
+                first = source[offset]
                 offset = start + length
-                packets.append(self._decode(first >> 4, first & 0x0F, data[start:offset]))
+                packets.append(self._decode(first >> 4, first & 0x0F, bytes(source[start:offset])))
         except ProtocolError as error:
             self.error = error
+            buffer.clear()
             raise
-        if offset < end:
-            self._buffer += data[offset:]
+        if source is buffer:
+            del buffer[:offset]
+        elif offset < end:
+            buffer += data[offset:]
         return packets
 
     def _decode(self, packet_type: int, flags: int, body: bytes) -> Packet:
