@@ -13,8 +13,13 @@ out. Counting what was lost is `scenarios.continuity`'s.
       topic: flap/+        # MQTT: a topic filter (wildcards); seq is read in the JSON payload
       seq: seq
 
-A sequence number is an integer or a string of digits. Without `match` (raw, graphql-ws),
-every JSON message that has the `seq` path is a stream message.
+    stream:
+      regex: '^MESSAGE\n(?:.+\n)*\nseq (?P<seq>[0-9]+)'   # raw text protocols (STOMP): a pattern
+                                                          # searched in each message's text; its group
+                                                          # seq (or its only group) is the number
+
+A sequence number is an integer or a string of digits. Without `match` or `regex` (raw,
+graphql-ws), every JSON message that has the `seq` path is a stream message.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from scenarios.conversation import MISSING, ConversationError, Message, contains
 from scenarios.file_keys import reject_unknown_keys
 from scenarios.protocols.mqtt import check_topic_filter, topic_matches
 
-STREAM_KEYS = ("seq", "event", "topic", "match")
+STREAM_KEYS = ("seq", "event", "topic", "match", "regex")
 KIND_EVENT = "event"  # Socket.IO's event messages (scenarios.protocols.socketio.KIND_EVENT)
 KIND_PUBLISH = "publish"  # MQTT's PUBLISH messages: the payload as text, the topic as key
 _DIGITS = re.compile(r"-?[0-9]+")
@@ -50,14 +55,22 @@ _MISSING = object()
 class StreamSpec:
     """Which messages form the stream (by event, topic or JSON subset) and the path of their number."""
 
-    seq: tuple[str, ...]  # the dot path of the sequence number, split
+    seq: tuple[str, ...]  # the dot path of the sequence number, split (empty with `regex`)
     event: str | None = None  # Socket.IO: the event's name
     topic: str | None = None  # MQTT: the topic filter (wildcards)
     match: Any = None  # raw, graphql-ws (and a Socket.IO event's first argument): a JSON subset
     has_match: bool = False  # whether `match` was given
+    regex: re.Pattern[str] | None = None  # raw text protocols: which messages, and the number's group
+    seq_group: int | str = 1  # the group of `regex` that holds the number: seq, or the only one
 
     def seq_of(self, message: Message) -> Any:
         """The message's sequence number (an int), NOT_STREAM, or UNREADABLE."""
+        if self.regex is not None:
+            found = self.regex.search(message.text)
+            if found is None:
+                return NOT_STREAM
+            value = found.group(self.seq_group)
+            return UNREADABLE if value is None else _number(value)
         if self.event is not None:
             if message.kind != KIND_EVENT or message.key != self.event:
                 return NOT_STREAM
@@ -107,6 +120,8 @@ def parse_stream(value: Any, protocol: str) -> StreamSpec:
     if not isinstance(value, Mapping):
         raise ConversationError("stream: must be a mapping with seq: and event:, topic: or match:")
     reject_unknown_keys("stream", value, STREAM_KEYS)
+    if "regex" in value:
+        return _regex_stream(value, protocol)
     seq = value.get("seq")
     if not isinstance(seq, str) or not seq.strip() or any(not part for part in seq.strip().split(".")):
         raise ConversationError("stream: seq: must be a dot path into the message, such as data.seq")
@@ -136,3 +151,28 @@ def parse_stream(value: Any, protocol: str) -> StreamSpec:
         match=match,
         has_match=has_match,
     )
+
+
+def _regex_stream(value: Mapping[str, Any], protocol: str) -> StreamSpec:
+    """`stream: {regex: ...}`: raw only, alone, a pattern that compiles with the number's group."""
+    if protocol != "raw":
+        raise ConversationError("stream: regex: is for raw conversations (text protocols such as STOMP)")
+    others = [key for key in STREAM_KEYS if key != "regex" and key in value]
+    if others:
+        raise ConversationError(
+            f"stream: regex: takes no {others[0]}: (its group seq, or its only group, holds the number)"
+        )
+    pattern = value["regex"]
+    if not isinstance(pattern, str) or not pattern:
+        raise ConversationError("stream: regex: must be a regular expression (a string)")
+    try:
+        regex = re.compile(pattern)
+    except re.error as error:
+        raise ConversationError(f"stream: regex: does not compile: {error}") from None
+    if "seq" in regex.groupindex:
+        group: int | str = "seq"
+    elif regex.groups == 1:
+        group = 1
+    else:
+        raise ConversationError("stream: regex: needs a group named seq, (?P<seq>[0-9]+), or exactly one group")
+    return StreamSpec(seq=(), regex=regex, seq_group=group)

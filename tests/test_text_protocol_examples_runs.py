@@ -292,6 +292,36 @@ def test_the_stomp_example_passes_rabbitmq_web_stomp(rabbitmq_web_stomp, locust)
     _assert_green(run, ("connected", "subscribe", "message", "unsubscribe"))
 
 
+# A stream over STOMP: 2 users flap cleanly 6 times, away 300 ms each time while the feed sends every 20 ms.
+STREAM_RUN_ARGS = ["-u", "2", "-r", "2", "--flap-cycles", "6", "--flap-connected-ms", "300"]
+STREAM_RUN_ARGS += ["--flap-disconnected-ms", "300", "--flap-disconnect", "clean", "--ws-timeout-s", "5"]
+
+
+def test_the_stomp_stream_loses_nothing_on_a_rabbitmq_queue_and_fails_on_a_topic(
+    rabbitmq_web_stomp, locust, tmp_path: Path
+) -> None:
+    """A durable /queue/ keeps what the feed sent while the user was away (0 lost); a /topic/ drops it (exit 3)."""
+    host = f"ws://127.0.0.1:{rabbitmq_web_stomp}/ws"
+    example = EXAMPLES / "stomp-stream.yaml"
+    run = locust("--host", host, "--ws-conversation", str(example), *STREAM_RUN_ARGS)
+    assert run.exit_code == 0, run.output[-3000:]
+    lost = run.check("messages_lost")
+    assert lost["status"] == "pass" and lost["observed"] == 0, lost
+    counts = run.verdict["connections"]["continuity"]
+    assert counts["stream_messages"] >= 2 * 6 * 5 and counts["messages_duplicated"] == 0, counts
+
+    topic = tmp_path / "stomp-topic.yaml"
+    text = example.read_text()
+    assert text.count("destination:/queue/") == 2  # the subscription and the feed's destination
+    topic.write_text(text.replace("destination:/queue/", "destination:/topic/"))
+    run = locust("--host", host, "--ws-conversation", str(topic), *STREAM_RUN_ARGS)
+    assert run.exit_code == 3, run.output[-3000:]
+    lost = run.check("messages_lost")
+    assert lost["status"] == "fail" and lost["observed"] > 0, lost
+    words = r"[0-9,]+ messages lost in \d+ of 10 reconnects \([0-9,]+ stream messages received\) \(limit 0\)"
+    assert re.fullmatch(words, lost["detail"]), lost["detail"]
+
+
 # --- bad files ------------------------------------------------------------------------------------
 
 

@@ -37,9 +37,30 @@ def test_a_socketio_stream_reads_the_first_argument_of_its_event() -> None:
     assert spec.seq_of(Message("", "event", "tick", [])) is UNREADABLE
 
 
+def test_a_raw_regex_stream_reads_its_number_from_the_group_seq_or_the_only_group() -> None:
+    """Text protocols (a STOMP MESSAGE frame): messages the pattern finds are the stream's; the group is the number."""
+    frame = "MESSAGE\ndestination:/queue/flap-0-3\nmessage-id:T_0@@session-1@@1\n\nseq 17"
+    named = parse_stream({"regex": r"^\s*MESSAGE\n(?:.+\n)*\nseq (?P<seq>\S+)$"}, "raw")
+    assert named.seq_of(Message(frame)) == 17
+    assert named.seq_of(Message("\n" + frame)) == 17  # a heart-beat EOL before the frame
+    assert named.seq_of(Message("RECEIPT\nreceipt-id:sub-3\n\n")) is NOT_STREAM
+    assert named.seq_of(Message(frame.replace("seq 17", "seq x7"))) is UNREADABLE
+    only = parse_stream({"regex": "(?:tick|tock) #([0-9]+)?"}, "raw")
+    assert only.seq_of(Message("tock #5")) == 5
+    assert only.seq_of(Message("tick #")) is UNREADABLE  # the group took no part in the match
+    assert only.seq_of(Message("tack #5")) is NOT_STREAM
+
+
 @pytest.mark.parametrize(
     ("stream", "protocol", "words"),
     [
+        ({"regex": "seq ([0-9]+)"}, "mqtt", "regex: is for raw conversations"),
+        ({"regex": "seq ([0-9]+)", "seq": "n"}, "raw", "regex: takes no seq:"),
+        ({"regex": "seq ([0-9]+)", "match": {"a": 1}}, "raw", "regex: takes no match:"),
+        ({"regex": "seq ([0-9]+"}, "raw", "regex: does not compile"),
+        ({"regex": "seq [0-9]+"}, "raw", "regex: needs a group named seq"),
+        ({"regex": "(a) ([0-9]+)"}, "raw", "regex: needs a group named seq"),
+        ({"regex": ""}, "raw", "regex: must be a regular expression"),
         ("[1]", "raw", "must be a mapping"),
         ({"match": {"type": "tick"}}, "raw", "seq: must be a dot path"),
         ({"seq": "a..b"}, "raw", "seq: must be a dot path"),
