@@ -108,7 +108,7 @@ def parse_response_head(head: bytes) -> tuple[int, dict[str, str]]:
     lines = head.decode("latin-1").split("\r\n")
     status_line = lines[0].split(" ", 2)
     code = status_line[1] if len(status_line) > 1 else ""
-    if not status_line[0].startswith("HTTP/") or not (code.isascii() and code.isdigit()):
+    if not status_line[0].startswith("HTTP/") or not (len(code) == 3 and code.isascii() and code.isdigit()):
         raise HandshakeError("handshake failed: bad HTTP response")
     headers: dict[str, str] = {}
     for line in lines[1:]:
@@ -128,7 +128,7 @@ def _has_token(value: str | None, token: str) -> bool:
     value = value.lower()
     if value == token:  # the usual answer: the one token alone
         return True
-    return token in (part.strip() for part in value.split(","))
+    return token in (part.strip(_OWS) for part in value.split(","))
 
 
 def check_upgrade(status: int, headers: Mapping[str, str], key: str, subprotocols: tuple[str, ...]) -> str | None:

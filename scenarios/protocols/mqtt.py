@@ -879,7 +879,10 @@ def decode_all(data: bytes, level: int = MQTT_3_1_1) -> list[Packet]:
 
 @lru_cache(maxsize=4096)
 def _encoded(packet: Connect | Subscribe, level: int) -> bytes:
-    """A CONNECT's or SUBSCRIBE's bytes, encoded once: a user sends the same ones every cycle."""
+    """A CONNECT's or SUBSCRIBE's bytes, encoded once: a user sends the same ones every cycle.
+
+    A CONNECT's password is the run's token, which the run's settings hold as long.
+    """
     return packet.encode() if isinstance(packet, Connect) else packet.encode(level)
 
 

@@ -415,6 +415,8 @@ def test_the_websocket_client_internals_adopt_relies_on_are_unchanged() -> None:
         status, headers = upgrade.parse_response_head(head)
         upgrade.check_upgrade(status, headers, key, ())
         ws = adopt(sock, status, None, rest, 2.0)
+        # It sets what the library's __init__ sets (the frame buffer late), and its own frame reader.
+        assert set(vars(ws)) | {"frame_buffer"} == handshake.LIBRARY_ATTRIBUTES | {"frames"}
         assert ws.connected and ws.sock is sock and ws.gettimeout() == 2.0
         # The headers were checked during the handshake and are not kept (memory per connection).
         assert ws.getstatus() == 101 and ws.getheaders() == {} and ws.getsubprotocol() is None

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from scenarios.conversation import ConversationError, Message, Variables
-from scenarios.protocols import load_conversation_text
+from scenarios.protocols import load_conversation, load_conversation_text
 from scenarios.stream import NOT_STREAM, UNREADABLE, parse_stream
+from tests.support.locust_process import ROOT
 
 
 def test_a_raw_stream_matches_a_json_subset_and_reads_a_dot_path() -> None:
@@ -49,6 +50,16 @@ def test_a_raw_regex_stream_reads_its_number_from_the_group_seq_or_the_only_grou
     assert only.seq_of(Message("tock #5")) == 5
     assert only.seq_of(Message("tick #")) is UNREADABLE  # the group took no part in the match
     assert only.seq_of(Message("tack #5")) is NOT_STREAM
+
+
+def test_the_stomp_stream_example_reads_frames_with_lf_or_crlf_line_ends() -> None:
+    """examples/stomp-stream.yaml: a MESSAGE frame's number, whichever line ends the broker uses (STOMP 1.2)."""
+    spec = load_conversation(str(ROOT / "examples" / "stomp-stream.yaml")).stream
+    assert spec is not None
+    frame = "MESSAGE\ndestination:/queue/flap-0-1\ncontent-length:5\n\nseq 9"
+    assert spec.seq_of(Message(frame)) == 9
+    assert spec.seq_of(Message("\n" + frame.replace("\n", "\r\n"))) == 9
+    assert spec.seq_of(Message("RECEIPT\r\nreceipt-id:sub-1\r\n\r\n")) is NOT_STREAM
 
 
 @pytest.mark.parametrize(

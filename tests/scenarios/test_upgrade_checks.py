@@ -73,7 +73,14 @@ def test_repeated_headers_are_joined_and_names_lower_cased() -> None:
 
 @pytest.mark.parametrize(
     "head",
-    [b"garbage", b"HTTP/1.1 abc", b"HTTP/1.1 101 OK\r\nno colon here", b"HTTP/1.1 1\xb201 OK", b"HTTP/1.1"],
+    [
+        b"garbage",
+        b"HTTP/1.1 abc",
+        b"HTTP/1.1 101 OK\r\nno colon here",
+        b"HTTP/1.1 1\xb201 OK",  # a digit, but not an ASCII one
+        b"HTTP/1.1 1010 OK",  # a status code has three digits
+        b"HTTP/1.1",
+    ],
 )
 def test_a_garbled_head_is_a_bad_http_response(head: bytes) -> None:
     """A status line or header line that is not HTTP is refused with one stable message."""
@@ -84,6 +91,7 @@ def test_a_garbled_head_is_a_bad_http_response(head: bytes) -> None:
 def test_a_valid_upgrade_passes_and_names_the_chosen_subprotocol() -> None:
     """101, both upgrade headers, the right accept, an offered subprotocol."""
     assert check_upgrade(101, upgrade_headers(), KEY, ()) is None
+    assert check_upgrade(101, upgrade_headers(connection="keep-alive, \tUpgrade "), KEY, ()) is None
     assert check_upgrade(101, upgrade_headers(**{"sec-websocket-protocol": "MQTT"}), KEY, ("mqtt",)) == "mqtt"
 
 
@@ -93,6 +101,8 @@ def test_a_valid_upgrade_passes_and_names_the_chosen_subprotocol() -> None:
         (503, upgrade_headers(), (), "handshake rejected: HTTP 503"),
         (101, upgrade_headers(upgrade="h2c"), (), "not a WebSocket upgrade"),
         (101, upgrade_headers(connection="close"), (), "not a WebSocket upgrade"),
+        (101, upgrade_headers(upgrade="websocket\xa0"), (), "not a WebSocket upgrade"),  # not HTTP white space
+        (101, upgrade_headers(connection="keep-alive, \x85Upgrade"), (), "not a WebSocket upgrade"),
         (101, upgrade_headers(**{"sec-websocket-accept": "AAAA"}), (), "bad Sec-WebSocket-Accept"),
         (101, upgrade_headers(), ("mqtt",), "subprotocol not accepted"),
         (101, upgrade_headers(**{"sec-websocket-protocol": "wamp"}), ("mqtt",), "subprotocol not accepted"),
