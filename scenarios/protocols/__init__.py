@@ -349,7 +349,6 @@ def make_protocol(conversation: Conversation, auth_in_payload: bool = False) -> 
 
 
 __all__ = [
-    "check_across_workers",
     "BINARY_KIND",
     "CLOSE_CODE_NAMES",
     "EXPECT",
@@ -363,6 +362,7 @@ __all__ = [
     "ConnectionFraming",
     "Frame",
     "WireProtocol",
+    "check_across_workers",
     "describe_close_code",
     "load_conversation",
     "load_conversation_text",
